@@ -1,0 +1,51 @@
+"""`kerasllm zoo list` and `kerasllm zoo show NAME`."""
+
+from __future__ import annotations
+
+import json
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser("zoo", help="List and inspect model presets.")
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB")
+    verbs.required = True
+    list_parser = verbs.add_parser("list", help="Every preset with its size and description.")
+    list_parser.set_defaults(func=_list)
+    show = verbs.add_parser("show", help="One preset's configuration and parameter count.")
+    show.add_argument("name", help="Preset name, e.g. bert_small.")
+    show.set_defaults(func=_show)
+
+
+def _list(args) -> int:
+    from kerasllm import zoo
+
+    rows = zoo.list()
+    width = max(len(row["name"]) for row in rows)
+    print(f"{'NAME':<{width}}  {'FAMILY':<15}  {'PARAMS':>12}  DESCRIPTION")
+    for row in rows:
+        print(
+            f"{row['name']:<{width}}  {row['family']:<15}  {row['num_params']:>12,}  "
+            f"{row['description']}"
+        )
+    return 0
+
+
+def _show(args) -> int:
+    from kerasllm import zoo
+
+    preset = zoo.get_preset(args.name)
+    print(
+        json.dumps(
+            {
+                "name": preset.name,
+                "family": preset.family,
+                "description": preset.description,
+                "num_params": zoo.num_params(preset.name),
+                "tokenizer": preset.tokenizer,
+                "weights": preset.weights,
+                "config": preset.config,
+            },
+            indent=2,
+        )
+    )
+    return 0

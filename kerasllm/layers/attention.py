@@ -1,0 +1,185 @@
+"""Multi-head attention with grouped-query heads and a KV cache for incremental decoding."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from kerasllm.layers.embeddings import RotaryEmbedding
+
+
+@keras.saving.register_keras_serializable(package="kerasllm")
+class MultiHeadAttention(keras.layers.Layer):
+    """Multi-head self- or cross-attention computed with `keras.ops.dot_product_attention`.
+
+    Queries come from `query`; keys and values from `value` (cross-attention) or from `query`
+    (self-attention). Masks are boolean, True where a query may attend to a key, of shape
+    (batch, T, S) or anything broadcastable to it: combine causal and padding masks with
+    `kerasllm.layers.masking` before calling.
+
+    Grouped-query attention: `num_key_value_heads` < `num_heads` shares each key/value head
+    between `num_heads // num_key_value_heads` query heads (1 gives multi-query attention).
+
+    KV cache: pass `cache` of shape (batch, 2, S_max, num_key_value_heads, head_dim).
+    - With `cache_update_index`, the keys and values of `query`'s T new positions are written at
+      that index and attention runs over all S_max slots (the mask must hide unwritten ones);
+      the call returns `(output, new_cache)`.
+    - Without it, the cache is taken as precomputed keys/values (cross-attention to a fixed
+      source) and the call returns `(output, cache)`.
+
+    Args:
+        num_heads: query heads.
+        head_dim: features per head.
+        num_key_value_heads: key/value heads; defaults to `num_heads`.
+        output_dim: width of the output projection; defaults to the query's width.
+        use_bias: biases on the four projections (False for T5).
+        dropout: dropout on attention probabilities (training only).
+        scale: multiplies the logits; defaults to `head_dim ** -0.5` (T5 uses 1.0).
+        rotary_max_wavelength: if set, rotary position embedding is applied to queries and keys.
+        kernel_initializer: initializer of the projections.
+
+    Example:
+    >>> import numpy as np
+    >>> attention = MultiHeadAttention(num_heads=2, head_dim=4)
+    >>> attention(np.zeros((1, 3, 8), "float32")).shape
+    (1, 3, 8)
+    """
+
+    def __init__(
+        self,
+        num_heads: int,
+        head_dim: int,
+        num_key_value_heads: int | None = None,
+        output_dim: int | None = None,
+        use_bias: bool = True,
+        dropout: float = 0.0,
+        scale: float | None = None,
+        rotary_max_wavelength: float | None = None,
+        kernel_initializer="glorot_uniform",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        num_key_value_heads = num_key_value_heads or num_heads
+        if num_heads % num_key_value_heads:
+            raise ValueError(
+                f"num_heads ({num_heads}) must be a multiple of num_key_value_heads "
+                f"({num_key_value_heads})."
+            )
+        self.num_heads = num_heads
+        self.head_dim = head_dim
+        self.num_key_value_heads = num_key_value_heads
+        self.output_dim = output_dim
+        self.use_bias = use_bias
+        self.dropout = dropout
+        self.scale = scale
+        self.rotary_max_wavelength = rotary_max_wavelength
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.rotary = (
+            RotaryEmbedding(rotary_max_wavelength, dtype=self.dtype_policy, name="rotary")
+            if rotary_max_wavelength
+            else None
+        )
+        self.probability_dropout = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
+
+    def _dense(self, units, name):
+        return keras.layers.Dense(
+            units,
+            use_bias=self.use_bias,
+            kernel_initializer=keras.initializers.get(
+                keras.initializers.serialize(self.kernel_initializer)
+            ),
+            dtype=self.dtype_policy,
+            name=name,
+        )
+
+    def build(self, query_shape, value_shape=None):
+        value_shape = query_shape if value_shape is None else value_shape
+        self.query_dense = self._dense(self.num_heads * self.head_dim, "query")
+        self.query_dense.build(query_shape)
+        self.key_dense = self._dense(self.num_key_value_heads * self.head_dim, "key")
+        self.key_dense.build(value_shape)
+        self.value_dense = self._dense(self.num_key_value_heads * self.head_dim, "value")
+        self.value_dense.build(value_shape)
+        self.output_dense = self._dense(self.output_dim or query_shape[-1], "attention_output")
+        self.output_dense.build((*query_shape[:-1], self.num_heads * self.head_dim))
+
+    def _split_heads(self, x, heads):
+        shape = ops.shape(x)
+        return ops.reshape(x, (shape[0], shape[1], heads, self.head_dim))
+
+    def project_key_value(self, value, start_index=0):
+        """Keys and values of `value` stacked as (batch, 2, S, kv_heads, head_dim).
+
+        Used to fill a cross-attention cache once per source sequence.
+        """
+        key = self._split_heads(self.key_dense(value), self.num_key_value_heads)
+        if self.rotary is not None:
+            key = self.rotary(key, start_index=start_index)
+        value = self._split_heads(self.value_dense(value), self.num_key_value_heads)
+        return ops.stack([key, value], axis=1)
+
+    def call(
+        self,
+        query,
+        value=None,
+        attention_mask=None,
+        position_bias=None,
+        cache=None,
+        cache_update_index=None,
+        training=None,
+    ):
+        start = 0 if cache_update_index is None else cache_update_index
+        q = self._split_heads(self.query_dense(query), self.num_heads)
+        if self.rotary is not None:
+            q = self.rotary(q, start_index=start)
+
+        if cache is not None and cache_update_index is None:
+            key_value = cache  # precomputed cross-attention keys/values
+        else:
+            key_value = self.project_key_value(query if value is None else value, start)
+            if cache is not None:
+                key_value = ops.slice_update(cache, (0, 0, cache_update_index, 0, 0), key_value)
+        key, value_states = key_value[:, 0], key_value[:, 1]
+
+        attended = self._attend(q, key, value_states, attention_mask, position_bias, training)
+        shape = ops.shape(attended)
+        output = self.output_dense(
+            ops.reshape(attended, (shape[0], shape[1], self.num_heads * self.head_dim))
+        )
+        return output if cache is None else (output, key_value)
+
+    def _attend(self, query, key, value, attention_mask, position_bias, training):
+        groups = self.num_heads // self.num_key_value_heads
+        if groups > 1:
+            key = ops.repeat(key, groups, axis=2)
+            value = ops.repeat(value, groups, axis=2)
+        mask = None if attention_mask is None else ops.expand_dims(attention_mask, 1)
+        scale = self.head_dim**-0.5 if self.scale is None else self.scale
+        if not (training and self.dropout > 0):
+            return ops.dot_product_attention(
+                query, key, value, bias=position_bias, mask=mask, scale=scale
+            )
+        # Dropout on the probabilities is not part of the fused op: compute them explicitly.
+        logits = ops.einsum("btnh,bsnh->bnts", query, key) * ops.cast(scale, query.dtype)
+        logits = ops.cast(logits, "float32")
+        if position_bias is not None:
+            logits = logits + ops.cast(position_bias, "float32")
+        if mask is not None:
+            logits = ops.where(mask, logits, -1e9)
+        probabilities = ops.cast(ops.softmax(logits, axis=-1), query.dtype)
+        probabilities = self.probability_dropout(probabilities, training=training)
+        return ops.einsum("bnts,bsnh->btnh", probabilities, value)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "num_heads": self.num_heads,
+            "head_dim": self.head_dim,
+            "num_key_value_heads": self.num_key_value_heads,
+            "output_dim": self.output_dim,
+            "use_bias": self.use_bias,
+            "dropout": self.dropout,
+            "scale": self.scale,
+            "rotary_max_wavelength": self.rotary_max_wavelength,
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+        }

@@ -1,0 +1,315 @@
+"""The `Backbone` base class: config validation, embeddings and block construction shared by
+`Encoder`, `Decoder` and `EncoderDecoder`."""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+
+import keras
+from keras import ops
+
+from kerasllm.layers import (
+    DecoderBlock,
+    EncoderBlock,
+    PositionEmbedding,
+    RelativePositionBias,
+    SinusoidalPositionEmbedding,
+    TokenEmbedding,
+)
+from kerasllm.layers.feed_forward import ACTIVATIONS
+from kerasllm.layers.normalization import make_norm
+
+POSITION_EMBEDDINGS = ("learned", "sinusoidal", "rotary", "relative")
+NORM_TYPES = ("layer", "rms")
+
+
+def closest(name: str, choices) -> str:
+    """A ' Did you mean ...?' hint for a misspelled name, or '' when nothing is close."""
+    matches = difflib.get_close_matches(name, list(choices), n=3, cutoff=0.5)
+    return f" Did you mean {', '.join(repr(m) for m in matches)}?" if matches else ""
+
+
+class Backbone(keras.Model):
+    """Base class of the three backbones.
+
+    Subclasses call `super().__init__(**config)`, which validates every hyperparameter before any
+    weight exists, then build their layers with the helpers below and call `_build_weights()` so
+    that the model's weights exist (and `count_params()` works) right after construction.
+
+    Config keys common to all backbones:
+        vocabulary_size, num_layers, num_heads, hidden_dim, intermediate_dim,
+        max_sequence_length, head_dim, num_key_value_heads, position_embedding ("learned",
+        "sinusoidal", "rotary", "relative"), activation, dropout, attention_dropout, norm_first,
+        norm_type ("layer", "rms"), layer_norm_epsilon, use_bias, embedding_norm, embedding_scale,
+        tie_embeddings, relative_num_buckets, relative_max_distance, attention_scale,
+        kernel_initializer_range.
+    """
+
+    # Hyperparameters every backbone stores; subclasses extend this with their own.
+    def __init__(
+        self,
+        vocabulary_size: int,
+        num_layers: int,
+        num_heads: int,
+        hidden_dim: int,
+        intermediate_dim: int,
+        max_sequence_length: int = 512,
+        head_dim: int | None = None,
+        num_key_value_heads: int | None = None,
+        position_embedding: str = "learned",
+        activation: str = "gelu",
+        dropout: float = 0.1,
+        attention_dropout: float | None = None,
+        norm_first: bool = False,
+        norm_type: str = "layer",
+        layer_norm_epsilon: float = 1e-12,
+        use_bias: bool = True,
+        embedding_norm: bool | None = None,
+        embedding_scale: bool = False,
+        tie_embeddings: bool = True,
+        relative_num_buckets: int = 32,
+        relative_max_distance: int = 128,
+        attention_scale: float | None = None,
+        kernel_initializer_range: float = 0.02,
+        **kwargs,
+    ):
+        config = {k: v for k, v in locals().items() if k not in ("self", "kwargs", "__class__")}
+        # Pull subclass hyperparameters out of kwargs before handing the rest to keras.Model.
+        for key in self.extra_config_keys():
+            if key in kwargs:
+                config[key] = kwargs.pop(key)
+        super().__init__(**kwargs)
+        self.validate_config(config)
+        if config["embedding_norm"] is None:
+            # Post-norm stacks normalize embeddings (BERT); pre-norm stacks do not (GPT-2, T5).
+            config["embedding_norm"] = not config["norm_first"]
+        self._config = config
+        for key, value in config.items():
+            setattr(self, key, value)
+
+    # ----------------------------------------------------------------- config
+    @classmethod
+    def extra_config_keys(cls) -> tuple[str, ...]:
+        """Hyperparameters a subclass adds (with defaults in `extra_config_defaults`)."""
+        return tuple(cls.extra_config_defaults())
+
+    @classmethod
+    def extra_config_defaults(cls) -> dict:
+        return {}
+
+    @classmethod
+    def config_keys(cls) -> tuple[str, ...]:
+        """Every hyperparameter name this backbone accepts."""
+        params = inspect.signature(Backbone.__init__).parameters
+        base = tuple(p for p in params if p not in ("self", "kwargs"))
+        return base + cls.extra_config_keys()
+
+    @classmethod
+    def check_keys(cls, config: dict) -> None:
+        """Raises a ValueError naming any key that is not a hyperparameter of this backbone."""
+        allowed = set(cls.config_keys()) | {"name", "dtype", "trainable"}
+        for key in config:
+            if key not in allowed:
+                raise ValueError(
+                    f"Unknown {cls.__name__} config key {key!r}.{closest(key, allowed)} "
+                    f"Allowed keys: {sorted(cls.config_keys())}."
+                )
+
+    def validate_config(self, config: dict) -> None:
+        """Checks every hyperparameter; a ValueError says what is wrong and what is allowed."""
+        for key, value in self.extra_config_defaults().items():
+            config.setdefault(key, value)
+
+        def positive_int(key):
+            value = config[key]
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"`{key}` must be a positive integer; got {value!r}.")
+
+        for key in (
+            "vocabulary_size",
+            "num_layers",
+            "num_heads",
+            "hidden_dim",
+            "intermediate_dim",
+            "max_sequence_length",
+        ):
+            positive_int(key)
+        for key in ("head_dim", "num_key_value_heads"):
+            if config[key] is not None:
+                positive_int(key)
+        if config["head_dim"] is None and config["hidden_dim"] % config["num_heads"]:
+            raise ValueError(
+                f"`hidden_dim` ({config['hidden_dim']}) must be divisible by `num_heads` "
+                f"({config['num_heads']}), or set `head_dim` explicitly."
+            )
+        kv_heads = config["num_key_value_heads"]
+        if kv_heads is not None and config["num_heads"] % kv_heads:
+            raise ValueError(
+                f"`num_heads` ({config['num_heads']}) must be a multiple of "
+                f"`num_key_value_heads` ({kv_heads})."
+            )
+        for key in ("dropout", "attention_dropout"):
+            value = config[key]
+            if value is not None and not (0.0 <= value < 1.0):
+                raise ValueError(f"`{key}` must be in [0, 1); got {value!r}.")
+        choices = {
+            "position_embedding": POSITION_EMBEDDINGS,
+            "norm_type": NORM_TYPES,
+            "activation": tuple(ACTIVATIONS),
+        }
+        for key, allowed in choices.items():
+            if config[key] not in allowed:
+                raise ValueError(
+                    f"`{key}` must be one of {list(allowed)}; got {config[key]!r}."
+                    f"{closest(str(config[key]), allowed)}"
+                )
+        if config["position_embedding"] == "rotary":
+            head_dim = config["head_dim"] or config["hidden_dim"] // config["num_heads"]
+            if head_dim % 2:
+                raise ValueError(f"Rotary embeddings need an even head_dim; got {head_dim}.")
+        if config["layer_norm_epsilon"] <= 0:
+            raise ValueError("`layer_norm_epsilon` must be > 0.")
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(self._config)
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    # ---------------------------------------------------------- construction
+    def _initializer(self):
+        return keras.initializers.TruncatedNormal(stddev=self.kernel_initializer_range)
+
+    def _make_token_embedding(self, name="token_embedding"):
+        logit_scale = None
+        if self.tie_embeddings and self.norm_type == "rms" and not self.embedding_scale:
+            # T5 v1.0 rescales the decoder output before the tied projection.
+            logit_scale = self.hidden_dim**-0.5
+        return TokenEmbedding(
+            self.vocabulary_size,
+            self.hidden_dim,
+            tie_weights=self.tie_embeddings,
+            logit_scale=logit_scale,
+            embeddings_initializer=self._initializer(),
+            dtype=self.dtype_policy,
+            name=name,
+        )
+
+    def _make_position_embedding(self, name):
+        if self.position_embedding == "learned":
+            return PositionEmbedding(
+                self.max_sequence_length,
+                initializer=self._initializer(),
+                dtype=self.dtype_policy,
+                name=name,
+            )
+        if self.position_embedding == "sinusoidal":
+            return SinusoidalPositionEmbedding(dtype=self.dtype_policy, name=name)
+        return None  # rotary and relative positions act inside attention
+
+    def _make_relative_bias(self, bidirectional, name):
+        if self.position_embedding != "relative":
+            return None
+        return RelativePositionBias(
+            num_heads=self.num_heads,
+            num_buckets=self.relative_num_buckets,
+            max_distance=self.relative_max_distance,
+            bidirectional=bidirectional,
+            dtype=self.dtype_policy,
+            name=name,
+        )
+
+    def _block_kwargs(self):
+        return dict(
+            num_heads=self.num_heads,
+            intermediate_dim=self.intermediate_dim,
+            head_dim=self.head_dim,
+            num_key_value_heads=self.num_key_value_heads,
+            activation=self.activation,
+            dropout=self.dropout,
+            attention_dropout=self.attention_dropout,
+            norm_first=self.norm_first,
+            norm_type=self.norm_type,
+            layer_norm_epsilon=self.layer_norm_epsilon,
+            use_bias=self.use_bias,
+            attention_scale=self.attention_scale,
+            rotary_max_wavelength=10000.0 if self.position_embedding == "rotary" else None,
+            kernel_initializer=self._initializer(),
+            dtype=self.dtype_policy,
+        )
+
+    def _make_encoder_blocks(self, prefix="encoder_layer"):
+        return [
+            EncoderBlock(**self._block_kwargs(), name=f"{prefix}_{i}")
+            for i in range(self.num_layers)
+        ]
+
+    def _make_decoder_blocks(self, num_layers, cross_attention, prefix="decoder_layer"):
+        return [
+            DecoderBlock(
+                **self._block_kwargs(), cross_attention=cross_attention, name=f"{prefix}_{i}"
+            )
+            for i in range(num_layers)
+        ]
+
+    def _make_norm(self, name):
+        return make_norm(self.norm_type, self.layer_norm_epsilon, name, dtype=self.dtype_policy)
+
+    def _make_dropout(self, name):
+        return keras.layers.Dropout(self.dropout, dtype=self.dtype_policy, name=name)
+
+    # ----------------------------------------------------------------- forward
+    def _check_length(self, token_ids, start_index=0):
+        """Rejects sequences longer than learned positions can represent (static shapes only)."""
+        length = token_ids.shape[1]
+        if (
+            self.position_embedding == "learned"
+            and length is not None
+            and isinstance(start_index, int)
+            and start_index + length > self.max_sequence_length
+        ):
+            raise ValueError(
+                f"Sequence length {start_index + length} exceeds this model's "
+                f"max_sequence_length={self.max_sequence_length}; truncate the inputs."
+            )
+
+    def _embed(
+        self,
+        token_ids,
+        position_layer,
+        norm=None,
+        dropout=None,
+        segment_ids=None,
+        segment_layer=None,
+        start_index=0,
+        training=None,
+    ):
+        """Token (+ segment) (+ absolute position) embeddings, optional norm, dropout."""
+        self._check_length(token_ids, start_index)
+        x = self.token_embedding(token_ids)
+        if self.embedding_scale:
+            x = x * ops.cast(self.hidden_dim**0.5, x.dtype)
+        if segment_layer is not None:
+            if segment_ids is None:
+                segment_ids = ops.zeros_like(token_ids)
+            x = x + segment_layer(segment_ids)
+        if position_layer is not None:
+            x = x + position_layer(x, start_index=start_index)
+        if norm is not None:
+            x = norm(x)
+        if dropout is not None:
+            x = dropout(x, training=training)
+        return x
+
+    def _build_weights(self):
+        """Builds every layer from dummy shapes so weights exist right after construction."""
+        raise NotImplementedError
+
+    @property
+    def layer_blocks(self) -> list:
+        """The transformer blocks in order (decoder blocks for seq2seq), for freezing and LoRA."""
+        raise NotImplementedError

@@ -1,0 +1,128 @@
+"""Classification tasks: `SequenceClassifier`, `TokenClassifier`."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from kerasllm.models.decoder import Decoder
+from kerasllm.models.encoder import Encoder
+from kerasllm.models.task import Task
+
+POOLINGS = ("pooled", "first", "mean", "last")
+
+
+@keras.saving.register_keras_serializable(package="kerasllm")
+class SequenceClassifier(Task):
+    """One label per sequence, on an `Encoder` or a `Decoder`.
+
+    Args:
+        backbone: the `Encoder` or `Decoder`.
+        num_classes: number of labels.
+        dropout: dropout before the output layer.
+        pooling: "pooled" (the encoder's pooler output; default for encoders), "first" (first
+            token), "mean" (mean over real tokens) or "last" (last real token; default for
+            decoders, which only see the whole sequence there).
+
+    Returns float32 logits (B, num_classes).
+
+    Example:
+    >>> import numpy as np
+    >>> from kerasllm.models import Encoder
+    >>> encoder = Encoder(vocabulary_size=50, num_layers=1, num_heads=2, hidden_dim=8,
+    ...                   intermediate_dim=16, max_sequence_length=16)
+    >>> SequenceClassifier(encoder, num_classes=3)(
+    ...     {"token_ids": np.ones((2, 6), "int32"), "padding_mask": np.ones((2, 6), "int32")}
+    ... ).shape
+    (2, 3)
+    """
+
+    def __init__(self, backbone, num_classes: int, dropout: float = 0.1, pooling=None, **kwargs):
+        super().__init__(backbone, **kwargs)
+        self._require_backbone(Encoder, Decoder)
+        if not isinstance(num_classes, int) or num_classes < 2:
+            raise ValueError(f"`num_classes` must be an integer >= 2; got {num_classes!r}.")
+        if pooling is None:
+            pooling = "pooled" if isinstance(backbone, Encoder) and backbone.pooler else "last"
+        if pooling not in POOLINGS:
+            raise ValueError(f"`pooling` must be one of {list(POOLINGS)}; got {pooling!r}.")
+        if pooling == "pooled" and not isinstance(backbone, Encoder):
+            raise ValueError("pooling='pooled' needs an Encoder backbone with a pooler.")
+        self.num_classes = num_classes
+        self.dropout = dropout
+        self.pooling = pooling
+        self.head_dropout = keras.layers.Dropout(dropout, dtype=backbone.dtype_policy)
+        self.classifier = keras.layers.Dense(
+            num_classes,
+            kernel_initializer=backbone._initializer(),
+            dtype=backbone.dtype_policy,
+            name="classifier",
+        )
+        self.classifier.build((None, backbone.hidden_dim))
+
+    def _pool(self, outputs, padding_mask):
+        hidden = outputs["sequence_output"]
+        if self.pooling == "pooled":
+            return outputs["pooled_output"]
+        if self.pooling == "first":
+            return hidden[:, 0]
+        mask = ops.cast(padding_mask, hidden.dtype)
+        if self.pooling == "mean":
+            total = ops.sum(hidden * mask[:, :, None], axis=1)
+            return total / ops.maximum(ops.sum(mask, axis=1, keepdims=True), 1)
+        last = ops.maximum(ops.cast(ops.sum(mask, axis=1), "int32") - 1, 0)
+        return ops.take_along_axis(hidden, last[:, None, None], axis=1)[:, 0]
+
+    def call(self, inputs, training=None):
+        padding_mask = inputs.get("padding_mask")
+        if padding_mask is None:
+            padding_mask = ops.ones_like(inputs["token_ids"])
+        pooled = self._pool(self.backbone(inputs, training=training), padding_mask)
+        return self._float32(self.classifier(self.head_dropout(pooled, training=training)))
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "num_classes": self.num_classes,
+            "dropout": self.dropout,
+            "pooling": self.pooling,
+        }
+
+
+@keras.saving.register_keras_serializable(package="kerasllm")
+class TokenClassifier(Task):
+    """One label per token (NER, tagging) on an `Encoder`. Returns float32 (B, T, num_classes).
+
+    Example:
+    >>> import numpy as np
+    >>> from kerasllm.models import Encoder
+    >>> encoder = Encoder(vocabulary_size=50, num_layers=1, num_heads=2, hidden_dim=8,
+    ...                   intermediate_dim=16, max_sequence_length=16)
+    >>> TokenClassifier(encoder, num_classes=5)(
+    ...     {"token_ids": np.ones((2, 6), "int32"), "padding_mask": np.ones((2, 6), "int32")}
+    ... ).shape
+    (2, 6, 5)
+    """
+
+    def __init__(self, backbone, num_classes: int, dropout: float = 0.1, **kwargs):
+        super().__init__(backbone, **kwargs)
+        self._require_backbone(Encoder)
+        if not isinstance(num_classes, int) or num_classes < 2:
+            raise ValueError(f"`num_classes` must be an integer >= 2; got {num_classes!r}.")
+        self.num_classes = num_classes
+        self.dropout = dropout
+        self.head_dropout = keras.layers.Dropout(dropout, dtype=backbone.dtype_policy)
+        self.classifier = keras.layers.Dense(
+            num_classes,
+            kernel_initializer=backbone._initializer(),
+            dtype=backbone.dtype_policy,
+            name="classifier",
+        )
+        self.classifier.build((None, None, backbone.hidden_dim))
+
+    def call(self, inputs, training=None):
+        hidden = self.backbone(inputs, training=training)["sequence_output"]
+        return self._float32(self.classifier(self.head_dropout(hidden, training=training)))
+
+    def get_config(self):
+        return {**super().get_config(), "num_classes": self.num_classes, "dropout": self.dropout}

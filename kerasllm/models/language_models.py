@@ -1,0 +1,141 @@
+"""Language-model tasks: `MaskedLM`, `CausalLM`, `Seq2SeqLM`."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from kerasllm.models.decoder import Decoder
+from kerasllm.models.encoder import Encoder
+from kerasllm.models.encoder_decoder import EncoderDecoder
+from kerasllm.models.task import Task
+
+
+@keras.saving.register_keras_serializable(package="kerasllm")
+class MaskedLM(Task):
+    """Masked language model (BERT pretraining head) on an `Encoder`.
+
+    The head is BERT's: dense + GELU + LayerNorm, then the tied token embedding and an output bias,
+    evaluated only at `mask_positions` (B, P) so the vocabulary projection costs P, not T, rows.
+
+    Returns float32 logits (B, P, vocabulary_size).
+
+    Example:
+    >>> import numpy as np
+    >>> from kerasllm.models import Encoder
+    >>> encoder = Encoder(vocabulary_size=50, num_layers=1, num_heads=2, hidden_dim=8,
+    ...                   intermediate_dim=16, max_sequence_length=16)
+    >>> mlm = MaskedLM(encoder)
+    >>> mlm({"token_ids": np.ones((2, 6), "int32"), "padding_mask": np.ones((2, 6), "int32"),
+    ...      "mask_positions": np.array([[1, 2], [3, 0]])}).shape
+    (2, 2, 50)
+    """
+
+    def __init__(self, backbone, **kwargs):
+        super().__init__(backbone, **kwargs)
+        self._require_backbone(Encoder)
+        hidden = backbone.hidden_dim
+        self.head_dense = keras.layers.Dense(
+            hidden,
+            activation="gelu",
+            kernel_initializer=backbone._initializer(),
+            dtype=backbone.dtype_policy,
+            name="mlm_dense",
+        )
+        self.head_norm = keras.layers.LayerNormalization(
+            epsilon=backbone.layer_norm_epsilon, dtype=backbone.dtype_policy, name="mlm_norm"
+        )
+        self.head_dense.build((None, None, hidden))
+        self.head_norm.build((None, None, hidden))
+        self.output_bias = self.add_weight(
+            name="mlm_output_bias", shape=(backbone.vocabulary_size,), initializer="zeros"
+        )
+
+    def call(self, inputs, training=None):
+        hidden = self.backbone(inputs, training=training)["sequence_output"]
+        positions = ops.cast(inputs["mask_positions"], "int32")
+        gathered = ops.take_along_axis(hidden, positions[:, :, None], axis=1)
+        gathered = self.head_norm(self.head_dense(gathered))
+        logits = self.backbone.token_embedding(gathered, reverse=True)
+        return self._float32(logits) + ops.cast(self.output_bias, "float32")
+
+
+@keras.saving.register_keras_serializable(package="kerasllm")
+class CausalLM(Task):
+    """Next-token language model on a `Decoder`; logits through the tied embedding.
+
+    `call(inputs)` returns float32 logits (B, T, vocabulary_size). `call_with_cache` runs one
+    incremental decoding step over the KV cache (see `Decoder.call_with_cache`).
+
+    Example:
+    >>> import numpy as np
+    >>> from kerasllm.models import Decoder
+    >>> decoder = Decoder(vocabulary_size=50, num_layers=1, num_heads=2, hidden_dim=8,
+    ...                   intermediate_dim=16, max_sequence_length=16, norm_first=True)
+    >>> CausalLM(decoder)({"token_ids": np.ones((2, 6), "int32"),
+    ...                    "padding_mask": np.ones((2, 6), "int32")}).shape
+    (2, 6, 50)
+    """
+
+    def __init__(self, backbone, **kwargs):
+        super().__init__(backbone, **kwargs)
+        self._require_backbone(Decoder)
+
+    def logits(self, hidden):
+        return self._float32(self.backbone.token_embedding(hidden, reverse=True))
+
+    def call(self, inputs, training=None):
+        return self.logits(self.backbone(inputs, training=training)["sequence_output"])
+
+    def init_cache(self, batch_size, max_length):
+        return self.backbone.init_cache(batch_size, max_length)
+
+    def call_with_cache(self, token_ids, cache_padding_mask, caches, index):
+        """Returns (logits (B, T, V), hidden (B, T, H), new caches)."""
+        hidden, caches = self.backbone.call_with_cache(token_ids, cache_padding_mask, caches, index)
+        return self.logits(hidden), hidden, caches
+
+
+@keras.saving.register_keras_serializable(package="kerasllm")
+class Seq2SeqLM(Task):
+    """Sequence-to-sequence language model on an `EncoderDecoder` (translation, summarization).
+
+    `call(inputs)` returns float32 decoder logits (B, T, vocabulary_size) under teacher forcing.
+    For decoding: `encode`, then `init_cache`, then `call_decoder_with_cache` per step.
+
+    Example:
+    >>> import numpy as np
+    >>> from kerasllm.models import EncoderDecoder
+    >>> backbone = EncoderDecoder(vocabulary_size=50, num_layers=1, num_heads=2, hidden_dim=8,
+    ...                           intermediate_dim=16, max_sequence_length=16)
+    >>> ones = np.ones((2, 6), "int32")
+    >>> Seq2SeqLM(backbone)({"encoder_token_ids": ones, "encoder_padding_mask": ones,
+    ...                      "decoder_token_ids": ones, "decoder_padding_mask": ones}).shape
+    (2, 6, 50)
+    """
+
+    def __init__(self, backbone, **kwargs):
+        super().__init__(backbone, **kwargs)
+        self._require_backbone(EncoderDecoder)
+
+    def logits(self, hidden):
+        return self._float32(self.backbone.token_embedding(hidden, reverse=True))
+
+    def call(self, inputs, training=None):
+        outputs = self.backbone(inputs, training=training)
+        return self.logits(outputs["decoder_sequence_output"])
+
+    def encode(self, token_ids, padding_mask=None):
+        return self.backbone.encode(token_ids, padding_mask)
+
+    def init_cache(self, encoder_output, max_length):
+        return self.backbone.init_cache(encoder_output, max_length)
+
+    def call_decoder_with_cache(
+        self, token_ids, cache_padding_mask, encoder_padding_mask, self_caches, cross_caches, index
+    ):
+        """Returns (logits (B, T, V), hidden (B, T, H), new self-attention caches)."""
+        hidden, self_caches = self.backbone.call_decoder_with_cache(
+            token_ids, cache_padding_mask, encoder_padding_mask, self_caches, cross_caches, index
+        )
+        return self.logits(hidden), hidden, self_caches

@@ -1,0 +1,37 @@
+"""The model zoo: `kerasllm.zoo.get("bert_small")` builds a preset.
+
+Example:
+>>> from kerasllm import zoo
+>>> backbone = zoo.get("bert_tiny")
+>>> backbone.count_params()
+4385920
+"""
+
+from kerasllm.zoo import presets as _presets  # noqa: F401  (registers the built-in presets)
+from kerasllm.zoo.registry import (
+    FAMILIES,
+    TASKS,
+    Preset,
+    get,
+    get_preset,
+    list,
+    load_preset_file,
+    models_dir,
+    num_params,
+    register,
+    save_preset_file,
+)
+
+__all__ = [
+    "FAMILIES",
+    "TASKS",
+    "Preset",
+    "get",
+    "get_preset",
+    "list",
+    "load_preset_file",
+    "models_dir",
+    "num_params",
+    "register",
+    "save_preset_file",
+]

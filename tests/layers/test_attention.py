@@ -1,0 +1,82 @@
+import keras
+import numpy as np
+import pytest
+
+from kerasllm.layers import MultiHeadAttention, masking
+
+
+def _copy_into_keras_mha(ours: MultiHeadAttention, theirs: keras.layers.MultiHeadAttention):
+    n, h = ours.num_heads, ours.head_dim
+    for mine, their in (
+        (ours.query_dense, theirs._query_dense),
+        (ours.key_dense, theirs._key_dense),
+        (ours.value_dense, theirs._value_dense),
+    ):
+        kernel, bias = mine.get_weights()
+        their.set_weights([kernel.reshape(-1, n, h), bias.reshape(n, h)])
+    kernel, bias = ours.output_dense.get_weights()
+    theirs._output_dense.set_weights([kernel.reshape(n, h, -1), bias])
+
+
+@pytest.mark.parametrize("cross", [False, True])
+def test_matches_keras_multi_head_attention(cross):
+    rng = np.random.default_rng(0)
+    query = rng.normal(size=(2, 5, 16)).astype("float32")
+    value = rng.normal(size=(2, 7, 16)).astype("float32") if cross else query
+    mask = np.ones((2, 5, value.shape[1]), bool)
+    mask[1, :, -2:] = False  # padding in the second row
+    ours = MultiHeadAttention(num_heads=4, head_dim=4)
+    theirs = keras.layers.MultiHeadAttention(num_heads=4, key_dim=4)
+    expected_shape = theirs(query, value, attention_mask=mask).shape
+    ours(query, value=value if cross else None, attention_mask=mask)
+    _copy_into_keras_mha(ours, theirs)
+    got = ours(query, value=value if cross else None, attention_mask=mask)
+    want = theirs(query, value, attention_mask=mask)
+    assert got.shape == expected_shape
+    np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_grouped_query_equals_repeated_heads():
+    """GQA with 2 kv heads == full MHA whose kv heads repeat each group's projection."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(2, 6, 16)).astype("float32")
+    gqa = MultiHeadAttention(num_heads=4, head_dim=4, num_key_value_heads=2)
+    mha = MultiHeadAttention(num_heads=4, head_dim=4)
+    gqa(x), mha(x)
+    mha.query_dense.set_weights(gqa.query_dense.get_weights())
+    mha.output_dense.set_weights(gqa.output_dense.get_weights())
+    for src, dst in ((gqa.key_dense, mha.key_dense), (gqa.value_dense, mha.value_dense)):
+        kernel, bias = src.get_weights()
+        kernel = np.repeat(kernel.reshape(16, 2, 4), 2, axis=1).reshape(16, 16)
+        bias = np.repeat(bias.reshape(2, 4), 2, axis=0).reshape(16)
+        dst.set_weights([kernel, bias])
+    np.testing.assert_allclose(gqa(x), mha(x), atol=1e-5)
+
+
+def test_cache_update_matches_full_attention():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(2, 6, 16)).astype("float32")
+    layer = MultiHeadAttention(num_heads=4, head_dim=4, rotary_max_wavelength=10000.0)
+    full = layer(x, attention_mask=masking.causal_mask(6, 6))
+    cache = np.zeros((2, 2, 6, 4, 4), "float32")
+    steps = []
+    for i in range(6):
+        out, cache = layer(
+            x[:, i : i + 1],
+            attention_mask=masking.causal_mask(1, 6, i),
+            cache=cache,
+            cache_update_index=i,
+        )
+        steps.append(out)
+    np.testing.assert_allclose(np.concatenate(steps, axis=1), full, atol=1e-5)
+
+
+def test_num_heads_must_divide_by_kv_heads():
+    with pytest.raises(ValueError, match="multiple of num_key_value_heads"):
+        MultiHeadAttention(num_heads=4, head_dim=4, num_key_value_heads=3)
+
+
+def test_config_round_trip():
+    layer = MultiHeadAttention(num_heads=4, head_dim=8, num_key_value_heads=2, use_bias=False)
+    clone = MultiHeadAttention.from_config(layer.get_config())
+    assert clone.get_config() == layer.get_config()

@@ -1,0 +1,76 @@
+import keras
+import numpy as np
+import pytest
+
+from kerasllm import layers
+
+
+@pytest.mark.parametrize(
+    "layer, inputs",
+    [
+        (layers.FeedForward(32, activation="geglu"), np.ones((2, 3, 8), "float32")),
+        (layers.RMSNorm(), np.ones((2, 3, 8), "float32")),
+        (layers.EncoderBlock(num_heads=2, intermediate_dim=16), np.ones((2, 3, 8), "float32")),
+        (
+            layers.DecoderBlock(num_heads=2, intermediate_dim=16, norm_first=True),
+            np.ones((2, 3, 8), "float32"),
+        ),
+        (layers.TokenEmbedding(20, 8, tie_weights=False), np.ones((2, 3), "int32")),
+        (layers.PositionEmbedding(16), np.ones((2, 3, 8), "float32")),
+    ],
+    ids=lambda v: type(v).__name__ if isinstance(v, keras.layers.Layer) else "",
+)
+def test_serialization_round_trip(layer, inputs):
+    out = layer(inputs)
+    clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
+    clone(inputs)
+    clone.set_weights(layer.get_weights())
+    np.testing.assert_allclose(clone(inputs), out, atol=1e-6)
+    assert clone.get_config() == layer.get_config()
+
+
+def test_tied_embedding_projects_with_transposed_matrix():
+    embedding = layers.TokenEmbedding(10, 4)
+    hidden = embedding(np.arange(3)[None])
+    logits = embedding(hidden, reverse=True)
+    np.testing.assert_allclose(logits, hidden @ embedding.embeddings.numpy().T, atol=1e-6)
+
+
+@pytest.mark.parametrize("cls", [layers.SinusoidalPositionEmbedding, layers.PositionEmbedding])
+def test_absolute_positions_respect_start_index(cls):
+    layer = cls(32) if cls is layers.PositionEmbedding else cls()
+    x = np.zeros((1, 10, 8), "float32")
+    full = layer(x)
+    np.testing.assert_allclose(layer(x[:, 4:6], start_index=4), full[:, 4:6], atol=1e-6)
+
+
+def test_rotary_preserves_norm_and_relative_dot_products():
+    rotary = layers.RotaryEmbedding()
+    rng = np.random.default_rng(0)
+    q = rng.normal(size=(1, 1, 1, 8)).astype("float32")
+    k = rng.normal(size=(1, 1, 1, 8)).astype("float32")
+    # <rot(q, m), rot(k, n)> depends only on m - n.
+    a = np.sum(rotary(q, start_index=5) * rotary(k, start_index=2))
+    b = np.sum(rotary(q, start_index=13) * rotary(k, start_index=10))
+    np.testing.assert_allclose(a, b, rtol=1e-4)
+    np.testing.assert_allclose(np.linalg.norm(rotary(q, start_index=7)), np.linalg.norm(q), 1e-5)
+
+
+def test_relative_position_buckets_match_t5():
+    """Bucket ids of T5's reference `_relative_position_bucket` (32 buckets, 128 distance)."""
+    bias = layers.RelativePositionBias(num_heads=1, num_buckets=32, max_distance=128)
+    relative = np.array([-200, -128, -20, -8, -1, 0, 1, 7, 8, 20, 127, 500])
+    got = np.asarray(bias._bucket(relative))
+    # Computed with the published T5 formula (bidirectional): positive distances use the upper
+    # 16 buckets, exact below 8, logarithmic up to 128, clipped above.
+    want = np.array([15, 15, 10, 8, 1, 0, 17, 23, 24, 26, 31, 31])
+    np.testing.assert_array_equal(got, want)
+    causal = layers.RelativePositionBias(num_heads=1, bidirectional=False)
+    np.testing.assert_array_equal(
+        np.asarray(causal._bucket(np.array([1, 0, -3, -40]))), [0, 0, 3, 23]
+    )
+
+
+def test_feed_forward_rejects_unknown_activation():
+    with pytest.raises(ValueError, match="Unknown activation 'gelus'"):
+        layers.FeedForward(8, activation="gelus")
