@@ -149,19 +149,23 @@ class MultiHeadAttention(keras.layers.Layer):
         return output if cache is None else (output, key_value)
 
     def _attend(self, query, key, value, attention_mask, position_bias, training):
+        if query.shape[1] == 1 and not (training and self.dropout > 0):
+            return self._attend_single_query(query, key, value, attention_mask, position_bias)
         groups = self.num_heads // self.num_key_value_heads
         if groups > 1:
             key = ops.repeat(key, groups, axis=2)
             value = ops.repeat(value, groups, axis=2)
         mask = None if attention_mask is None else ops.expand_dims(attention_mask, 1)
         scale = self.head_dim**-0.5 if self.scale is None else self.scale
+        if scale != 1.0:
+            # Scaling the (B, T, N, H) queries is cheaper than the (B, N, T, S) logits.
+            query = query * ops.cast(scale, query.dtype)
         if not (training and self.dropout > 0):
             return ops.dot_product_attention(
-                query, key, value, bias=position_bias, mask=mask, scale=scale
+                query, key, value, bias=position_bias, mask=mask, scale=1.0
             )
         # Dropout on the probabilities is not part of the fused op: compute them explicitly.
-        logits = ops.einsum("btnh,bsnh->bnts", query, key) * ops.cast(scale, query.dtype)
-        logits = ops.cast(logits, "float32")
+        logits = ops.cast(ops.einsum("btnh,bsnh->bnts", query, key), "float32")
         if position_bias is not None:
             logits = logits + ops.cast(position_bias, "float32")
         if mask is not None:
@@ -169,6 +173,34 @@ class MultiHeadAttention(keras.layers.Layer):
         probabilities = ops.cast(ops.softmax(logits, axis=-1), query.dtype)
         probabilities = self.probability_dropout(probabilities, training=training)
         return ops.einsum("bnts,bsnh->btnh", probabilities, value)
+
+    def _attend_single_query(self, query, key, value, attention_mask, position_bias):
+        """Attention of one query position (a decoding step) over keys in cache layout.
+
+        Keys and values stay in their (B, S, kv_heads, head_dim) layout: multiply-and-reduce
+        instead of batched matmuls, which need the cache transposed to heads-major at every
+        step (XLA on CPU copies the whole cache for that; measured 1.5x slower per decoding
+        step at batch 8). Grouped query heads are folded as (kv_heads, groups), so keys and
+        values are never repeated.
+        """
+        batch = ops.shape(query)[0]
+        kv_heads, groups = self.num_key_value_heads, self.num_heads // self.num_key_value_heads
+        scale = self.head_dim**-0.5 if self.scale is None else self.scale
+        query = ops.reshape(query, (batch, 1, kv_heads, groups, self.head_dim))
+        logits = ops.sum(ops.cast(query, "float32") * ops.cast(key, "float32")[..., None, :], -1)
+        logits = logits * scale  # (B, S, kv_heads, groups)
+        if position_bias is not None:  # (1 or B, num_heads, 1, S) -> (1 or B, S, kv, groups)
+            bias = ops.transpose(ops.cast(position_bias[:, :, 0, :], "float32"), (0, 2, 1))
+            logits = logits + ops.reshape(bias, (ops.shape(bias)[0], -1, kv_heads, groups))
+        if attention_mask is not None:  # (1 or B, 1, S), or (1, S)
+            mask = ops.cast(attention_mask, "bool")
+            mask = mask[None] if len(mask.shape) == 2 else mask
+            logits = ops.where(mask[:, 0, :, None, None], logits, -1e9)
+        # Softmax over keys (axis 1), written out: `ops.softmax` warns when S == 1.
+        weights = ops.exp(logits - ops.max(logits, axis=1, keepdims=True))
+        probabilities = ops.cast(weights / ops.sum(weights, axis=1, keepdims=True), value.dtype)
+        attended = ops.sum(probabilities[..., None] * value[:, :, :, None, :], axis=1)
+        return ops.reshape(attended, (batch, 1, self.num_heads, self.head_dim))
 
     def get_config(self):
         return {

@@ -59,6 +59,7 @@ class SequenceClassifier(Task):
             name="classifier",
         )
         self.classifier.build((None, backbone.hidden_dim))
+        self.built = True
 
     def _pool(self, outputs, padding_mask):
         hidden = outputs["sequence_output"]
@@ -119,6 +120,7 @@ class TokenClassifier(Task):
             name="classifier",
         )
         self.classifier.build((None, None, backbone.hidden_dim))
+        self.built = True
 
     def call(self, inputs, training=None):
         hidden = self.backbone(inputs, training=training)["sequence_output"]

@@ -11,6 +11,21 @@ from kerasllm.models.encoder_decoder import EncoderDecoder
 from kerasllm.models.task import Task
 
 
+class _Generative:
+    """`tokenizer` attribute of the generative tasks, used by `generate` for string inputs.
+
+    It is a runtime attribute, not part of the model: never in `get_config`, checkpoints or
+    SavedModels (the export bundles its tokenizer explicitly).
+    """
+
+    tokenizer = None
+
+    def __setattr__(self, name, value):
+        if name == "tokenizer":
+            value = self._no_dependency(value)  # keep TF object tracking off it
+        super().__setattr__(name, value)
+
+
 @keras.saving.register_keras_serializable(package="kerasllm")
 class MaskedLM(Task):
     """Masked language model (BERT pretraining head) on an `Encoder`.
@@ -50,6 +65,7 @@ class MaskedLM(Task):
         self.output_bias = self.add_weight(
             name="mlm_output_bias", shape=(backbone.vocabulary_size,), initializer="zeros"
         )
+        self.built = True
 
     def call(self, inputs, training=None):
         hidden = self.backbone(inputs, training=training)["sequence_output"]
@@ -61,7 +77,7 @@ class MaskedLM(Task):
 
 
 @keras.saving.register_keras_serializable(package="kerasllm")
-class CausalLM(Task):
+class CausalLM(_Generative, Task):
     """Next-token language model on a `Decoder`; logits through the tied embedding.
 
     `call(inputs)` returns float32 logits (B, T, vocabulary_size). `call_with_cache` runs one
@@ -80,6 +96,7 @@ class CausalLM(Task):
     def __init__(self, backbone, **kwargs):
         super().__init__(backbone, **kwargs)
         self._require_backbone(Decoder)
+        self.built = True
 
     def logits(self, hidden):
         return self._float32(self.backbone.token_embedding(hidden, reverse=True))
@@ -95,9 +112,41 @@ class CausalLM(Task):
         hidden, caches = self.backbone.call_with_cache(token_ids, cache_padding_mask, caches, index)
         return self.logits(hidden), hidden, caches
 
+    def generate(
+        self,
+        inputs,
+        max_new_tokens: int = 32,
+        sampler="greedy",
+        stop_token_ids="auto",
+        seed: int | None = None,
+        strip_prompt: bool = False,
+    ):
+        """Continues prompts (strings when `self.tokenizer` is set, or token ids).
+
+        See `kerasllm.generation.generate` for the arguments and return values.
+
+        Example:
+        >>> from kerasllm.models import Decoder
+        >>> lm = CausalLM(Decoder(vocabulary_size=50, num_layers=1, num_heads=2, hidden_dim=8,
+        ...                       intermediate_dim=16, max_sequence_length=32))
+        >>> lm.generate([[5, 6, 7], [8, 9]], max_new_tokens=4, sampler="top_k", seed=0).shape
+        (2, 7)
+        """
+        from kerasllm.generation import generate
+
+        return generate(
+            self,
+            inputs,
+            max_new_tokens=max_new_tokens,
+            sampler=sampler,
+            stop_token_ids=stop_token_ids,
+            seed=seed,
+            strip_prompt=strip_prompt,
+        )
+
 
 @keras.saving.register_keras_serializable(package="kerasllm")
-class Seq2SeqLM(Task):
+class Seq2SeqLM(_Generative, Task):
     """Sequence-to-sequence language model on an `EncoderDecoder` (translation, summarization).
 
     `call(inputs)` returns float32 decoder logits (B, T, vocabulary_size) under teacher forcing.
@@ -117,6 +166,7 @@ class Seq2SeqLM(Task):
     def __init__(self, backbone, **kwargs):
         super().__init__(backbone, **kwargs)
         self._require_backbone(EncoderDecoder)
+        self.built = True
 
     def logits(self, hidden):
         return self._float32(self.backbone.token_embedding(hidden, reverse=True))
@@ -139,3 +189,38 @@ class Seq2SeqLM(Task):
             token_ids, cache_padding_mask, encoder_padding_mask, self_caches, cross_caches, index
         )
         return self.logits(hidden), hidden, self_caches
+
+    def generate(
+        self,
+        inputs,
+        max_new_tokens: int = 32,
+        sampler="greedy",
+        stop_token_ids="auto",
+        seed: int | None = None,
+        start_id: int | None = None,
+    ):
+        """Generates a target for each source (strings with `self.tokenizer`, or token ids).
+
+        The decoder starts from `start_id` (default: the tokenizer's start id) and, with the
+        default `stop_token_ids="auto"`, stops at the tokenizer's end id. See
+        `kerasllm.generation.generate` for the arguments and return values.
+
+        Example:
+        >>> from kerasllm.models import EncoderDecoder
+        >>> lm = Seq2SeqLM(EncoderDecoder(vocabulary_size=50, num_layers=1, num_heads=2,
+        ...                               hidden_dim=8, intermediate_dim=16,
+        ...                               max_sequence_length=32))
+        >>> lm.generate([[5, 6, 7]], max_new_tokens=4, sampler="beam", start_id=1).shape
+        (1, 4)
+        """
+        from kerasllm.generation import generate
+
+        return generate(
+            self,
+            inputs,
+            max_new_tokens=max_new_tokens,
+            sampler=sampler,
+            stop_token_ids=stop_token_ids,
+            seed=seed,
+            start_id=start_id,
+        )

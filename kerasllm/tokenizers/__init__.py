@@ -1,0 +1,31 @@
+"""Tokenizers: WordPiece, SentencePiece and byte-level BPE, as pure TensorFlow ops.
+
+Every tokenizer is a `tf.Module` (`Tokenizer`) with `tokenize`/`detokenize` that run
+eagerly, in `tf.function`, in `tf.data` and in an exported SavedModel. Pad id is 0.
+
+Example:
+
+>>> import kerasllm.tokenizers as kt
+>>> tok = kt.train_sentencepiece(["the cat sat on the mat"] * 50, vocabulary_size=300)
+>>> ids = tok.tokenize(["the cat", "the mat"])
+>>> [s.decode() for s in tok.detokenize(ids).numpy()]
+['the cat', 'the mat']
+"""
+
+from kerasllm.tokenizers.base import SPECIAL_ROLES, Tokenizer, load
+from kerasllm.tokenizers.byte_bpe import ByteBPETokenizer
+from kerasllm.tokenizers.sentencepiece import SentencePieceTokenizer
+from kerasllm.tokenizers.trainers import train_byte_bpe, train_sentencepiece, train_wordpiece
+from kerasllm.tokenizers.wordpiece import WordPieceTokenizer
+
+__all__ = [
+    "SPECIAL_ROLES",
+    "ByteBPETokenizer",
+    "SentencePieceTokenizer",
+    "Tokenizer",
+    "WordPieceTokenizer",
+    "load",
+    "train_byte_bpe",
+    "train_sentencepiece",
+    "train_wordpiece",
+]

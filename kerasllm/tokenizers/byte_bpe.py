@@ -1,0 +1,139 @@
+"""GPT-2 style byte-level BPE tokenizer (keras_hub `BytePairTokenizer` ops)."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import keras_hub
+import numpy as np
+import tensorflow as tf
+from keras_hub.src.tokenizers.byte_pair_tokenizer import bytes_to_unicode
+
+from kerasllm.tokenizers.base import Tokenizer, register_kind, unique_tokens
+
+VOCAB_FILENAME = "vocab.json"
+MERGES_FILENAME = "merges.txt"
+DEFAULT_SPECIAL_TOKENS = {
+    "pad": "<|pad|>",
+    "start": "<|startoftext|>",
+    "end": "<|endoftext|>",
+    "mask": "<|mask|>",
+}
+#: The unicode character standing for the space byte in byte-level vocabularies.
+SPACE_SYMBOL = bytes_to_unicode()[1][bytes_to_unicode()[0].index(b" ")]
+
+
+@register_kind("byte_bpe")
+class ByteBPETokenizer(Tokenizer):
+    """GPT-2 style byte-level BPE tokenizer.
+
+    Text is split with the GPT-2 pattern, each piece is mapped to its UTF-8 bytes and the
+    learned merges are applied. Every byte has a token, so there is no unknown token and
+    the round trip is lossless: `normalize(x) == x`. Special-token strings in the text are
+    never split. The ops are keras_hub's `BytePairTokenizer` (TensorFlow path).
+
+    Args:
+        vocabulary: `{token: id}` dict or the path of a `vocab.json` file.
+        merges: list of `"a b"` merge rules (in priority order) or a `merges.txt` path.
+        special_tokens: `{role: token}`; defaults to `<|pad|>` (0), `<|startoftext|>`,
+            `<|endoftext|>` and `<|mask|>`.
+        add_prefix_space: prepend a space so the first word is tokenized like the others.
+
+    Example:
+
+    >>> import kerasllm.tokenizers as kt
+    >>> tok = kt.train_byte_bpe(["low lower lowest"] * 20, vocabulary_size=270)
+    >>> tok.detokenize(tok.tokenize("lowest  low!")).numpy().decode()
+    'lowest  low!'
+    """
+
+    def __init__(
+        self,
+        vocabulary: dict[str, int] | str,
+        merges: list[str] | str,
+        special_tokens: dict[str, str] | None = None,
+        add_prefix_space: bool = False,
+        name: str | None = None,
+    ):
+        super().__init__(dict(special_tokens or DEFAULT_SPECIAL_TOKENS), name=name)
+        if isinstance(vocabulary, (str, os.PathLike)):
+            with open(vocabulary, encoding="utf-8") as f:
+                vocabulary = json.load(f)
+        if isinstance(merges, (str, os.PathLike)):
+            with open(merges, encoding="utf-8") as f:
+                merges = [line.rstrip("\n") for line in f if line.strip()]
+        merges = [m for m in merges if not m.startswith("#version")]
+        vocabulary = {str(k): int(v) for k, v in dict(vocabulary).items()}
+        ids = sorted(vocabulary.values())
+        if ids != list(range(len(ids))):
+            raise ValueError("Byte BPE vocabulary ids must be exactly 0..len(vocabulary)-1.")
+        self._vocab_dict = self._no_dependency(vocabulary)
+        inverse = [""] * len(vocabulary)
+        for token, i in vocabulary.items():
+            inverse[i] = token
+        self._vocabulary = self._no_dependency(inverse)
+        self._merges = self._no_dependency(list(merges))
+        self.add_prefix_space = bool(add_prefix_space)
+        self._layer = keras_hub.tokenizers.BytePairTokenizer(
+            vocabulary=vocabulary,
+            merges=self._merges,
+            add_prefix_space=self.add_prefix_space,
+            unsplittable_tokens=unique_tokens(dict(self._special_tokens)),
+            dtype="int32",
+            _allow_python_workflow=False,
+        )
+        # Track the layer's lookup tables explicitly so they are saved in a SavedModel.
+        layer = self._layer
+        self._tables = [
+            layer.cache.id2value,
+            layer.token_to_id_map,
+            layer.id_to_token_map,
+            layer.byte2unicode,
+            layer.unicode2byte,
+            layer.merge_ranks,
+        ]
+        self._post_init()
+
+    def _tokenize_impl(self, strings):
+        ids = self._layer.tokenize(strings)
+        return tf.cast(ids, tf.int32).with_row_splits_dtype(tf.int64)
+
+    def _detokenize_impl(self, ids):
+        return self._layer.detokenize(ids)
+
+    def _normalize_impl(self, strings):
+        return tf.identity(strings)
+
+    def get_vocabulary(self) -> list[str]:
+        return self._vocabulary
+
+    @property
+    def merges(self) -> list[str]:
+        """The merge rules, highest priority first."""
+        return self._merges
+
+    def _word_start_flags(self) -> np.ndarray:
+        return np.array([t.startswith(SPACE_SYMBOL) for t in self._vocabulary])
+
+    def _options(self) -> dict[str, Any]:
+        return {"add_prefix_space": self.add_prefix_space}
+
+    def _save_files(self, directory: str) -> dict[str, str]:
+        with open(os.path.join(directory, VOCAB_FILENAME), "w", encoding="utf-8") as f:
+            json.dump(self._vocab_dict, f, ensure_ascii=False)
+        with open(os.path.join(directory, MERGES_FILENAME), "w", encoding="utf-8") as f:
+            f.write("#version: 0.2\n")
+            f.writelines(m + "\n" for m in self._merges)
+        return {"vocabulary": VOCAB_FILENAME, "merges": MERGES_FILENAME}
+
+    @classmethod
+    def _from_files(cls, directory: str, config: dict[str, Any]) -> ByteBPETokenizer:
+        files = config["files"]
+        return cls(
+            os.path.join(directory, files["vocabulary"]),
+            os.path.join(directory, files["merges"]),
+            special_tokens=config["special_tokens"],
+            **config["options"],
+        )

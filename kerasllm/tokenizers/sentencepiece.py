@@ -1,0 +1,117 @@
+"""SentencePiece tokenizer (unigram or BPE) on tensorflow-text's SentencepieceTokenizer op."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import sentencepiece as spm
+import tensorflow as tf
+import tensorflow_text as tf_text
+
+from kerasllm.tokenizers.base import Tokenizer, register_kind
+
+MODEL_FILENAME = "spm.model"
+DEFAULT_SPECIAL_TOKENS = {
+    "pad": "<pad>",
+    "unk": "<unk>",
+    "start": "<s>",
+    "end": "</s>",
+    "mask": "<mask>",
+    "cls": "<cls>",
+    "sep": "<sep>",
+}
+_WORD_BOUNDARY = "\u2581"
+
+
+@register_kind("sentencepiece")
+class SentencePieceTokenizer(Tokenizer):
+    """SentencePiece tokenizer running the tensorflow-text `SentencepieceTokenizer` op.
+
+    Models trained by `train_sentencepiece` put `<pad>` at id 0 and `<unk>` at id 1; the
+    other special tokens are SentencePiece *user-defined symbols*, so when they appear in
+    text they are never split (the `<pad>` and `<unk>` pieces themselves are not matched
+    in text, as in any SentencePiece model). With byte fallback (the default when
+    training), any text round-trips: `detokenize(tokenize(x)) == normalize(x)`, where
+    `normalize` is Unicode NFKC, control characters dropped and whitespace collapsed
+    (SentencePiece's `nmt_nfkc` rule).
+
+    Args:
+        model: the serialized model proto (bytes) or the path of a `.model` file.
+        special_tokens: `{role: token}`; every token must be a piece of the model.
+
+    Example:
+
+    >>> import kerasllm.tokenizers as kt
+    >>> tok = kt.train_sentencepiece(["the cat sat on the mat"] * 50, vocabulary_size=300)
+    >>> tok.detokenize(tok.tokenize("the  cat <mask>")).numpy().decode()
+    'the cat <mask>'
+    """
+
+    def __init__(
+        self,
+        model: bytes | str,
+        special_tokens: dict[str, str] | None = None,
+        name: str | None = None,
+    ):
+        super().__init__(dict(special_tokens or DEFAULT_SPECIAL_TOKENS), name=name)
+        if isinstance(model, (str, os.PathLike)):
+            with open(model, "rb") as f:
+                model = f.read()
+        if not isinstance(model, bytes):
+            raise ValueError(f"`model` must be bytes or a file path. Received {type(model)}.")
+        processor = spm.SentencePieceProcessor(model_proto=model)
+        self._model_proto = self._no_dependency(model)
+        self._vocabulary = self._no_dependency(
+            [processor.id_to_piece(i) for i in range(processor.get_piece_size())]
+        )
+        self._byte_flags = self._no_dependency(
+            [processor.is_byte(i) for i in range(processor.get_piece_size())]
+        )
+        self._op = tf_text.SentencepieceTokenizer(model=model, out_type=tf.int32)
+        self._post_init()
+
+    def _tokenize_impl(self, strings):
+        return self._op.tokenize(strings).with_row_splits_dtype(tf.int64)
+
+    def _detokenize_impl(self, ids):
+        return self._op.detokenize(ids)
+
+    def _normalize_impl(self, strings):
+        text = tf_text.normalize_utf8(strings, "NFKC")
+        # nmt_nfkc drops control characters and treats any whitespace as a space.
+        text = tf.strings.regex_replace(text, r"[\x00-\x08\x0e-\x1f\x7f]", "")
+        text = tf.strings.regex_replace(text, r"\s+", " ")
+        return tf.strings.strip(text)
+
+    def get_vocabulary(self) -> list[str]:
+        return self._vocabulary
+
+    def _word_start_flags(self) -> np.ndarray:
+        return np.array(
+            [
+                t.startswith(_WORD_BOUNDARY) and not b
+                for t, b in zip(self._vocabulary, self._byte_flags)
+            ]
+        )
+
+    @property
+    def model_proto(self) -> bytes:
+        """The serialized SentencePiece model."""
+        return self._model_proto
+
+    def _save_files(self, directory: str) -> dict[str, str]:
+        with open(os.path.join(directory, MODEL_FILENAME), "wb") as f:
+            f.write(self._model_proto)
+        return {"model": MODEL_FILENAME}
+
+    def _options(self) -> dict[str, Any]:
+        return {}
+
+    @classmethod
+    def _from_files(cls, directory: str, config: dict[str, Any]) -> SentencePieceTokenizer:
+        return cls(
+            os.path.join(directory, config["files"]["model"]),
+            special_tokens=config["special_tokens"],
+        )
