@@ -41,7 +41,7 @@ class MultiHeadAttention(keras.layers.Layer):
     Example:
     >>> import numpy as np
     >>> attention = MultiHeadAttention(num_heads=2, head_dim=4)
-    >>> attention(np.zeros((1, 3, 8), "float32")).shape
+    >>> tuple(attention(np.zeros((1, 3, 8), "float32")).shape)
     (1, 3, 8)
     """
 

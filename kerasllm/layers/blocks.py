@@ -151,7 +151,7 @@ class EncoderBlock(TransformerBlock):
 
     Example:
     >>> import numpy as np
-    >>> EncoderBlock(num_heads=2, intermediate_dim=16)(np.zeros((1, 4, 8), "float32")).shape
+    >>> tuple(EncoderBlock(num_heads=2, intermediate_dim=16)(np.zeros((1, 4, 8), "float32")).shape)
     (1, 4, 8)
     """
 

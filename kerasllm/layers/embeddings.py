@@ -33,7 +33,7 @@ class TokenEmbedding(keras.layers.Embedding):
     >>> import numpy as np
     >>> emb = TokenEmbedding(100, 8)
     >>> hidden = emb(np.array([[1, 2, 3]]))
-    >>> emb(hidden, reverse=True).shape
+    >>> tuple(emb(hidden, reverse=True).shape)
     (1, 3, 100)
     """
 

@@ -38,7 +38,7 @@ class FeedForward(keras.layers.Layer):
 
     Example:
     >>> import numpy as np
-    >>> FeedForward(16, activation="swiglu")(np.zeros((2, 3, 8), "float32")).shape
+    >>> tuple(FeedForward(16, activation="swiglu")(np.zeros((2, 3, 8), "float32")).shape)
     (2, 3, 8)
     """
 

@@ -17,7 +17,7 @@ class RMSNorm(keras.layers.Layer):
 
     Example:
     >>> import numpy as np
-    >>> RMSNorm()(np.ones((2, 3, 4), "float32")).shape
+    >>> tuple(RMSNorm()(np.ones((2, 3, 4), "float32")).shape)
     (2, 3, 4)
     """
 

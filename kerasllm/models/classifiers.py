@@ -31,9 +31,9 @@ class SequenceClassifier(Task):
     >>> from kerasllm.models import Encoder
     >>> encoder = Encoder(vocabulary_size=50, num_layers=1, num_heads=2, hidden_dim=8,
     ...                   intermediate_dim=16, max_sequence_length=16)
-    >>> SequenceClassifier(encoder, num_classes=3)(
+    >>> tuple(SequenceClassifier(encoder, num_classes=3)(
     ...     {"token_ids": np.ones((2, 6), "int32"), "padding_mask": np.ones((2, 6), "int32")}
-    ... ).shape
+    ... ).shape)
     (2, 3)
     """
 
@@ -99,9 +99,9 @@ class TokenClassifier(Task):
     >>> from kerasllm.models import Encoder
     >>> encoder = Encoder(vocabulary_size=50, num_layers=1, num_heads=2, hidden_dim=8,
     ...                   intermediate_dim=16, max_sequence_length=16)
-    >>> TokenClassifier(encoder, num_classes=5)(
+    >>> tuple(TokenClassifier(encoder, num_classes=5)(
     ...     {"token_ids": np.ones((2, 6), "int32"), "padding_mask": np.ones((2, 6), "int32")}
-    ... ).shape
+    ... ).shape)
     (2, 6, 5)
     """
 

@@ -24,8 +24,8 @@ class Decoder(Backbone):
     >>> import numpy as np
     >>> decoder = Decoder(vocabulary_size=100, num_layers=2, num_heads=2, hidden_dim=16,
     ...                   intermediate_dim=32, max_sequence_length=32, norm_first=True)
-    >>> decoder({"token_ids": np.ones((2, 8), "int32"),
-    ...          "padding_mask": np.ones((2, 8), "int32")})["sequence_output"].shape
+    >>> tuple(decoder({"token_ids": np.ones((2, 8), "int32"),
+    ...          "padding_mask": np.ones((2, 8), "int32")})["sequence_output"].shape)
     (2, 8, 16)
     """
 

@@ -30,7 +30,7 @@ class Encoder(Backbone):
     ...                   intermediate_dim=32, max_sequence_length=32)
     >>> out = encoder({"token_ids": np.ones((2, 8), "int32"),
     ...                "padding_mask": np.ones((2, 8), "int32")})
-    >>> out["sequence_output"].shape, out["pooled_output"].shape
+    >>> tuple(out["sequence_output"].shape), tuple(out["pooled_output"].shape)
     ((2, 8, 16), (2, 16))
     """
 

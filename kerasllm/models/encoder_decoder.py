@@ -32,7 +32,7 @@ class EncoderDecoder(Backbone):
     >>> ones = np.ones((2, 8), "int32")
     >>> out = model({"encoder_token_ids": ones, "encoder_padding_mask": ones,
     ...              "decoder_token_ids": ones[:, :5], "decoder_padding_mask": ones[:, :5]})
-    >>> out["decoder_sequence_output"].shape
+    >>> tuple(out["decoder_sequence_output"].shape)
     (2, 5, 16)
     """
 

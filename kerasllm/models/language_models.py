@@ -41,8 +41,8 @@ class MaskedLM(Task):
     >>> encoder = Encoder(vocabulary_size=50, num_layers=1, num_heads=2, hidden_dim=8,
     ...                   intermediate_dim=16, max_sequence_length=16)
     >>> mlm = MaskedLM(encoder)
-    >>> mlm({"token_ids": np.ones((2, 6), "int32"), "padding_mask": np.ones((2, 6), "int32"),
-    ...      "mask_positions": np.array([[1, 2], [3, 0]])}).shape
+    >>> tuple(mlm({"token_ids": np.ones((2, 6), "int32"), "padding_mask": np.ones((2, 6), "int32"),
+    ...      "mask_positions": np.array([[1, 2], [3, 0]])}).shape)
     (2, 2, 50)
     """
 
@@ -88,8 +88,8 @@ class CausalLM(_Generative, Task):
     >>> from kerasllm.models import Decoder
     >>> decoder = Decoder(vocabulary_size=50, num_layers=1, num_heads=2, hidden_dim=8,
     ...                   intermediate_dim=16, max_sequence_length=16, norm_first=True)
-    >>> CausalLM(decoder)({"token_ids": np.ones((2, 6), "int32"),
-    ...                    "padding_mask": np.ones((2, 6), "int32")}).shape
+    >>> tuple(CausalLM(decoder)({"token_ids": np.ones((2, 6), "int32"),
+    ...                    "padding_mask": np.ones((2, 6), "int32")}).shape)
     (2, 6, 50)
     """
 
@@ -158,8 +158,8 @@ class Seq2SeqLM(_Generative, Task):
     >>> backbone = EncoderDecoder(vocabulary_size=50, num_layers=1, num_heads=2, hidden_dim=8,
     ...                           intermediate_dim=16, max_sequence_length=16)
     >>> ones = np.ones((2, 6), "int32")
-    >>> Seq2SeqLM(backbone)({"encoder_token_ids": ones, "encoder_padding_mask": ones,
-    ...                      "decoder_token_ids": ones, "decoder_padding_mask": ones}).shape
+    >>> tuple(Seq2SeqLM(backbone)({"encoder_token_ids": ones, "encoder_padding_mask": ones,
+    ...                      "decoder_token_ids": ones, "decoder_padding_mask": ones}).shape)
     (2, 6, 50)
     """
 
