@@ -101,15 +101,18 @@ def _shard_args(
     shard_index: int | None,
     batch_size: int,
 ) -> tuple[int, int, int]:
-    """Resolves sharding to `(num_shards, shard_index, per_pipeline_batch_size)`."""
+    """Resolves sharding to `(num_shards, shard_index, batch_size of this pipeline)`.
+
+    With an `input_context` (from `strategy.distribute_datasets_from_function`), `batch_size` is
+    global and the pipeline yields per-replica batches, as that function requires.
+    """
     if input_context is not None:
         if num_shards is not None or shard_index is not None:
             raise ValueError("Pass either `input_context` or `num_shards`/`shard_index`.")
         return (
             input_context.num_input_pipelines,
             input_context.input_pipeline_id,
-            input_context.get_per_replica_batch_size(batch_size)
-            * max(1, input_context.num_replicas_in_sync // input_context.num_input_pipelines),
+            input_context.get_per_replica_batch_size(batch_size),
         )
     num_shards = 1 if num_shards is None else num_shards
     shard_index = 0 if shard_index is None else shard_index

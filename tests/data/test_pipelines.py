@@ -196,6 +196,13 @@ def test_same_seed_same_batches_and_disjoint_shards(sp_tokenizer, bible_validati
     ds, _ = data.classification_dataset(texts, labels, sp_tokenizer, 48, 48, seed=1,
                                         input_context=ctx)  # fmt: skip
     assert {int(v) for _, y, _ in _batches(ds) for v in y} == ids[2]
+    # One pipeline feeding two replicas: per-replica batches, as
+    # `distribute_datasets_from_function` requires (global 48 -> 24).
+    ctx = tf.distribute.InputContext(num_input_pipelines=1, input_pipeline_id=0,
+                                     num_replicas_in_sync=2)  # fmt: skip
+    ds, _ = data.classification_dataset(texts, labels, sp_tokenizer, 48, 48, seed=1,
+                                        shuffle=False, input_context=ctx)  # fmt: skip
+    assert next(iter(ds))[1].shape[0] == 24
 
 
 def test_bucketing_cuts_padding(sp_tokenizer, bible_validation):

@@ -1,0 +1,296 @@
+"""Checkpoints: save every N steps, keep the last K, resume from the newest *readable* one, and keep
+the best one by a validation metric apart.
+
+Atomicity comes from `tf.train.CheckpointManager`: a checkpoint's data and index files are written
+first and the `checkpoint` state file (the list of checkpoints) is rewritten atomically last, so a
+crash while saving leaves the previous state intact. On restore, every candidate is read in full
+(TensorFlow verifies each tensor's CRC32C) and matched against the model and optimizer; a
+truncated or corrupted checkpoint is reported loudly and the previous one is tried. If
+checkpoints exist but none can be read, `CheckpointError` is raised instead of silently starting
+from scratch.
+
+Model variables are stored in order with their paths (`ModelState`), so a checkpoint of one task
+model can also initialize another that shares its backbone (`load_model_weights`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+_CKPT_NAME = "ckpt"
+_BEST_DIR = "best"
+_BEST_FILE = "best.json"
+_PATHS_KEY = "model/paths/.ATTRIBUTES/VARIABLE_VALUE"
+
+
+class CheckpointError(RuntimeError):
+    """Checkpoints exist in the model directory but none of them can be restored."""
+
+
+def _warn(message: str) -> None:
+    print(f"WARNING: {message}", file=sys.stderr, flush=True)
+
+
+_SEED_GENERATOR = re.compile(r"(^|/)seed_generator_\d+(?=/)")
+
+
+def canonical_path(path: str, model_name: str) -> str:
+    """A variable path without the names Keras makes unique per process.
+
+    A model's own weights are named after the model (`masked_lm_1/...` when several models live
+    in one process), and dropout seed generators are numbered process-wide
+    (`seed_generator_4/...`); neither says anything about the architecture.
+
+    Example:
+    >>> canonical_path("masked_lm_1/mlm_output_bias", "masked_lm_1")
+    'mlm_output_bias'
+    >>> canonical_path("encoder_layer_0/seed_generator_4/seed_generator_state", "m")
+    'encoder_layer_0/seed_generator/seed_generator_state'
+    """
+    prefix = model_name + "/"
+    path = path[len(prefix) :] if path.startswith(prefix) else path
+    return _SEED_GENERATOR.sub(r"\1seed_generator", path)
+
+
+class ModelState(tf.train.Checkpoint):
+    """Every variable of a model (weights, non-trainable state, RNG seeds), in Keras' variable
+    order, plus their paths.
+
+    Restoring is positional, so it does not depend on layer names that Keras uniquifies per
+    process; the saved paths are checked against the model's after a restore, and serve
+    `load_model_weights` to match variables between different models (a pretrained backbone
+    under a new head). (Keras 3 models do not expose their nested layer lists as checkpoint
+    dependencies, so `tf.train.Checkpoint(model=model)` would miss most weights.)
+
+    Args:
+        model: the model whose variables to hold.
+    """
+
+    def __init__(self, model: keras.Model):
+        paths = [canonical_path(v.path, model.name) for v in model.variables]
+        super().__init__(
+            variables=list(model.variables),
+            paths=tf.Variable(paths, trainable=False, dtype=tf.string),
+        )
+        self._expected_paths = paths
+
+    def verify_restored(self) -> None:
+        """Raises a ValueError when the restored checkpoint came from another architecture."""
+        restored = [p.decode() for p in self.paths.numpy()]
+        if restored != self._expected_paths:
+            mismatched = next(
+                (a, b) for a, b in zip(restored + [None], self._expected_paths + [None]) if a != b
+            )
+            raise ValueError(
+                f"the checkpoint holds a different model: {len(restored)} variables vs "
+                f"{len(self._expected_paths)}; first difference {mismatched[0]!r} (checkpoint) vs "
+                f"{mismatched[1]!r} (model)."
+            )
+
+
+def resolve_checkpoint(path: str | os.PathLike) -> str:
+    """A checkpoint prefix from a prefix or a directory (its newest checkpoint)."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        latest = tf.train.latest_checkpoint(path)
+        if latest is None:
+            raise FileNotFoundError(f"No checkpoint in directory {path}.")
+        return latest
+    if not tf.io.gfile.exists(path + ".index"):
+        raise FileNotFoundError(f"{path} is neither a checkpoint directory nor a prefix.")
+    return path
+
+
+def load_model_weights(model: keras.Model, path: str | os.PathLike) -> tuple[int, int]:
+    """Initializes `model` from a kerasllm training checkpoint or a Keras weights file.
+
+    From a training checkpoint (directory or prefix), every variable whose path and shape match is
+    loaded and the rest keep their values, so a pretrained `MaskedLM` checkpoint initializes the
+    backbone of a `SequenceClassifier`. Dropout seed states are never copied. A `.weights.h5`
+    file must match the whole model.
+
+    Returns:
+        (variables loaded, variables of the model).
+    """
+    path = os.fspath(path)
+    if path.endswith(".weights.h5"):
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"Weights file {path} does not exist.")
+        model.load_weights(path)
+        return len(model.variables), len(model.variables)
+    prefix = resolve_checkpoint(path)
+    reader = tf.train.load_checkpoint(prefix)
+    if not reader.has_tensor(_PATHS_KEY):
+        raise ValueError(f"{prefix} is not a kerasllm training checkpoint (no model paths).")
+    saved = {
+        p.decode(): f"model/variables/{i}/.ATTRIBUTES/VARIABLE_VALUE"
+        for i, p in enumerate(reader.get_tensor(_PATHS_KEY))
+    }
+    loaded = 0
+    for variable in model.variables:
+        key = saved.get(canonical_path(variable.path, model.name))
+        if key is None or "seed_generator" in variable.path:
+            continue
+        value = reader.get_tensor(key)
+        if tuple(value.shape) == tuple(variable.shape):
+            variable.assign(value)
+            loaded += 1
+    if not loaded:
+        raise ValueError(
+            f"No variable of {model.name!r} matches checkpoint {prefix} by path and shape; is it "
+            "a checkpoint of a model with the same backbone?"
+        )
+    return loaded, len(model.variables)
+
+
+class Checkpointer:
+    """Saves and restores the training state in a model directory.
+
+    Args:
+        model_dir: the run's directory; checkpoints are `model_dir/ckpt-<step>`.
+        state: the trackable objects to save, e.g. `{"model": ModelState(model),
+            "optimizer": optimizer, "step": step}`.
+        keep: number of recent checkpoints to keep.
+        is_chief: only the chief writes into `model_dir`; other workers write to a temporary
+            directory they delete (they must still save, as saving can involve collectives).
+        worker_id: used to name the non-chief temporary directory.
+    """
+
+    def __init__(
+        self,
+        model_dir: str | os.PathLike,
+        state: dict,
+        keep: int = 3,
+        is_chief: bool = True,
+        worker_id: int = 0,
+    ):
+        self.model_dir = os.fspath(model_dir)
+        self.is_chief = is_chief
+        self._state = dict(state)
+        self.checkpoint = tf.train.Checkpoint(**state)
+        directory = self.model_dir if is_chief else self._temp_dir(f"worker_{worker_id}")
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, directory, max_to_keep=keep, checkpoint_name=_CKPT_NAME
+        )
+        best_dir = os.path.join(self.model_dir, _BEST_DIR)
+        if not is_chief:
+            best_dir = self._temp_dir(f"worker_{worker_id}_best")
+        self.best_manager = tf.train.CheckpointManager(
+            self.checkpoint, best_dir, max_to_keep=1, checkpoint_name=_CKPT_NAME
+        )
+
+    def _temp_dir(self, name: str) -> str:
+        return os.path.join(self.model_dir, ".tmp", name)
+
+    def _cleanup_non_chief(self, manager) -> None:
+        if not self.is_chief:
+            tf.io.gfile.rmtree(manager.directory)
+            with contextlib.suppress(OSError):  # `.tmp` goes once every worker is done
+                os.rmdir(os.path.dirname(manager.directory))
+
+    # ------------------------------------------------------------------ saving
+    def save(self, step: int) -> str | None:
+        """Writes `ckpt-<step>`; returns its prefix on the chief, None on other workers."""
+        path = self.manager.save(checkpoint_number=step)
+        self._cleanup_non_chief(self.manager)
+        return path if self.is_chief else None
+
+    def save_best(self, step: int, metric: str, value: float) -> str | None:
+        """Replaces `model_dir/best` with the current state and records the metric."""
+        path = self.best_manager.save(checkpoint_number=step)
+        self._cleanup_non_chief(self.best_manager)
+        if not self.is_chief:
+            return None
+        record = {"metric": metric, "value": value, "step": step, "checkpoint": Path(path).name}
+        target = Path(self.best_manager.directory) / _BEST_FILE
+        temp = target.with_suffix(".json.tmp")
+        temp.write_text(json.dumps(record, indent=2) + "\n")
+        os.replace(temp, target)  # atomic: readers never see half a record
+        return path
+
+    def best_record(self) -> dict | None:
+        """`{"metric", "value", "step", "checkpoint"}` of the best checkpoint, or None."""
+        target = Path(self.model_dir) / _BEST_DIR / _BEST_FILE
+        if not target.exists():
+            return None
+        return json.loads(target.read_text())
+
+    # --------------------------------------------------------------- restoring
+    def candidates(self) -> list[str]:
+        """Checkpoint prefixes in `model_dir`, newest first: those in the state file plus any
+        complete-looking `ckpt-<n>.index` on disk (in case the state file itself is damaged)."""
+        found = set()
+        try:
+            state = tf.train.get_checkpoint_state(self.model_dir)
+        except Exception as error:  # a corrupted state file: fall back to the directory listing
+            _warn(f"Cannot read the checkpoint state file in {self.model_dir}: {error}")
+            state = None
+        if state is not None:
+            found.update(state.all_model_checkpoint_paths)
+            found.add(state.model_checkpoint_path)
+        pattern = re.compile(rf"^{_CKPT_NAME}-(\d+)\.index$")
+        if os.path.isdir(self.model_dir):
+            for name in os.listdir(self.model_dir):
+                if pattern.match(name):
+                    found.add(os.path.join(self.model_dir, name[: -len(".index")]))
+        absolute = {p if os.path.isabs(p) else os.path.join(self.model_dir, p) for p in found}
+
+        def number(prefix):
+            match = re.search(r"-(\d+)$", prefix)
+            return int(match.group(1)) if match else -1
+
+        return sorted(absolute, key=number, reverse=True)
+
+    def restore_latest(self) -> str | None:
+        """Restores the newest checkpoint that reads back completely.
+
+        Returns:
+            The restored prefix, or None when the model directory has no checkpoint.
+
+        Raises:
+            CheckpointError: checkpoints exist but none could be restored.
+        """
+        candidates = self.candidates()
+        failures = []
+        for prefix in candidates:
+            try:
+                self._verify_files(prefix)
+                status = self.checkpoint.restore(prefix)
+                status.assert_existing_objects_matched()
+                for item in self._state.values():
+                    if hasattr(item, "verify_restored"):
+                        item.verify_restored()
+            except Exception as error:  # any read or match failure makes it unusable; say why
+                message = str(error).strip().splitlines()[0][:300]
+                failures.append(f"{prefix}: {type(error).__name__}: {message}")
+                _warn(
+                    f"Checkpoint {prefix} is unreadable or does not match the model "
+                    f"({type(error).__name__}: {message}); trying the previous checkpoint."
+                )
+                continue
+            if failures:
+                _warn(f"Resumed from the older checkpoint {prefix} after skipping {len(failures)}.")
+            return prefix
+        if candidates:
+            raise CheckpointError(
+                f"{self.model_dir} holds {len(candidates)} checkpoint(s) but none could be "
+                "restored:\n  " + "\n  ".join(failures) + "\nRefusing to start from scratch: "
+                "fix or move these files, or use another model directory."
+            )
+        return None
+
+    @staticmethod
+    def _verify_files(prefix: str) -> None:
+        """Reads every tensor of the checkpoint, so truncation or bit rot surfaces here (as a
+        DataLossError or OutOfRangeError) rather than half-way through a restore."""
+        reader = tf.train.load_checkpoint(prefix)
+        for key in reader.get_variable_to_shape_map():
+            reader.get_tensor(key)

@@ -1,0 +1,202 @@
+"""`TrainerConfig`: every knob of a training run, validated in one place."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+DECAYS = ("constant", "linear", "cosine", "inverse_sqrt")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+WEIGHT_DECAY_GROUPS = ("norm", "bias", "embedding")
+
+
+@dataclasses.dataclass
+class TrainerConfig:
+    """Configuration of a `Trainer` run.
+
+    Steps count optimizer updates; with `accumulation_steps=k` each update consumes k batches.
+
+    Attributes:
+        model_dir: where checkpoints (`ckpt-<step>`), the best checkpoint (`best/`) and TensorBoard
+            logs (`train/`, `eval/`) go. Rerunning with the same `model_dir` resumes.
+        steps: total number of optimizer updates.
+        global_batch_size: examples per update across all replicas (before accumulation). Used to
+            check the replica split and by dataset functions (`input_context`); None when the data
+            is a plain `tf.data.Dataset` whose batches are already global.
+        learning_rate: peak learning rate (reached after warmup).
+        warmup_steps: linear warmup from 0 to `learning_rate`.
+        decay: after warmup, "constant", "linear" (to `final_learning_rate` at `steps`), "cosine"
+            (to `final_learning_rate` at `steps`) or "inverse_sqrt" (`lr * sqrt(warmup / step)`).
+        final_learning_rate: learning rate at the end of linear or cosine decay.
+        weight_decay: decoupled (AdamW) weight decay; 0 disables it.
+        weight_decay_exclude: groups of weights without weight decay, any of "norm" (LayerNorm and
+            RMSNorm scales and offsets), "bias" (every bias) and "embedding" (token, position and
+            segment embeddings).
+        beta_1, beta_2, epsilon: Adam's parameters.
+        clipnorm: clip the gradient (all replicas summed) to this global norm; None disables it.
+        accumulation_steps: batches whose gradients are summed before each update.
+        precision: "float32", "mixed_bfloat16" or "mixed_float16" (with dynamic loss scaling).
+        jit_compile: compile the forward and backward pass with XLA.
+        steps_per_loop: most updates run inside one `tf.function` call between host-side events
+            (logging, evaluation, checkpoints cut loops shorter).
+        checkpoint_every: write a checkpoint every N updates (and always at the end).
+        keep_checkpoints: how many recent checkpoints to keep.
+        eval_every: evaluate every N updates (None: only at the end, when eval data is given).
+        eval_steps: batches per evaluation (None: the whole evaluation set).
+        log_every: write training summaries and refresh the progress bar every N updates.
+        label_smoothing: label smoothing of the cross-entropy objectives.
+        seed: seeds Python and NumPy (where Keras draws initializer and dropout seeds) before the
+            model is built.
+        best_metric: evaluation metric that selects the checkpoint copied to `model_dir/best`
+            (e.g. "accuracy", "perplexity", "loss"); None keeps no best checkpoint.
+        best_mode: "max", "min" or "auto" ("min" for loss and perplexity, else "max").
+        init_checkpoint: weights to start from when `model_dir` has no checkpoint yet: a kerasllm
+            training checkpoint (directory or prefix) or a Keras `.weights.h5` file. Only weights
+            whose paths match are loaded (e.g. a pretrained backbone under a new head).
+        freeze_backbone: train only the task head (and LoRA adapters).
+        freeze_layers: freeze the embeddings and the lowest N transformer blocks.
+        layerwise_lr_decay: multiply the learning rate of each block by this factor per level
+            below the top (embeddings lowest); None disables it.
+        lora_rank: add LoRA adapters of this rank to the attention query and value projections and
+            train only them and the head; None disables LoRA.
+        lora_alpha: LoRA scaling numerator (the update is scaled by `lora_alpha / lora_rank`);
+            defaults to `lora_rank`.
+        profile_steps: (first, last) update numbers between which a TensorBoard profiler trace
+            is recorded; None records none.
+        verbose: 1 shows a progress bar, 2 one line per log interval, 0 nothing.
+
+    Example:
+    >>> config = TrainerConfig(model_dir="/tmp/run", steps=100, learning_rate=3e-4)
+    >>> config.warmup_steps, config.decay
+    (0, 'linear')
+    """
+
+    model_dir: str
+    steps: int
+    global_batch_size: int | None = None
+    learning_rate: float = 1e-3
+    warmup_steps: int = 0
+    decay: str = "linear"
+    final_learning_rate: float = 0.0
+    weight_decay: float = 0.01
+    weight_decay_exclude: tuple[str, ...] = WEIGHT_DECAY_GROUPS
+    beta_1: float = 0.9
+    beta_2: float = 0.999
+    epsilon: float = 1e-6
+    clipnorm: float | None = 1.0
+    accumulation_steps: int = 1
+    precision: str = "float32"
+    jit_compile: bool = False
+    steps_per_loop: int = 100
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 3
+    eval_every: int | None = None
+    eval_steps: int | None = None
+    log_every: int = 100
+    label_smoothing: float = 0.0
+    seed: int = 0
+    best_metric: str | None = None
+    best_mode: str = "auto"
+    init_checkpoint: str | None = None
+    freeze_backbone: bool = False
+    freeze_layers: int = 0
+    layerwise_lr_decay: float | None = None
+    lora_rank: int | None = None
+    lora_alpha: float | None = None
+    profile_steps: tuple[int, int] | None = None
+    verbose: int = 1
+
+    def __post_init__(self):
+        self.model_dir = str(self.model_dir)
+        self.weight_decay_exclude = tuple(self.weight_decay_exclude)
+        if self.profile_steps is not None:
+            self.profile_steps = tuple(self.profile_steps)
+        self.validate()
+
+    def validate(self) -> None:
+        """Raises a ValueError naming the first invalid field and what is allowed."""
+
+        def positive_int(name, allow_none=False):
+            value = getattr(self, name)
+            if value is None and allow_none:
+                return
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"`{name}` must be a positive integer; got {value!r}.")
+
+        if not self.model_dir:
+            raise ValueError("`model_dir` must be a non-empty path.")
+        for name in (
+            "steps",
+            "accumulation_steps",
+            "steps_per_loop",
+            "checkpoint_every",
+            "keep_checkpoints",
+            "log_every",
+        ):
+            positive_int(name)
+        for name in ("global_batch_size", "eval_every", "eval_steps", "lora_rank"):
+            positive_int(name, allow_none=True)
+        if not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
+            raise ValueError(f"`warmup_steps` must be an integer >= 0; got {self.warmup_steps!r}.")
+        if not isinstance(self.freeze_layers, int) or self.freeze_layers < 0:
+            raise ValueError(
+                f"`freeze_layers` must be an integer >= 0; got {self.freeze_layers!r}."
+            )
+        if self.learning_rate <= 0:
+            raise ValueError(f"`learning_rate` must be > 0; got {self.learning_rate!r}.")
+        if not 0 <= self.final_learning_rate <= self.learning_rate:
+            raise ValueError(
+                f"`final_learning_rate` must be in [0, learning_rate={self.learning_rate}]; "
+                f"got {self.final_learning_rate!r}."
+            )
+        if self.decay not in DECAYS:
+            raise ValueError(f"`decay` must be one of {list(DECAYS)}; got {self.decay!r}.")
+        if self.decay == "inverse_sqrt" and self.warmup_steps == 0:
+            raise ValueError("decay='inverse_sqrt' needs `warmup_steps` > 0.")
+        if self.precision not in PRECISIONS:
+            raise ValueError(
+                f"`precision` must be one of {list(PRECISIONS)}; got {self.precision!r}."
+            )
+        if self.weight_decay < 0:
+            raise ValueError(f"`weight_decay` must be >= 0; got {self.weight_decay!r}.")
+        unknown = set(self.weight_decay_exclude) - set(WEIGHT_DECAY_GROUPS)
+        if unknown:
+            raise ValueError(
+                f"`weight_decay_exclude` may only contain {list(WEIGHT_DECAY_GROUPS)}; "
+                f"got {sorted(unknown)}."
+            )
+        if self.clipnorm is not None and self.clipnorm <= 0:
+            raise ValueError(f"`clipnorm` must be > 0 or None; got {self.clipnorm!r}.")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"`label_smoothing` must be in [0, 1); got {self.label_smoothing!r}.")
+        if self.best_mode not in ("auto", "min", "max"):
+            raise ValueError(f"`best_mode` must be 'auto', 'min' or 'max'; got {self.best_mode!r}.")
+        if self.layerwise_lr_decay is not None and not 0 < self.layerwise_lr_decay <= 1:
+            raise ValueError(
+                f"`layerwise_lr_decay` must be in (0, 1] or None; got {self.layerwise_lr_decay!r}."
+            )
+        if self.lora_alpha is not None and self.lora_rank is None:
+            raise ValueError("`lora_alpha` needs `lora_rank`.")
+        steps = self.profile_steps
+        if steps is not None and (len(steps) != 2 or not 0 < steps[0] < steps[1]):
+            raise ValueError(
+                f"`profile_steps` must be (first, last) with 0 < first < last; got {steps!r}."
+            )
+        if self.verbose not in (0, 1, 2):
+            raise ValueError(f"`verbose` must be 0, 1 or 2; got {self.verbose!r}.")
+
+    @property
+    def resolved_best_mode(self) -> str:
+        """`best_mode` with "auto" resolved from the metric's name."""
+        if self.best_mode != "auto":
+            return self.best_mode
+        name = (self.best_metric or "").lower()
+        return "min" if ("loss" in name or "perplexity" in name) else "max"
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    def save(self, path: str | Path) -> None:
+        """Writes the config as JSON (the Trainer keeps one in `model_dir/config.json`)."""
+        Path(path).write_text(self.to_json() + "\n")

@@ -1,0 +1,527 @@
+"""`Trainer`: one `strategy.run` training loop for one device, several GPUs, several hosts and TPUs.
+
+The loop follows TF Model Garden's orbit: the host calls one `tf.function` that runs up to
+`steps_per_loop` updates, each a `strategy.run` of the replica step below; logging, evaluation
+and checkpoints happen on the host between those calls.
+
+Replica step (per update):
+1. every replica computes, for its share of each of the `accumulation_steps` micro-batches, the
+   objective's loss sums divided by the *global* normalizers (real tokens, masked positions or
+   examples, all-reduced over replicas and micro-batches beforehand), and the gradients of that;
+2. gradients are summed over micro-batches, then over replicas (one all-reduce): the result is
+   exactly the gradient of the mean loss over the whole global batch;
+3. the global gradient norm is measured and clipped, and the optimizer applies the same update on
+   every replica.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from collections.abc import Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from kerasllm.training import distribution, finetuning, objectives, optimization
+from kerasllm.training.checkpointing import Checkpointer, ModelState, load_model_weights
+from kerasllm.training.config import TrainerConfig
+from kerasllm.training.summaries import SummaryWriter
+
+#: A `tf.data.Dataset` of global batches, or `fn(input_context) -> Dataset` of per-replica ones.
+DataSource = tf.data.Dataset | Callable[[tf.distribute.InputContext], tf.data.Dataset]
+
+
+def _size(variables) -> int:
+    return sum(int(np.prod(v.shape)) for v in variables)
+
+
+class TrainingDivergedError(RuntimeError):
+    """The training loss became NaN or infinite; the last good checkpoint is left untouched."""
+
+
+class Trainer:
+    """Trains a kerasllm model on an objective with any `tf.distribute` strategy.
+
+    Args:
+        model: a zero-argument callable that builds the model (called inside the strategy's scope
+            and under the configured precision policy; required for multi-device strategies), or
+            a built `keras.Model` whose variables were created in that scope (fine for one
+            device).
+        objective: an objective name ("masked_lm", "causal_lm", "seq2seq", "classification",
+            "token_classification") or a `kerasllm.training.objectives.Objective`.
+        config: the `TrainerConfig`.
+        strategy: a `tf.distribute.Strategy` or a name for `distribution.get_strategy` ("auto",
+            "one_device", "mirrored", "multi_worker_mirrored", "tpu").
+        optimizer: a Keras optimizer to use instead of the one `config` describes (built in the
+            strategy scope).
+        sample_fn: optional `fn(model) -> str | list[str]` whose text is written to TensorBoard at
+            each evaluation (e.g. greedy continuations of fixed prompts).
+
+    On construction the trainer builds the model, applies the fine-tuning settings, and restores
+    the newest readable checkpoint in `config.model_dir` (or loads `config.init_checkpoint` when
+    there is none), so `fit` resumes where a previous run stopped.
+
+    Example:
+    >>> import numpy as np, tensorflow as tf
+    >>> from kerasllm import zoo
+    >>> from kerasllm.testing import TINY
+    >>> ids = np.random.default_rng(0).integers(1, 97, (8, 9)).astype("int32")
+    >>> data = tf.data.Dataset.from_tensor_slices(
+    ...     ({"token_ids": ids[:, :-1], "padding_mask": np.ones((8, 8), "int32")},
+    ...      ids[:, 1:], np.ones((8, 8), "float32"))).batch(4)
+    >>> trainer = Trainer(lambda: zoo.get("gpt_tiny", task="causal_lm", weights=None, **TINY),
+    ...                   "causal_lm", TrainerConfig("/tmp/doc_run", steps=4, verbose=0))
+    >>> history = trainer.fit(data, eval_data=data)
+    >>> history["step"], sorted(history["eval"])
+    (4, ['accuracy', 'loss', 'perplexity'])
+    """
+
+    def __init__(
+        self,
+        model: Callable[[], keras.Model] | keras.Model,
+        objective: str | objectives.Objective,
+        config: TrainerConfig,
+        strategy: tf.distribute.Strategy | str | None = None,
+        optimizer: keras.optimizers.Optimizer | None = None,
+        sample_fn: Callable[[keras.Model], str | list[str]] | None = None,
+    ):
+        self.config = config
+        self.objective = (
+            objective
+            if isinstance(objective, objectives.Objective)
+            else objectives.get(objective, label_smoothing=config.label_smoothing)
+        )
+        if strategy is None or isinstance(strategy, str):
+            strategy = distribution.get_strategy(strategy or "auto")
+        self.strategy = strategy
+        self.is_chief = distribution.is_chief(strategy)
+        self.num_replicas = strategy.num_replicas_in_sync
+        self.sample_fn = sample_fn
+        if config.global_batch_size is not None and config.global_batch_size % self.num_replicas:
+            raise ValueError(
+                f"global_batch_size={config.global_batch_size} is not divisible by the "
+                f"{self.num_replicas} replicas of {type(strategy).__name__}."
+            )
+        # Keras draws default initializer and dropout seeds from Python's `random`. Not
+        # `tf.random.set_seed`: it clears TensorFlow's kernel cache, which destroys resources
+        # held by cached kernels, such as the SentencePiece model of an existing tokenizer.
+        random.seed(config.seed)
+        np.random.seed(config.seed)
+        with strategy.scope():
+            self.model = self._build_model(model)
+            multipliers = finetuning.apply_finetuning(self.model, config)
+            if optimizer is None:
+                optimizer = optimization.create_optimizer(config, self.model, multipliers)
+            elif multipliers:
+                raise ValueError(
+                    "layerwise_lr_decay needs the Trainer's own optimizer; do not pass `optimizer`."
+                )
+            self.optimizer = optimizer
+            self.trainable_variables = list(self.model.trainable_variables)
+            if not self.trainable_variables:
+                raise ValueError("The model has no trainable weights (everything is frozen).")
+            self.optimizer.build(self.trainable_variables)
+            optimization.skip_gradient_all_reduce(self.optimizer)
+            self._step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+            self._batches_consumed = tf.Variable(
+                0, dtype=tf.int64, trainable=False, name="batches_consumed"
+            )
+        _, worker_id = distribution.worker_info(strategy)
+        self.checkpointer = Checkpointer(
+            config.model_dir,
+            {
+                "model": ModelState(self.model),
+                "optimizer": self.optimizer,
+                "step": self._step,
+                "batches_consumed": self._batches_consumed,
+            },
+            keep=config.keep_checkpoints,
+            is_chief=self.is_chief,
+            worker_id=worker_id,
+        )
+        self.summaries = SummaryWriter(config.model_dir, is_chief=self.is_chief)
+        self.restored_from = self.checkpointer.restore_latest()
+        if self.restored_from is not None:
+            self.log(f"Resumed from {self.restored_from} at step {self.step}.")
+        elif config.init_checkpoint:
+            loaded, total = load_model_weights(self.model, config.init_checkpoint)
+            self.log(f"Initialized {loaded}/{total} variables from {config.init_checkpoint}.")
+        self._train_loop = None
+        self._eval_step = None
+
+    # ------------------------------------------------------------------ setup
+    def _build_model(self, model) -> keras.Model:
+        if isinstance(model, keras.Model):
+            variables = model.variables
+            if not variables:
+                raise ValueError("The model has no weights yet; build it before training.")
+            # One device needs no mirrored variables; other strategies do.
+            if not isinstance(
+                self.strategy, tf.distribute.OneDeviceStrategy
+            ) and not self.strategy.extended.variable_created_in_scope(variables[0].value):
+                raise ValueError(
+                    f"The model's variables were not created in the scope of "
+                    f"{type(self.strategy).__name__}; pass a function that builds the model "
+                    "instead (`Trainer(lambda: zoo.get(...), ...)`)."
+                )
+        elif callable(model):
+            previous = keras.config.dtype_policy()
+            keras.config.set_dtype_policy(self.config.precision)
+            try:
+                model = model()
+            finally:
+                keras.config.set_dtype_policy(previous)
+            if not isinstance(model, keras.Model):
+                raise ValueError(
+                    f"The model function returned a {type(model).__name__}, not a keras.Model."
+                )
+        else:
+            raise ValueError(f"`model` must be a keras.Model or a callable; got {type(model)}.")
+        policy = model.dtype_policy.name
+        if policy != self.config.precision:
+            raise ValueError(
+                f"The model's dtype policy is {policy!r} but config.precision is "
+                f"{self.config.precision!r}; build it under the same policy (or pass a function)."
+            )
+        return model
+
+    @property
+    def step(self) -> int:
+        """Optimizer updates done so far (restored on resume)."""
+        return int(self._step.numpy())
+
+    def log(self, message: str) -> None:
+        """Prints `message` on the chief when `config.verbose` is on."""
+        if self.is_chief and self.config.verbose:
+            print(message, flush=True)
+
+    def _distribute(self, data: DataSource, training: bool, skip: int = 0):
+        """A distributed dataset; training data repeats and skips the batches already consumed."""
+        if isinstance(data, tuple) and data and isinstance(data[0], tf.data.Dataset):
+            raise ValueError(
+                "Got a tuple; pass the dataset itself (kerasllm.data pipelines return "
+                "`(dataset, stats)`: use `[0]`)."
+            )
+
+        def prepare(dataset):
+            if not isinstance(dataset, tf.data.Dataset):
+                raise ValueError(f"Expected a tf.data.Dataset; got {type(dataset).__name__}.")
+            if training:
+                dataset = dataset.repeat()
+                if skip:
+                    dataset = dataset.skip(skip)
+            return dataset
+
+        if isinstance(data, tf.data.Dataset):
+            return self.strategy.experimental_distribute_dataset(prepare(data))
+        if callable(data):
+            return self.strategy.distribute_datasets_from_function(lambda ctx: prepare(data(ctx)))
+        raise ValueError(
+            "Data must be a tf.data.Dataset or a function of a tf.distribute.InputContext; "
+            f"got {type(data).__name__}."
+        )
+
+    # ------------------------------------------------------------- train step
+    def _gradients(self, x, y, sample_weight, denominators):
+        """Loss of one micro-batch on one replica, normalized by the global weights, and its
+        gradients (None for weights the loss does not reach)."""
+        with tf.GradientTape() as tape:
+            outputs = self.model(x, training=True)
+            sums = self.objective.loss_sums(y, outputs, sample_weight)
+            loss = tf.add_n([tf.math.divide_no_nan(s, d) for s, d in zip(sums, denominators)])
+            scaled = self.optimizer.scale_loss(loss)
+        gradients = tape.gradient(scaled, self.trainable_variables)
+        return [None if g is None else tf.convert_to_tensor(g) for g in gradients], loss
+
+    def _replica_step(self, batches):
+        context = tf.distribute.get_replica_context()
+        batches = [keras.utils.unpack_x_y_sample_weight(batch) for batch in batches]
+        local = [self.objective.normalizers(y, w) for _, y, w in batches]
+        local = [tf.add_n(list(term)) for term in zip(*local)]
+        denominators = context.all_reduce(tf.distribute.ReduceOp.SUM, local)
+        gradient_fn = self._gradients
+        if self.config.jit_compile:
+            gradient_fn = tf.function(gradient_fn, jit_compile=True)
+        total, loss, tokens = None, 0.0, 0.0
+        for x, y, w in batches:
+            gradients, micro_loss = gradient_fn(x, y, w, denominators)
+            if total is None:
+                total = gradients
+            else:
+                total = [a if a is None else a + b for a, b in zip(total, gradients)]
+            loss += micro_loss
+            tokens += self.objective.count_tokens(x)
+        pairs = [(g, v) for g, v in zip(total, self.trainable_variables) if g is not None]
+        gradients = context.all_reduce(tf.distribute.ReduceOp.SUM, [g for g, _ in pairs])
+        loss, tokens = context.all_reduce(tf.distribute.ReduceOp.SUM, [loss, tokens])
+        scale = optimization.loss_scale(self.optimizer)
+        norm = tf.linalg.global_norm(gradients)
+        if self.config.clipnorm is not None:
+            gradients, _ = tf.clip_by_global_norm(
+                gradients, self.config.clipnorm * scale, use_norm=norm
+            )
+        self.optimizer.apply(gradients, [v for _, v in pairs])
+        return loss, norm / scale, tokens
+
+    def _make_train_loop(self):
+        strategy = self.strategy
+        accumulation = self.config.accumulation_steps
+
+        # The replica step has no data-dependent Python control flow: skipping AutoGraph's
+        # conversion of it (and of every layer it calls) saves seconds of tracing.
+        replica_step = tf.autograph.experimental.do_not_convert(self._replica_step)
+
+        def first(value):
+            return strategy.experimental_local_results(value)[0]
+
+        @tf.function
+        def train_loop(iterator, num_steps):
+            loss_sum = tf.constant(0.0)
+            norm_sum = tf.constant(0.0)
+            tokens = tf.constant(0.0)
+            done = tf.constant(0)
+            finite = tf.constant(True)
+            for _ in tf.range(num_steps):
+                batches = [next(iterator) for _ in range(accumulation)]
+                loss, norm, step_tokens = strategy.run(replica_step, args=(batches,))
+                loss, norm, step_tokens = first(loss), first(norm), first(step_tokens)
+                self._step.assign_add(1)
+                self._batches_consumed.assign_add(accumulation)
+                done += 1
+                finite = tf.math.is_finite(loss)
+                if not finite:
+                    break
+                loss_sum += loss
+                norm_sum += norm
+                tokens += step_tokens
+            return loss_sum, norm_sum, tokens, done, finite
+
+        return train_loop
+
+    # -------------------------------------------------------------- eval step
+    def _replica_eval(self, batch):
+        x, y, w = keras.utils.unpack_x_y_sample_weight(batch)
+        outputs = self.model(x, training=False)
+        return self.objective.metric_sums(y, outputs, w)
+
+    def _make_eval_step(self):
+        strategy = self.strategy
+        replica_eval = tf.autograph.experimental.do_not_convert(self._replica_eval)
+
+        @tf.function(reduce_retracing=True)
+        def eval_step(batch):
+            sums = strategy.run(replica_eval, args=(batch,))
+            return tf.nest.map_structure(
+                lambda v: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None), sums
+            )
+
+        return eval_step
+
+    def evaluate(self, data: DataSource, steps: int | None = None) -> dict:
+        """Evaluates the objective's metrics on `data` (every batch, or the first `steps`).
+
+        Returns:
+            A dict of metrics, e.g. `{"loss", "perplexity", "accuracy"}` for language models or
+            `{"loss", "accuracy", "f1"}` for classifiers.
+        """
+        if self._eval_step is None:
+            self._eval_step = self._make_eval_step()
+        totals = None
+        for index, batch in enumerate(self._distribute(data, training=False)):
+            if steps is not None and index >= steps:
+                break
+            sums = {k: v.numpy() for k, v in self._eval_step(batch).items()}
+            totals = sums if totals is None else {k: totals[k] + sums[k] for k in totals}
+        if totals is None:
+            raise ValueError("The evaluation data yielded no batch.")
+        return self.objective.results(totals)
+
+    # -------------------------------------------------------------------- fit
+    def _loop_length(self, step: int) -> int:
+        config = self.config
+        intervals = [config.log_every, config.checkpoint_every]
+        if config.eval_every:
+            intervals.append(config.eval_every)
+        boundaries = [config.steps] + [(step // n + 1) * n for n in intervals]
+        if config.profile_steps:
+            boundaries += [b for b in config.profile_steps if b > step]
+        return max(1, min(config.steps_per_loop, min(boundaries) - step))
+
+    def _describe_batches(self) -> str:
+        config = self.config
+        replicas = f"{self.num_replicas} replica(s)"
+        if config.global_batch_size is None:
+            return (
+                f"{replicas}; batch size set by the data; "
+                f"{config.accumulation_steps} batch(es) per update"
+            )
+        per_replica = config.global_batch_size // self.num_replicas
+        return (
+            f"global batch {config.global_batch_size} = {replicas} x {per_replica} per replica; "
+            f"{config.accumulation_steps} batch(es) per update = "
+            f"{config.global_batch_size * config.accumulation_steps} examples per update"
+        )
+
+    def _maybe_save_best(self, metrics: dict, step: int) -> None:
+        metric = self.config.best_metric
+        if metric is None:
+            return
+        if metric not in metrics:
+            raise ValueError(
+                f"best_metric={metric!r} is not an evaluation metric of {self.objective.name}; "
+                f"available: {sorted(metrics)}."
+            )
+        value = float(metrics[metric])
+        record = self.checkpointer.best_record()
+        better = record is None or (
+            value < record["value"]
+            if self.config.resolved_best_mode == "min"
+            else value > record["value"]
+        )
+        if better and math.isfinite(value):
+            self.checkpointer.save_best(step, metric, value)
+
+    def _run_eval(self, eval_data, step: int) -> dict:
+        metrics = self.evaluate(eval_data, self.config.eval_steps)
+        self.summaries.scalars("eval", metrics, step)
+        if self.sample_fn is not None and self.is_chief:
+            self.summaries.text("eval", "samples", self.sample_fn(self.model), step)
+        self._maybe_save_best(metrics, step)
+        self.summaries.flush()
+        return metrics
+
+    def fit(self, train_data: DataSource, eval_data: DataSource | None = None) -> dict:
+        """Trains until `config.steps` updates, resuming from the model directory's state.
+
+        Args:
+            train_data: a `tf.data.Dataset` of global `(x, y, sample_weight)` batches, or a
+                function `fn(input_context)` returning this worker's dataset of per-replica
+                batches (use `input_context.get_per_replica_batch_size(global_batch_size)` and
+                `input_context.input_pipeline_id` to shard). It is repeated as needed; on resume
+                the batches already consumed are skipped, so deterministic data continues where it
+                stopped.
+            eval_data: the same kinds, finite; evaluated every `eval_every` updates and at the end.
+
+        Returns:
+            `{"step", "train": {...}, "eval": {...}}`: the last logged training metrics and the
+            last evaluation.
+
+        Raises:
+            TrainingDivergedError: the loss became NaN or infinite (nothing is saved after it).
+        """
+        config = self.config
+        if self.is_chief:
+            os.makedirs(config.model_dir, exist_ok=True)
+            config.save(os.path.join(config.model_dir, "config.json"))
+        start = self.step
+        history = {"step": start, "train": {}, "eval": {}}
+        if start >= config.steps:
+            self.log(f"Already at step {start} >= steps={config.steps}; nothing to train.")
+            if eval_data is not None:
+                history["eval"] = self.evaluate(eval_data, config.eval_steps)
+            return history
+        self.log(
+            f"Training {self.model.name} ({_size(self.model.weights):,} parameters, "
+            f"{_size(self.trainable_variables):,} trainable) on "
+            f"{self.objective.name} with {type(self.strategy).__name__}: {self._describe_batches()}"
+            f"; steps {start} -> {config.steps}; precision {config.precision}."
+        )
+        iterator = iter(
+            self._distribute(train_data, training=True, skip=int(self._batches_consumed.numpy()))
+        )
+        # The first call traces the loop: leave it out of the throughput figures.
+        timed = self._train_loop is not None
+        if self._train_loop is None:
+            self._train_loop = self._make_train_loop()
+        progbar = None
+        if self.is_chief and config.verbose == 1:
+            progbar = keras.utils.Progbar(
+                config.steps,
+                stateful_metrics=["loss", "lr", "grad_norm", "tokens/s"],
+                unit_name="step",
+            )
+            progbar.update(start)
+        window = dict.fromkeys(("loss", "norm", "steps", "timed_steps", "tokens", "seconds"), 0.0)
+        last_saved = last_evaluated = start
+        step = start
+        try:
+            while step < config.steps:
+                if config.profile_steps and step == config.profile_steps[0]:
+                    self.summaries.start_profiler()
+                began = time.perf_counter()
+                outputs = self._train_loop(iterator, tf.constant(self._loop_length(step)))
+                loss_sum, norm_sum, tokens, done, finite = (t.numpy() for t in outputs)
+                elapsed = time.perf_counter() - began
+                step = self.step
+                if not finite:
+                    last_good = self.checkpointer.manager.latest_checkpoint or "none yet"
+                    raise TrainingDivergedError(
+                        f"The training loss became NaN or infinite at step {step}. Training "
+                        f"stopped without saving; the last good checkpoint is {last_good}. "
+                        "Lower the learning rate, enable or tighten clipnorm, add warmup, or use "
+                        "float32 / mixed_bfloat16 instead of mixed_float16."
+                    )
+                window["loss"] += float(loss_sum)
+                window["norm"] += float(norm_sum)
+                window["steps"] += int(done)
+                if timed:
+                    window["timed_steps"] += int(done)
+                    window["tokens"] += float(tokens)
+                    window["seconds"] += elapsed
+                timed = True
+                if config.profile_steps and step == config.profile_steps[1]:
+                    self.summaries.stop_profiler()
+                if step % config.log_every == 0 or step >= config.steps:
+                    history["train"] = self._log_train(window, step, progbar)
+                    window = dict.fromkeys(window, 0.0)
+                if eval_data is not None and config.eval_every and step % config.eval_every == 0:
+                    history["eval"] = self._run_eval(eval_data, step)
+                    last_evaluated = step
+                    self._print_eval(history["eval"], step)
+                if step % config.checkpoint_every == 0:
+                    self.checkpointer.save(step)
+                    last_saved = step
+            if last_saved != step:
+                self.checkpointer.save(step)
+            if eval_data is not None and last_evaluated != step:
+                history["eval"] = self._run_eval(eval_data, step)
+                self._print_eval(history["eval"], step)
+        finally:
+            self.summaries.close()
+        history["step"] = step
+        return history
+
+    def _log_train(self, window: dict, step: int, progbar) -> dict:
+        steps = max(window["steps"], 1)
+        learning_rate = float(keras.ops.convert_to_numpy(self.optimizer.learning_rate))
+        metrics = {
+            "loss": window["loss"] / steps,
+            "learning_rate": learning_rate,
+            "gradient_norm": window["norm"] / steps,
+        }
+        if window["timed_steps"]:  # throughput once a traced loop has run
+            metrics["tokens_per_second"] = window["tokens"] / window["seconds"]
+            metrics["steps_per_second"] = window["timed_steps"] / window["seconds"]
+        if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
+            metrics["loss_scale"] = float(self.optimizer.dynamic_scale.numpy())
+        self.summaries.scalars("train", metrics, step)
+        if progbar is not None:
+            values = [
+                ("loss", metrics["loss"]),
+                ("lr", learning_rate),
+                ("grad_norm", metrics["gradient_norm"]),
+            ]
+            if "tokens_per_second" in metrics:
+                values.append(("tokens/s", metrics["tokens_per_second"]))
+            progbar.update(step, values=values)
+        elif self.config.verbose == 2:
+            self.log(f"step {step}: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
+        return metrics
+
+    def _print_eval(self, metrics: dict, step: int) -> None:
+        text = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items())
+        self.log(f"\nstep {step} eval: {text}")

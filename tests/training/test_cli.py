@@ -1,0 +1,95 @@
+"""`kerasllm pretrain` and `kerasllm finetune`: help, a tiny run on the user's own files, resume."""
+
+import csv
+import json
+
+import pytest
+
+from kerasllm import data as kd
+from kerasllm.cli import main
+
+TINY_MODEL = ["--set", "num_layers=1", "--set", "hidden_dim=16", "--set", "intermediate_dim=32"]
+TINY_RUN = ["--batch-size", "4", "--sequence-length", "16", "--vocabulary-size", "400"]
+
+
+@pytest.mark.parametrize("command", ["pretrain", "finetune"])
+def test_help_explains_the_command(capsys, command):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for option in (
+        "--model",
+        "--objective",
+        "--data",
+        "--model-dir",
+        "--steps",
+        "--batch-size",
+        "--learning-rate",
+        "--checkpoint-every",
+        "--strategy",
+        "--precision",
+        "resumes",
+        "examples:",
+    ):
+        assert option in text, option
+
+
+def test_pretrain_on_own_text_then_rerun_resumes(tmp_path, capsys):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(kd.news_corpus("validation")[:40]) + "\n")
+    model_dir = tmp_path / "run"
+    args = ["pretrain", "--model", "gpt_tiny", "--objective", "causal_lm", "--data", str(corpus)]
+    args += ["--model-dir", str(model_dir), "--checkpoint-every", "2", "--verbose", "2"]
+    args += TINY_MODEL + TINY_RUN
+    assert main([*args, "--steps", "2"]) == 0
+    first = capsys.readouterr().out
+    assert "steps 0 -> 2" in first and "Resumed" not in first
+    assert (model_dir / "tokenizer" / "tokenizer.json").exists()
+    assert main([*args, "--steps", "4"]) == 0
+    second = capsys.readouterr().out
+    assert "Resumed from" in second and "at step 2" in second and "steps 2 -> 4" in second
+    results = json.loads((model_dir / "results.json").read_text())
+    assert results["step"] == 4 and results["eval"]["perplexity"] > 1
+
+
+def test_finetune_on_own_csv(tmp_path, capsys):
+    texts, labels = kd.rotten_tomatoes("validation")
+    path = tmp_path / "reviews.csv"
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["text", "label"])
+        for text, label in zip(texts[:200], labels[:200]):
+            writer.writerow([text, ["bad", "good"][label]])
+    model_dir = tmp_path / "run"
+    args = ["finetune", "--model", "bert_tiny", "--objective", "classification"]
+    args += ["--data", str(path), "--model-dir", str(model_dir), "--steps", "3", "--verbose", "0"]
+    args += ["--freeze-layers", "1", "--layerwise-lr-decay", "0.8", *TINY_MODEL, *TINY_RUN]
+    assert main(args) == 0
+    best = json.loads((model_dir / "best" / "best.json").read_text())
+    assert best["metric"] == "accuracy" and best["step"] == 3
+    assert set(json.loads((model_dir / "results.json").read_text())["eval"]) == {
+        "loss",
+        "accuracy",
+        "f1",
+    }
+
+
+def test_bad_arguments_are_clear_errors(tmp_path, capsys):
+    common = ["--model-dir", str(tmp_path), "--steps", "1"]
+    assert (
+        main(
+            ["pretrain", "--model", "gpt_tiny", "--objective", "causal_lm"]
+            + ["--data", "no_such_corpus", *common]
+        )
+        == 2
+    )
+    assert "neither a built-in corpus" in capsys.readouterr().err
+    assert (
+        main(
+            ["pretrain", "--model", "gpt_tiny", "--objective", "causal_lm"]
+            + ["--data", "rotten_tomatoes", *common]
+        )
+        == 2
+    )
+    assert "serves ['classification']" in capsys.readouterr().err

@@ -1,0 +1,187 @@
+"""The Trainer on one device: training, evaluation, checkpoints, resume, divergence, TensorBoard."""
+
+import glob
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from training_helpers import (
+    REFERENCE_STEPS,
+    causal_batches,
+    reference_config,
+    reference_data,
+    tiny_causal_lm,
+)
+
+from kerasllm.training import Trainer, TrainerConfig, TrainingDivergedError
+
+
+def make_trainer(model_dir, steps, model_fn=tiny_causal_lm, **config):
+    config.setdefault("verbose", 0)
+    return Trainer(
+        model_fn,
+        "causal_lm",
+        TrainerConfig(str(model_dir), steps=steps, **config),
+        strategy="one_device",
+    )
+
+
+def weights(trainer):
+    return [v.numpy() for v in trainer.model.weights]
+
+
+def max_difference(a, b):
+    return max(float(np.max(np.abs(x - y))) for x, y in zip(a, b))
+
+
+def scalar_series(directory, tag):
+    accumulator = EventAccumulator(directory, size_guidance={"tensors": 0})
+    accumulator.Reload()
+    return [(e.step, float(tf.make_ndarray(e.tensor_proto))) for e in accumulator.Tensors(tag)]
+
+
+def test_fit_trains_logs_evaluates_and_checkpoints(tmp_path, causal_data):
+    def samples(model):
+        return ["first sample", "second sample"]
+
+    config = TrainerConfig(
+        str(tmp_path),
+        steps=12,
+        learning_rate=1e-2,
+        log_every=3,
+        eval_every=4,
+        checkpoint_every=6,
+        keep_checkpoints=1,
+        best_metric="accuracy",
+        verbose=0,
+    )
+    trainer = Trainer(tiny_causal_lm, "causal_lm", config, "one_device", sample_fn=samples)
+    before = trainer.evaluate(causal_data)
+    history = trainer.fit(causal_data, eval_data=causal_data)
+    assert history["step"] == trainer.step == 12
+    assert history["eval"]["loss"] < before["loss"] - 0.1
+    assert history["eval"]["perplexity"] == pytest.approx(np.exp(history["eval"]["loss"]))
+    # keep_checkpoints=1: only the last of ckpt-6 and ckpt-12 remains.
+    assert glob.glob(str(tmp_path / "ckpt-*.index")) == [str(tmp_path / "ckpt-12.index")]
+    train_dir, eval_dir = str(tmp_path / "train"), str(tmp_path / "eval")
+    for tag in ("loss", "learning_rate", "gradient_norm"):
+        assert [step for step, _ in scalar_series(train_dir, tag)] == [3, 6, 9, 12], tag
+    # Throughput leaves out the first loop, which includes tracing.
+    for tag in ("tokens_per_second", "steps_per_second"):
+        series = scalar_series(train_dir, tag)
+        assert [step for step, _ in series] == [6, 9, 12] and min(v for _, v in series) > 0
+    learning_rates = [value for _, value in scalar_series(train_dir, "learning_rate")]
+    assert learning_rates == pytest.approx([7.5e-3, 5e-3, 2.5e-3, 0.0], abs=1e-7)
+    accuracies = scalar_series(eval_dir, "accuracy")
+    assert [step for step, _ in accuracies] == [4, 8, 12]
+    assert [step for step, _ in scalar_series(eval_dir, "perplexity")] == [4, 8, 12]
+    accumulator = EventAccumulator(eval_dir, size_guidance={"tensors": 0})
+    accumulator.Reload()
+    text = accumulator.Tensors("samples")[0].tensor_proto.string_val[0].decode()
+    assert "first sample" in text and "second sample" in text
+    # The best evaluation's checkpoint is kept apart, with its record.
+    best = json.loads((tmp_path / "best" / "best.json").read_text())
+    best_step, best_value = max(accuracies, key=lambda item: (item[1], -item[0]))
+    assert (best["metric"], best["step"]) == ("accuracy", best_step)
+    assert best["value"] == pytest.approx(best_value)
+    assert tf.train.latest_checkpoint(str(tmp_path / "best")).endswith(f"ckpt-{best_step}")
+    assert json.loads((tmp_path / "config.json").read_text())["steps"] == 12
+
+
+def test_evaluate_matches_a_numpy_computation(tmp_path, causal_data):
+    trainer = make_trainer(tmp_path, steps=1)
+    metrics = trainer.evaluate(causal_data)
+    total_loss = total_correct = total_weight = 0.0
+    for x, y, w in causal_data:
+        logits = trainer.model(x).numpy().astype("float64")
+        log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+        y, w = y.numpy(), w.numpy()
+        nll = -np.take_along_axis(log_probs, y[..., None], -1)[..., 0]
+        total_loss += (nll * w).sum()
+        total_correct += ((logits.argmax(-1) == y) * w).sum()
+        total_weight += w.sum()
+    assert metrics["loss"] == pytest.approx(total_loss / total_weight, rel=1e-5)
+    assert metrics["accuracy"] == pytest.approx(total_correct / total_weight)
+
+
+def test_resume_continues_the_step_and_matches_an_uninterrupted_run(tmp_path, reference_weights):
+    Trainer(tiny_causal_lm, "causal_lm", reference_config(tmp_path), "one_device").fit(
+        reference_data()
+    )
+    # A crash after the step-4 checkpoint: the step-8 checkpoint never happened.
+    for path in glob.glob(str(tmp_path / "ckpt-8.*")):
+        os.remove(path)
+    state = (tmp_path / "checkpoint").read_text().replace("ckpt-8", "ckpt-4")
+    (tmp_path / "checkpoint").write_text(state)
+
+    resumed = Trainer(tiny_causal_lm, "causal_lm", reference_config(tmp_path), "one_device")
+    assert resumed.step == 4 and resumed.restored_from.endswith("ckpt-4")
+    assert int(resumed._batches_consumed.numpy()) == 4
+    assert resumed.fit(reference_data())["step"] == REFERENCE_STEPS
+    assert max_difference(weights(resumed), reference_weights) < 1e-6
+
+
+def test_gradient_accumulation_matches_one_large_batch(tmp_path, reference_weights):
+    # Micro-batches of 4 with different amounts of padding: the loss must still be the mean over
+    # every real token of the update's 8 examples, not a mean of per-micro-batch means.
+    config = reference_config(tmp_path, accumulation_steps=2)
+    accumulated = Trainer(tiny_causal_lm, "causal_lm", config, "one_device")
+    accumulated.fit(reference_data(batch_size=4))
+    assert max_difference(weights(accumulated), reference_weights) < 2e-6
+
+
+def test_a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):
+    data = causal_batches(num_examples=48, batch_size=8)
+    poisoned = data.enumerate().map(
+        lambda i, b: (b[0], b[1], tf.where(i == 3, np.float32("nan"), b[2]))
+    )
+    trainer = make_trainer(tmp_path, steps=6, checkpoint_every=2)
+    with pytest.raises(TrainingDivergedError, match="NaN or infinite at step 4"):
+        trainer.fit(poisoned)
+    assert tf.train.latest_checkpoint(str(tmp_path)).endswith("ckpt-2")
+    assert not glob.glob(str(tmp_path / "ckpt-4*"))
+
+
+@pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision(tmp_path, causal_data, precision):
+    trainer = make_trainer(tmp_path, steps=4, precision=precision, learning_rate=1e-2)
+    assert trainer.model.dtype_policy.name == precision
+    assert trainer.model.backbone.blocks[0].compute_dtype == precision.split("_")[1]
+    assert isinstance(trainer.optimizer, keras.optimizers.LossScaleOptimizer) == (
+        precision == "mixed_float16"
+    )
+    before = trainer.evaluate(causal_data)["loss"]
+    history = trainer.fit(causal_data, causal_data)
+    assert all(np.isfinite(w).all() for w in weights(trainer))
+    assert history["eval"]["loss"] < before
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is left alone
+
+
+@pytest.mark.slow  # XLA compilation takes ~10-30 s on 2 CPU cores
+def test_xla_matches_the_default_step(tmp_path, causal_data):
+    plain = make_trainer(tmp_path / "plain", steps=2, learning_rate=1e-2)
+    plain.fit(causal_data)
+    compiled = make_trainer(tmp_path / "xla", steps=2, learning_rate=1e-2, jit_compile=True)
+    compiled.fit(causal_data)
+    assert max_difference(weights(plain), weights(compiled)) < 1e-5
+
+
+def test_clear_errors(tmp_path, causal_data):
+    with pytest.raises(ValueError, match="Unknown objective 'causal'"):
+        Trainer(tiny_causal_lm, "causal", TrainerConfig(str(tmp_path), steps=1))
+    with pytest.raises(ValueError, match="not created in the scope"):
+        Trainer(
+            tiny_causal_lm(),
+            "causal_lm",
+            TrainerConfig(str(tmp_path), steps=1),
+            strategy=tf.distribute.MirroredStrategy(["/cpu:0"]),
+        )
+    with pytest.raises(ValueError, match="dtype policy is 'float32'"):
+        make_trainer(tmp_path, steps=1, model_fn=tiny_causal_lm(), precision="mixed_bfloat16")
+    trainer = make_trainer(tmp_path, steps=1)
+    with pytest.raises(ValueError, match=r"use `\[0\]`"):
+        trainer.fit((causal_data, None))
