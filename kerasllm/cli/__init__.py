@@ -9,7 +9,7 @@ import os
 import sys
 
 # Subcommand modules in the order `--help` lists them.
-SUBCOMMANDS = ("zoo",)
+SUBCOMMANDS = ("zoo", "pretrain", "finetune", "export", "tune")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,12 +8,14 @@ Example:
 """
 
 from kerasllm.zoo import presets as _presets  # noqa: F401  (registers the built-in presets)
+from kerasllm.zoo import pretrained as _pretrained  # noqa: F401  (presets with real weights)
 from kerasllm.zoo.registry import (
     FAMILIES,
     TASKS,
     Preset,
     get,
     get_preset,
+    get_tokenizer,
     list,
     load_preset_file,
     models_dir,
@@ -28,6 +30,7 @@ __all__ = [
     "Preset",
     "get",
     "get_preset",
+    "get_tokenizer",
     "list",
     "load_preset_file",
     "models_dir",

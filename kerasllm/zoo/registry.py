@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import inspect
 import json
 import os
@@ -50,11 +51,16 @@ class Preset:
         config: backbone hyperparameters (see `kerasllm.models.Backbone`).
         description: one line for `kerasllm zoo list`.
         tokenizer: the tokenizer the preset expects: a dict with at least "kind"
-            ("wordpiece", "sentencepiece", "byte_bpe") and "vocabulary_size", plus "path"
-            (relative to `models_dir()` or absolute) when a trained tokenizer is shipped.
+            ("wordpiece", "sentencepiece", "byte_bpe") and "vocabulary_size", plus, when a
+            trained tokenizer is shipped, "path" (a saved tokenizer folder, relative to
+            `models_dir()` or absolute) or "loader" (a "module:function" reference returning the
+            tokenizer). `get_tokenizer` loads it.
         weights: shipped weights file, relative to `models_dir()` or absolute, loaded by default.
         num_params: the backbone's parameter count when known (checked by the test suite for
             built-in presets); computed by building the model otherwise.
+        weights_loader: instead of `weights`, a "module:function" reference to a function that
+            loads the default weights into the built backbone (e.g. from a checkpoint that ships
+            inside an installed package).
     """
 
     name: str
@@ -64,6 +70,7 @@ class Preset:
     tokenizer: dict | None = None
     weights: str | None = None
     num_params: int | None = None
+    weights_loader: str | None = None
 
     def resolve(self, relative: str) -> Path:
         path = Path(relative)
@@ -82,6 +89,7 @@ def register(
     weights: str | None = None,
     num_params: int | None = None,
     overwrite: bool = False,
+    weights_loader: str | None = None,
 ) -> Preset:
     """Adds a preset to the zoo; the config is validated by building nothing.
 
@@ -97,7 +105,14 @@ def register(
     if name in _REGISTRY and not overwrite:
         raise ValueError(f"Preset {name!r} already exists; pass overwrite=True to replace it.")
     FAMILIES[family].check_keys(config)
-    preset = Preset(name, family, dict(config), description, tokenizer, weights, num_params)
+    if weights and weights_loader:
+        raise ValueError(f"Preset {name!r}: give `weights` or `weights_loader`, not both.")
+    for reference in (weights_loader, (tokenizer or {}).get("loader")):
+        if reference is not None:
+            _check_reference(reference)
+    preset = Preset(
+        name, family, dict(config), description, tokenizer, weights, num_params, weights_loader
+    )
     _REGISTRY[name] = preset
     return preset
 
@@ -144,8 +159,9 @@ def get(name: str, task: str | None = None, weights: str | None = "default", **o
         name: a preset name (see `list()`) or the path of a preset JSON file.
         task: None for the bare backbone, or one of "masked_lm", "causal_lm", "seq2seq_lm",
             "classifier", "token_classifier".
-        weights: "default" loads the preset's shipped weights when it has any; None builds
-            randomly initialized weights; a path loads a `.weights.h5` or `.keras` file.
+        weights: "default" loads the preset's shipped weights when it has any (its weights file,
+            or its `weights_loader` into the backbone); None builds randomly initialized
+            weights; a path loads a `.weights.h5` or `.keras` file.
         **overrides: backbone hyperparameters to change (e.g. `num_layers=2`, `dropout=0.0`) and
             task arguments (e.g. `num_classes=2`). Everything is validated before any weight is
             built.
@@ -190,7 +206,61 @@ def get(name: str, task: str | None = None, weights: str | None = "default", **o
     weights_path = _weights_path(preset, weights)
     if weights_path is not None:
         _load_weights(model, weights_path)
+    elif weights == "default" and preset.weights_loader:
+        resolve_reference(preset.weights_loader)(backbone)
     return model
+
+
+def _check_reference(reference) -> None:
+    module, _, attribute = str(reference).partition(":")
+    if not module or not attribute:
+        raise ValueError(
+            f"Loader reference {reference!r} must have the form 'package.module:function'."
+        )
+
+
+def resolve_reference(reference: str):
+    """The object a "package.module:function" reference names (imported on demand)."""
+    _check_reference(reference)
+    module, _, attribute = reference.partition(":")
+    try:
+        return getattr(importlib.import_module(module), attribute)
+    except (ImportError, AttributeError) as error:
+        raise ValueError(f"Cannot resolve loader {reference!r}: {error}") from None
+
+
+def get_tokenizer(name: str):
+    """The trained tokenizer a preset ships (from its "loader" or saved "path").
+
+    Args:
+        name: a preset name or preset JSON file.
+
+    Returns:
+        A `kerasllm.tokenizers.Tokenizer`.
+
+    Raises:
+        ValueError: the preset ships no trained tokenizer (it only names the kind it expects).
+
+    Example:
+    >>> from kerasllm import zoo
+    >>> zoo.get_tokenizer("minilm_l6").tokenize("Hello!").numpy().tolist()
+    [7592, 999]
+    """
+    preset = get_preset(name)
+    spec = preset.tokenizer or {}
+    if spec.get("loader"):
+        return resolve_reference(spec["loader"])()
+    if spec.get("path"):
+        from kerasllm import tokenizers
+
+        return tokenizers.load(preset.resolve(spec["path"]))
+    expected = f"a {spec.get('kind', 'matching')} tokenizer"
+    if spec.get("vocabulary_size"):
+        expected += f" of {spec['vocabulary_size']} tokens"
+    raise ValueError(
+        f"Preset {name!r} ships no trained tokenizer; it expects {expected}. Train one with "
+        "kerasllm.tokenizers, or pick a preset that ships one."
+    )
 
 
 def _weights_path(preset: Preset, weights):

@@ -1,0 +1,162 @@
+"""`export`: a model bundle or preset to a versioned SavedModel that TF Serving loads as is."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import tensorflow as tf
+
+from kerasllm import bundle as bundle_lib
+from kerasllm.export.serving import ServingModule, serving_module
+from kerasllm.export.warmup import write_warmup_requests
+
+#: Ops that call back into Python; TF Serving has no Python, so an export must not hold them.
+PYTHON_OPS = ("PyFunc", "PyFuncStateless", "EagerPyFunc")
+
+
+def existing_versions(model_base: str | os.PathLike) -> list[int]:
+    """Version numbers already under `model_base` (its all-digit subfolders), ascending."""
+    base = Path(model_base)
+    if not base.is_dir():
+        return []
+    return sorted(int(p.name) for p in base.iterdir() if p.is_dir() and p.name.isdigit())
+
+
+def _resolve(model, task: str | None) -> bundle_lib.Bundle:
+    """A `Bundle` from a bundle, a bundle folder or a preset name."""
+    if isinstance(model, bundle_lib.Bundle):
+        return model
+    if bundle_lib.is_bundle(model):
+        return bundle_lib.load(model)
+    if os.path.exists(os.fspath(model)):
+        raise FileNotFoundError(
+            f"{model} is not a kerasllm model bundle (no {bundle_lib.CONFIG_FILENAME} in it)."
+        )
+    from kerasllm import zoo
+
+    name = os.fspath(model)
+    task_model = zoo.get(name, task=task)
+    tokenizer = zoo.get_tokenizer(name)
+    roles = ("source", "target") if task == "seq2seq_lm" else ("text",)
+    return bundle_lib.Bundle(task_model, {role: tokenizer for role in roles}, {"preset": name})
+
+
+def export(
+    model,
+    out: str | os.PathLike,
+    *,
+    task: str | None = None,
+    max_length: int | None = None,
+    beams: int = 4,
+    length_penalty: float = 1.0,
+    version: int | None = None,
+) -> Path:
+    """Writes a SavedModel with text-in/text-out signatures to `out/VERSION/`.
+
+    `out` is TF Serving's model base path (`BASE/NAME`); the export takes the next free
+    version number (1, 2, ...) and never overwrites one: it is written to a hidden staging
+    folder beside the versions (TF Serving ignores non-numeric folders) and renamed into place
+    once complete, so a server watching `out` never sees a half-written version. Each export
+    carries `assets.extra/tf_serving_warmup_requests` (one request per signature).
+
+    Tokenization, truncation to the model's lengths, decoding (greedy, beam search, sampling)
+    and detokenization all run in the graph; the SavedModel loads with only `tensorflow` and
+    `tensorflow_text` imported. See `kerasllm.export.serving` for the signatures.
+
+    Args:
+        model: a `kerasllm.bundle.Bundle`, a bundle folder, or a zoo preset name (that ships
+            a tokenizer).
+        out: the model base path, e.g. `models/translate_en_fr`.
+        task: the task of a preset (e.g. "seq2seq_lm", "classifier"); ignored for bundles.
+        max_length: default most generated tokens per input (seq2seq and causal LMs);
+            default: the bundle's `target_length` / what the model's positions allow.
+        beams: beam width of the beam-search signature (seq2seq).
+        length_penalty: beam search's length normalization exponent.
+        version: an explicit version number; it must not exist yet.
+
+    Returns:
+        The version folder written, `out/VERSION`.
+
+    Raises:
+        ValueError: an unsupported model, bad settings, or an existing `version`.
+        FileNotFoundError: `model` is a folder that holds no bundle.
+
+    Example:
+    >>> import tempfile
+    >>> from kerasllm import bundle, tokenizers, zoo
+    >>> tok = tokenizers.train_wordpiece(["good film", "bad film"] * 20, vocabulary_size=40)
+    >>> clf = zoo.get("bert_tiny", task="classifier", num_classes=2, vocabulary_size=40,
+    ...               num_layers=1, weights=None)
+    >>> path = export(bundle.Bundle(clf, {"text": tok}), tempfile.mkdtemp() + "/sentiment")
+    >>> path.name
+    '1'
+    """
+    resolved = _resolve(model, task)
+    module = serving_module(
+        resolved.model,
+        resolved.tokenizers,
+        resolved.metadata,
+        max_length=max_length,
+        beams=beams,
+        length_penalty=length_penalty,
+    )
+    return write(module, out, version=version)
+
+
+def write(module: ServingModule, out: str | os.PathLike, version: int | None = None) -> Path:
+    """Saves a serving module as the next version under `out` (see `export`)."""
+    base = Path(out)
+    if version is not None and (not isinstance(version, int) or version < 1):
+        raise ValueError(f"`version` must be a positive integer; got {version!r}.")
+    if version is not None and (base / str(version)).exists():
+        raise ValueError(f"{base / str(version)} exists; an export never overwrites a version.")
+    base.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".export-", dir=base))
+    try:
+        saved = staging / "saved_model"
+        tf.saved_model.save(module, str(saved), signatures=module.signatures())
+        write_warmup_requests(saved, base.name, module.warmup_requests())
+        _check_no_python_ops(saved)
+        while True:
+            number = version or (max(existing_versions(base), default=0) + 1)
+            target = base / str(number)
+            try:
+                # mkdir claims the number atomically; the rename then fills the empty folder.
+                target.mkdir()
+            except FileExistsError:
+                if version is not None:
+                    raise ValueError(
+                        f"{target} exists; an export never overwrites a version."
+                    ) from None
+                continue
+            os.replace(saved, target)
+            return target
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def python_ops(export_dir: str | os.PathLike) -> list[str]:
+    """Names of Python-callback ops in a SavedModel's graph and functions (empty when clean)."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    proto.ParseFromString((Path(export_dir) / "saved_model.pb").read_bytes())
+    found = set()
+    for meta_graph in proto.meta_graphs:
+        nodes = list(meta_graph.graph_def.node)
+        for function in meta_graph.graph_def.library.function:
+            nodes.extend(function.node_def)
+        found.update(node.op for node in nodes if node.op in PYTHON_OPS)
+    return sorted(found)
+
+
+def _check_no_python_ops(export_dir: Path) -> None:
+    found = python_ops(export_dir)
+    if found:
+        raise ValueError(
+            f"The export holds Python-function ops {found}, which TF Serving cannot run; "
+            "a tokenizer or model uses tf.py_function."
+        )

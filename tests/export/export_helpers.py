@@ -1,0 +1,93 @@
+"""Shared inputs and settings of the export tests."""
+
+from kerasllm.testing import tiny_config
+
+CORPUS = [
+    "the cat sat on the mat",
+    "le chat est assis sur le tapis",
+    "a dog ran in the park",
+    "un chien courait dans le parc",
+    "what a good film",
+    "what a bad film",
+] * 10
+
+#: Inputs every text signature must survive; each must give a well-formed result.
+BAD_INPUTS = [
+    "",
+    "   \t\n ",
+    "word " * 2000,  # 10,000 characters
+    "😀🎉👍🏽 emoji only 🇫🇷",
+    "שלום עולם مرحبا بالعالم",  # right-to-left scripts
+    "control\x00chars\x07\x1b[31m\x7f here",
+]
+GOOD_INPUTS = ["the cat sat on the mat", "a dog ran", "what a good film", "le chat"]
+
+SEQ2SEQ_MAX_LENGTH = 8
+CAUSAL_MAX_LENGTH = 6
+BEAMS = 3
+
+
+def tiny(**overrides):
+    return tiny_config("learned_postnorm", num_layers=1, max_sequence_length=24, **overrides)
+
+
+SERVE_SCRIPT = r"""
+import json, sys
+for blocked in ("kerasllm", "keras_hub"):
+    sys.modules[blocked] = None  # any import of them fails: the export must not need them
+import tensorflow as tf
+import tensorflow_text  # noqa: F401  (registers the tokenizer ops)
+
+exports, good, bad = json.loads(sys.argv[1]), json.loads(sys.argv[2]), json.loads(sys.argv[3])
+
+def plain(value):
+    value = value.numpy()
+    if value.dtype == object:
+        return [v.decode("utf-8") for v in value.reshape(-1)]  # fails on invalid UTF-8
+    return value.tolist()
+
+results = {}
+for family, path in exports.items():
+    model = tf.saved_model.load(path)
+    out = results[family] = {}
+    for name, fn in model.signatures.items():
+        specs = fn.structured_input_signature[1]
+        if "text" not in specs and "prompt" not in specs:
+            continue
+        key = "text" if "text" in specs else "prompt"
+        extra = {
+            "max_length": tf.constant(5), "max_new_tokens": tf.constant(4),
+            "temperature": tf.constant(0.0), "top_k": tf.constant(0), "top_p": tf.constant(1.0),
+            "seed": tf.constant(0),
+        }
+        def call(texts):
+            inputs = {k: v for k, v in extra.items() if k in specs}
+            inputs[key] = tf.constant(texts)
+            return {k: plain(v) for k, v in fn(**inputs).items()}
+        # The batch of 64 starts with the bad inputs; the batch of 1 is the longest one.
+        out[name] = {
+            "good": call(good),
+            "one": call(bad[2:3]),
+            "sixty_four": call((bad + good) * 6 + bad[:4]),
+        }
+    if family == "seq2seq":
+        ids = model.signatures["translate_token_ids"]
+        out["token_ids"] = {k: plain(v) for k, v in ids(
+            token_ids=tf.constant([[5, 6, 7, 8], [9, 10, 0, 0]]),
+            padding_mask=tf.constant([[1, 1, 1, 1], [1, 1, 0, 0]])).items()}
+    if family == "causal":
+        ids = model.signatures["generate_token_ids"]
+        out["token_ids"] = {k: plain(v) for k, v in ids(
+            token_ids=tf.constant([[5, 6, 7, 8], [9, 10, 0, 0]]),
+            padding_mask=tf.constant([[1, 1, 1, 1], [1, 1, 0, 0]]),
+            max_new_tokens=tf.constant(4)).items()}
+    if family == "classifier":
+        ids = model.signatures["classify_token_ids"]
+        out["token_ids"] = {k: plain(v) for k, v in ids(
+            token_ids=tf.constant([[2, 7, 8, 3], [2, 9, 3, 0]]),
+            padding_mask=tf.constant([[1, 1, 1, 1], [1, 1, 1, 0]])).items()}
+results["modules"] = sorted(
+    m for m, module in sys.modules.items() if m.startswith("kerasllm") and module is not None
+)
+print("RESULT" + json.dumps(results))
+"""

@@ -1,0 +1,341 @@
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from export_helpers import BAD_INPUTS, BEAMS, CAUSAL_MAX_LENGTH, GOOD_INPUTS, SEQ2SEQ_MAX_LENGTH
+
+from kerasllm import bundle, tokenizers
+from kerasllm.cli import main
+from kerasllm.data.pipelines import _boundary_ids
+from kerasllm.export import existing_versions, export, python_ops
+from kerasllm.generation import BeamSampler
+from kerasllm.models import Encoder, TokenClassifier
+
+SIGNATURES = {
+    "seq2seq": {
+        "serving_default": ({"text": "DT_STRING"}, {"translation": "DT_STRING"}),
+        "translate_max_length": (
+            {"text": "DT_STRING", "max_length": "DT_INT32"},
+            {"translation": "DT_STRING"},
+        ),
+        "translate_beam": (
+            {"text": "DT_STRING"},
+            {"translation": "DT_STRING", "score": "DT_FLOAT"},
+        ),
+        "translate_token_ids": (
+            {"token_ids": "DT_INT32", "padding_mask": "DT_INT32"},
+            {"token_ids": "DT_INT32", "lengths": "DT_INT32"},
+        ),
+    },
+    "causal": {
+        "serving_default": ({"prompt": "DT_STRING"}, {"completion": "DT_STRING"}),
+        "generate_sampled": (
+            {
+                "prompt": "DT_STRING",
+                "max_new_tokens": "DT_INT32",
+                "temperature": "DT_FLOAT",
+                "top_k": "DT_INT32",
+                "top_p": "DT_FLOAT",
+                "seed": "DT_INT32",
+            },
+            {"completion": "DT_STRING"},
+        ),
+        "generate_token_ids": (
+            {"token_ids": "DT_INT32", "padding_mask": "DT_INT32", "max_new_tokens": "DT_INT32"},
+            {"token_ids": "DT_INT32", "lengths": "DT_INT32"},
+        ),
+    },
+    "classifier": {
+        "serving_default": (
+            {"text": "DT_STRING"},
+            {"probabilities": "DT_FLOAT", "class_id": "DT_INT32", "label": "DT_STRING"},
+        ),
+        "embed": ({"text": "DT_STRING"}, {"embedding": "DT_FLOAT"}),
+        "classify_token_ids": (
+            {"token_ids": "DT_INT32", "padding_mask": "DT_INT32"},
+            {"probabilities": "DT_FLOAT", "class_id": "DT_INT32", "label": "DT_STRING"},
+        ),
+    },
+}
+
+
+def _parse_cli(text):
+    """`{signature: ({input: (dtype, shape)}, {output: (dtype, shape)})}` from saved_model_cli."""
+    parsed = {}
+    for block in re.split(r"signature_def\['", text)[1:]:
+        name = block[: block.index("'")]
+        inputs_part, _, outputs_part = block.partition(
+            "The given SavedModel SignatureDef contains the following output(s):"
+        )
+
+        def entries(part):
+            return {
+                m.group(1): (m.group(2), m.group(3))
+                for m in re.finditer(
+                    r"\['(\w+)'\] tensor_info:\s+dtype: (\w+)\s+shape: (\([^)]*\)|unknown_rank)",
+                    part,
+                )
+            }
+
+        parsed[name] = (entries(inputs_part), entries(outputs_part))
+    return parsed
+
+
+@pytest.fixture(scope="module")
+def saved_model_cli_output(families):
+    """`saved_model_cli show --all` of each export; the three processes run side by side."""
+    cli = Path(sys.executable).with_name("saved_model_cli")
+    processes = {
+        family: subprocess.Popen(
+            [str(cli), "show", "--all", "--dir", str(path)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for family, (_, path) in families.items()
+    }
+    outputs = {}
+    for family, process in processes.items():
+        stdout, stderr = process.communicate(timeout=300)
+        assert process.returncode == 0, stderr[-3000:]
+        outputs[family] = stdout
+    return outputs
+
+
+@pytest.mark.parametrize("family", ["seq2seq", "causal", "classifier"])
+def test_saved_model_cli_lists_signatures(saved_model_cli_output, family):
+    listed = _parse_cli(saved_model_cli_output[family])
+    expected = SIGNATURES[family]
+    assert set(listed) - {"__saved_model_init_op"} == set(expected)
+    for name, (inputs, outputs) in expected.items():
+        got_inputs, got_outputs = listed[name]
+        assert {k: v[0] for k, v in got_inputs.items()} == inputs, name
+        assert {k: v[0] for k, v in got_outputs.items()} == outputs, name
+        for key, (_, shape) in got_inputs.items():
+            rank = {"text": 1, "prompt": 1, "token_ids": 2, "padding_mask": 2}.get(key, 0)
+            assert shape == ("()" if rank == 0 else "(" + ", ".join(["-1"] * rank) + ")"), (
+                name,
+                key,
+                shape,
+            )
+        for key, (_, shape) in got_outputs.items():
+            assert shape.startswith("(-1"), (name, key, shape)  # batch dimension first
+
+
+def test_fresh_process_loads_without_kerasllm(served):
+    # The script blocks kerasllm and keras_hub imports; it ran, and nothing slipped in.
+    assert served["modules"] == []
+
+
+def _translate_in_process(item, texts, sampler="greedy"):
+    tok = item.tokenizers["source"]
+    rows = [r or [0] for r in tok.tokenize(texts).to_list()]
+    ids = item.model.generate(
+        rows,
+        max_new_tokens=SEQ2SEQ_MAX_LENGTH,
+        sampler=sampler,
+        stop_token_ids=[tok.end_id],
+        start_id=tok.start_id,
+    )
+    strings = tok.detokenize(np.asarray(ids), skip_special_tokens=True).numpy()
+    return ids, [s.decode("utf-8", errors="replace").strip() for s in strings]
+
+
+def test_seq2seq_export_reproduces_the_model(families, served):
+    item, _ = families["seq2seq"]
+    _, greedy = _translate_in_process(item, GOOD_INPUTS)
+    assert served["seq2seq"]["serving_default"]["good"]["translation"] == greedy
+    _, beam = _translate_in_process(item, GOOD_INPUTS, BeamSampler(BEAMS))
+    assert served["seq2seq"]["translate_beam"]["good"]["translation"] == beam
+    # Token ids in, token ids out: the same ids `generate` returns (end token kept).
+    ids = item.model.generate(
+        [[5, 6, 7, 8], [9, 10]], max_new_tokens=SEQ2SEQ_MAX_LENGTH, stop_token_ids=[3], start_id=2
+    )
+    out = served["seq2seq"]["token_ids"]
+    for row, got, length in zip(ids, out["token_ids"], out["lengths"]):
+        assert got[:length] == [int(t) for t in row if t != 0][:length]
+        assert all(t == 0 for t in got[length:])
+
+
+def test_seq2seq_max_length_input_bounds_the_output(families, served):
+    item, _ = families["seq2seq"]
+    tok = item.tokenizers["target"]
+    for text in served["seq2seq"]["translate_max_length"]["good"]["translation"]:
+        assert len(tok.tokenize(text).numpy()) <= 5 + 2  # 5 tokens; detokenize may re-split
+
+
+def test_causal_export_reproduces_the_model(families, served):
+    item, _ = families["causal"]
+    tok = item.tokenizers["text"]
+    item.model.tokenizer = tok
+    want = item.model.generate(GOOD_INPUTS, max_new_tokens=CAUSAL_MAX_LENGTH, strip_prompt=True)
+    assert served["causal"]["serving_default"]["good"]["completion"] == want
+    # Temperature 0 in the sampled signature is greedy decoding (capped at 4 tokens there).
+    short = item.model.generate(GOOD_INPUTS, max_new_tokens=4, strip_prompt=True)
+    assert served["causal"]["generate_sampled"]["good"]["completion"] == short
+    ids = item.model.generate([[5, 6, 7, 8], [9, 10]], max_new_tokens=4, stop_token_ids=None)
+    out = served["causal"]["token_ids"]
+    assert out["lengths"] == [4, 4]
+    assert out["token_ids"][0][:4] == ids[0, 4:8].tolist()
+    assert out["token_ids"][1][:4] == ids[1, 2:6].tolist()
+
+
+def test_classifier_export_reproduces_the_model(families, served):
+    item, _ = families["classifier"]
+    tok = item.tokenizers["text"]
+    first, last = _boundary_ids(tok)
+    rows = [[first, *r, last] for r in tok.tokenize(GOOD_INPUTS).to_list()]
+    width = max(map(len, rows))
+    ids = np.array([r + [0] * (width - len(r)) for r in rows], np.int32)
+    mask = (ids != 0).astype(np.int32)
+    inputs = {"token_ids": ids, "padding_mask": mask}
+    probabilities = tf.nn.softmax(item.model(inputs)).numpy()
+    got = served["classifier"]["serving_default"]["good"]
+    np.testing.assert_allclose(got["probabilities"], probabilities, atol=1e-5)
+    names = ["negative", "neutral", "positive"]
+    assert got["label"] == [names[i] for i in probabilities.argmax(-1)]
+    assert got["class_id"] == probabilities.argmax(-1).tolist()
+    pooled = item.model.backbone(inputs)["pooled_output"].numpy()
+    np.testing.assert_allclose(
+        served["classifier"]["embed"]["good"]["embedding"], pooled, atol=1e-5
+    )
+
+
+@pytest.mark.parametrize("family", ["seq2seq", "causal", "classifier"])
+def test_bad_inputs_give_well_formed_results(served, family):
+    for signature, results in served[family].items():
+        if signature == "token_ids":
+            continue
+        for case, size in (("one", 1), ("sixty_four", 64)):
+            outputs = results[case]
+            for name, value in outputs.items():
+                assert len(value) == size, (signature, case, name)
+                if name == "probabilities":
+                    np.testing.assert_allclose(np.sum(value, axis=-1), 1.0, atol=1e-5)
+                if name in ("probabilities", "embedding", "score"):
+                    assert np.isfinite(value).all(), (signature, case, name)
+        if family == "seq2seq":
+            # Empty and whitespace-only sources translate to "".
+            assert results["sixty_four"]["translation"][:2] == ["", ""], signature
+
+
+def test_no_python_function_ops(families):
+    for _, path in families.values():
+        assert python_ops(path) == []
+        raw = (path / "saved_model.pb").read_bytes()
+        assert b"PyFunc" not in raw and b"EagerPyFunc" not in raw
+
+
+def test_warmup_requests_are_valid_prediction_logs(families):
+    prediction_log_pb2 = pytest.importorskip(
+        "tensorflow_serving.apis.prediction_log_pb2",
+        reason="tensorflow-serving-api (the `serving` extra) parses the warm-up file",
+    )
+    item, path = families["classifier"]
+    loaded = tf.saved_model.load(str(path))
+    records = list(tf.data.TFRecordDataset(str(path / "assets.extra/tf_serving_warmup_requests")))
+    logs = [prediction_log_pb2.PredictionLog.FromString(r.numpy()) for r in records]
+    assert [log.predict_log.request.model_spec.signature_name for log in logs] == list(
+        SIGNATURES["classifier"]
+    )
+    for log in logs:
+        request = log.predict_log.request
+        assert request.model_spec.name == "classifier"
+        inputs = {k: tf.constant(tf.make_ndarray(v)) for k, v in request.inputs.items()}
+        outputs = loaded.signatures[request.model_spec.signature_name](**inputs)
+        assert all(v.shape[0] == 2 for v in outputs.values())
+
+
+@pytest.fixture(scope="module")
+def encoder_export(tmp_path_factory):
+    """A bare `Encoder` (mean-pooled embeddings) exported once: `(bundle, version folder)`."""
+    tok = tokenizers.train_wordpiece(GOOD_INPUTS * 10, vocabulary_size=50)
+    encoder = Encoder(
+        vocabulary_size=tok.vocabulary_size,
+        num_layers=1,
+        num_heads=2,
+        hidden_dim=8,
+        intermediate_dim=16,
+        max_sequence_length=16,
+        pooler=False,
+    )
+    item = bundle.Bundle(encoder, {"text": tok})
+    return item, export(item, tmp_path_factory.mktemp("encoder") / "embedder")
+
+
+def test_encoder_export_embeds_text(encoder_export):
+    item, path = encoder_export
+    serve = tf.saved_model.load(str(path)).signatures["serving_default"]
+    out = serve(text=tf.constant(BAD_INPUTS))["embedding"].numpy()
+    assert out.shape == (len(BAD_INPUTS), 8) and np.isfinite(out).all()
+    tok = item.tokenizers["text"]
+    first, last = _boundary_ids(tok)
+    row = np.array([[first, *tok.tokenize(["what a good film"]).to_list()[0], last]], np.int32)
+    hidden = item.model({"token_ids": row, "padding_mask": np.ones_like(row)})["sequence_output"]
+    np.testing.assert_allclose(
+        serve(text=tf.constant(["what a good film"]))["embedding"].numpy(),
+        tf.reduce_mean(hidden, axis=1).numpy(),
+        atol=1e-5,
+    )
+
+
+def test_versions_are_never_overwritten(encoder_export, tmp_path):
+    item, first = encoder_export
+    base = first.parent
+    before = (first / "saved_model.pb").read_bytes()
+    saved = str(item.save(tmp_path / "bundle"))
+    # The CLI, on the saved bundle folder: the next version, version 1 untouched.
+    assert main(["export", "--model", saved, "--out", str(base)]) == 0
+    assert existing_versions(base) == [1, 2]
+    assert (first / "saved_model.pb").read_bytes() == before
+    assert sorted(p.name for p in base.iterdir()) == ["1", "2"]  # no staging folder left
+    assert (base / "2" / "assets.extra" / "tf_serving_warmup_requests").is_file()
+    with pytest.raises(ValueError, match="never overwrites"):
+        export(item, base, version=1)
+
+
+def test_clear_errors(tmp_path, families):
+    tok = families["classifier"][0].tokenizers["text"]
+    tagger = TokenClassifier(
+        Encoder(
+            vocabulary_size=tok.vocabulary_size,
+            num_layers=1,
+            num_heads=2,
+            hidden_dim=8,
+            intermediate_dim=16,
+            max_sequence_length=16,
+        ),
+        num_classes=3,
+    )
+    with pytest.raises(ValueError, match="Cannot export a TokenClassifier"):
+        export(bundle.Bundle(tagger, {"text": tok}), tmp_path / "x")
+    with pytest.raises(FileNotFoundError, match="not a kerasllm model bundle"):
+        export(tmp_path, tmp_path / "y")
+    with pytest.raises(ValueError, match="max_length"):
+        export(families["seq2seq"][0], tmp_path / "z", max_length=1000)
+    assert not (tmp_path / "x").exists() or existing_versions(tmp_path / "x") == []
+
+
+def test_cli_help_and_errors(capsys):
+    with pytest.raises(SystemExit):
+        main(["export", "--help"])
+    assert "--max-length" in capsys.readouterr().out
+    assert main(["export", "--model", "/nonexistent/bundle", "--out", "/tmp/never"]) == 2
+    assert "error" in capsys.readouterr().err
+
+
+def test_token_id_signatures_reject_bad_ids_with_clear_errors(families):
+    _, path = families["classifier"]
+    classify = tf.saved_model.load(str(path)).signatures["classify_token_ids"]
+    ones = tf.ones([1, 3], tf.int32)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="vocabulary size"):
+        classify(token_ids=tf.constant([[2, 10_000, 3]]), padding_mask=ones)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="right-padding"):
+        classify(token_ids=tf.constant([[0, 2, 3]]), padding_mask=tf.constant([[0, 1, 1]]))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="same shape"):
+        classify(token_ids=tf.constant([[2, 3]]), padding_mask=ones)
+    assert classify(token_ids=tf.constant([[2, 7, 3]]), padding_mask=ones)["label"].shape == [1]
