@@ -17,7 +17,7 @@ $(STAMP): setup.cfg pyproject.toml requirements-data.txt
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) examples/zoo_demo.py
+	$(PY) examples/translate.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

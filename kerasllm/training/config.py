@@ -64,6 +64,8 @@ class TrainerConfig:
             defaults to `lora_rank`.
         profile_steps: (first, last) update numbers between which a TensorBoard profiler trace
             is recorded; None records none.
+        max_train_seconds: stop (with a checkpoint) once `fit` has trained this long, even before
+            `steps`; a time budget. None: no limit.
         verbose: 1 shows a progress bar, 2 one line per log interval, 0 nothing.
 
     Example:
@@ -105,6 +107,7 @@ class TrainerConfig:
     lora_rank: int | None = None
     lora_alpha: float | None = None
     profile_steps: tuple[int, int] | None = None
+    max_train_seconds: float | None = None
     verbose: int = 1
 
     def __post_init__(self):
@@ -165,6 +168,10 @@ class TrainerConfig:
             raise ValueError(
                 f"`weight_decay_exclude` may only contain {list(WEIGHT_DECAY_GROUPS)}; "
                 f"got {sorted(unknown)}."
+            )
+        if self.max_train_seconds is not None and self.max_train_seconds <= 0:
+            raise ValueError(
+                f"`max_train_seconds` must be > 0 or None; got {self.max_train_seconds!r}."
             )
         if self.clipnorm is not None and self.clipnorm <= 0:
             raise ValueError(f"`clipnorm` must be > 0 or None; got {self.clipnorm!r}.")

@@ -448,8 +448,17 @@ class Trainer:
         window = dict.fromkeys(("loss", "norm", "steps", "timed_steps", "tokens", "seconds"), 0.0)
         last_saved = last_evaluated = start
         step = start
+        fit_began = time.perf_counter()
         try:
             while step < config.steps:
+                if (
+                    config.max_train_seconds is not None
+                    and time.perf_counter() - fit_began >= config.max_train_seconds
+                ):
+                    self.log(
+                        f"Time budget of {config.max_train_seconds:.0f} s reached at step {step}."
+                    )
+                    break
                 if config.profile_steps and step == config.profile_steps[0]:
                     self.summaries.start_profiler()
                 began = time.perf_counter()
@@ -490,6 +499,14 @@ class Trainer:
             if eval_data is not None and last_evaluated != step:
                 history["eval"] = self._run_eval(eval_data, step)
                 self._print_eval(history["eval"], step)
+        except KeyboardInterrupt:
+            # Ctrl-C (or SIGTERM turned into it by the CLI) keeps the work done so far; the
+            # step variable and the weights are consistent between training loops.
+            step = self.step
+            if step != last_saved:
+                self.checkpointer.save(step)
+                self.log(f"Interrupted: saved a checkpoint at step {step}; rerun to resume.")
+            raise
         finally:
             self.summaries.close()
         history["step"] = step

@@ -143,12 +143,11 @@ def train(recipe: Recipe, model_dir: str | Path, verbose: int = 1) -> bundle_lib
         checkpoint_every=recipe.checkpoint_every,
         eval_every=recipe.eval_every,
         log_every=50,
-        steps_per_loop=50,
+        steps_per_loop=10,  # short loops: the time budget and Ctrl-C are checked between them
         best_metric="loss",
         seed=recipe.seed,
+        max_train_seconds=recipe.max_train_seconds,
         verbose=verbose,
-        # Only passed when set, so the config keeps its own default otherwise.
-        **({"max_train_seconds": recipe.max_train_seconds} if recipe.max_train_seconds else {}),
     )
 
     def build_model():

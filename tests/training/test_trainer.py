@@ -185,3 +185,39 @@ def test_clear_errors(tmp_path, causal_data):
     trainer = make_trainer(tmp_path, steps=1)
     with pytest.raises(ValueError, match=r"use `\[0\]`"):
         trainer.fit((causal_data, None))
+
+
+def test_time_budget_stops_early_with_a_checkpoint(tmp_path, causal_data):
+    trainer = make_trainer(
+        tmp_path, 10_000, max_train_seconds=1e-3, steps_per_loop=2, checkpoint_every=1000
+    )
+    history = trainer.fit(causal_data)
+    # The budget is checked between loops: the first loop runs, then training stops.
+    assert 1 <= history["step"] <= 2
+    assert trainer.checkpointer.manager.latest_checkpoint.endswith(f"-{history['step']}")
+    with pytest.raises(ValueError, match="max_train_seconds"):
+        TrainerConfig(str(tmp_path), steps=1, max_train_seconds=0)
+
+
+def test_interrupt_saves_a_checkpoint_before_stopping(tmp_path, causal_data, monkeypatch):
+    trainer = make_trainer(tmp_path, 100, steps_per_loop=3, checkpoint_every=1000)
+    calls = []
+    make_train_loop = trainer._make_train_loop
+
+    def make_interrupting_loop():
+        train_loop = make_train_loop()
+
+        def interrupt_on_second_loop(*args):
+            calls.append(1)
+            if len(calls) == 2:
+                raise KeyboardInterrupt
+            return train_loop(*args)
+
+        return interrupt_on_second_loop
+
+    monkeypatch.setattr(trainer, "_make_train_loop", make_interrupting_loop)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit(causal_data)
+    assert trainer.checkpointer.manager.latest_checkpoint.endswith("-3")
+    resumed = make_trainer(tmp_path, 100)
+    assert resumed.step == 3
