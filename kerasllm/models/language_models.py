@@ -12,7 +12,8 @@ from kerasllm.models.task import Task
 
 
 class _Generative:
-    """`tokenizer` attribute of the generative tasks, used by `generate` for string inputs.
+    """What the generative tasks share: the vocabulary projection (`logits`) and the `tokenizer`
+    attribute that `generate` uses for string inputs.
 
     It is a runtime attribute, not part of the model: never in `get_config`, checkpoints or
     SavedModels (the export bundles its tokenizer explicitly).
@@ -24,6 +25,10 @@ class _Generative:
         if name == "tokenizer":
             value = self._no_dependency(value)  # keep TF object tracking off it
         super().__setattr__(name, value)
+
+    def logits(self, hidden):
+        """Float32 vocabulary logits of hidden states, through the tied token embedding."""
+        return self._float32(self.backbone.token_embedding(hidden, reverse=True))
 
 
 @keras.saving.register_keras_serializable(package="kerasllm")
@@ -98,9 +103,6 @@ class CausalLM(_Generative, Task):
         self._require_backbone(Decoder)
         self.built = True
 
-    def logits(self, hidden):
-        return self._float32(self.backbone.token_embedding(hidden, reverse=True))
-
     def call(self, inputs, training=None):
         return self.logits(self.backbone(inputs, training=training)["sequence_output"])
 
@@ -167,9 +169,6 @@ class Seq2SeqLM(_Generative, Task):
         super().__init__(backbone, **kwargs)
         self._require_backbone(EncoderDecoder)
         self.built = True
-
-    def logits(self, hidden):
-        return self._float32(self.backbone.token_embedding(hidden, reverse=True))
 
     def call(self, inputs, training=None):
         outputs = self.backbone(inputs, training=training)
