@@ -172,7 +172,9 @@ class Checkpointer:
         is_chief: bool = True,
         worker_id: int = 0,
     ):
-        self.model_dir = os.fspath(model_dir)
+        # Absolute: the state file stores prefixes relative to its directory, which TensorFlow
+        # joins back onto the directory name; a relative one would be joined twice on resume.
+        self.model_dir = os.path.abspath(os.fspath(model_dir))
         self.is_chief = is_chief
         self._state = dict(state)
         self.checkpoint = tf.train.Checkpoint(**state)

@@ -50,6 +50,17 @@ def test_restore_latest(tmp_path):
     assert all(np.all(v.numpy() == 3) for v in model.weights)
 
 
+def test_a_relative_model_dir_resumes(tmp_path, monkeypatch):
+    # The state file stores prefixes relative to its directory; with a relative model_dir they
+    # were once joined onto it twice, so a resume found no checkpoint at all.
+    monkeypatch.chdir(tmp_path)
+    checkpointer_with_saves("runs/relative")
+    model, step, checkpointer = fresh("runs/relative")
+    assert checkpointer.restore_latest() == str(tmp_path / "runs" / "relative" / "ckpt-3")
+    assert int(step.numpy()) == 3
+    assert all(np.all(v.numpy() == 3) for v in model.weights)
+
+
 @pytest.mark.parametrize("damage", ["truncate", "flip_bytes", "truncate_index"])
 def test_a_damaged_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, capfd, damage):
     checkpointer_with_saves(tmp_path)
