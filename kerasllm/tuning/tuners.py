@@ -4,9 +4,10 @@
 replaced: a trial builds a `Trainer` for the trial's model and `TrainerConfig` in
 `search_dir/trial_<id>/` (the folder where KerasTuner keeps `trial.json`), fits it with the
 project's data pipelines and distribution strategy, evaluates it, and returns the objective to
-the oracle. Between trials the trainer is dropped and the Keras session cleared, so memory does
-not grow with the number of trials. Reopening a search directory (`overwrite=False`) reloads the
-oracle: finished trials are not rerun and an interrupted trial resumes from its checkpoint.
+the oracle. Between trials the trainer is closed (`Trainer.close` frees its traced graphs) and
+the Keras session cleared, so memory does not grow with the number of trials. Reopening a
+search directory (`overwrite=False`) reloads the oracle: finished trials are not rerun and an
+interrupted trial resumes from its checkpoint.
 """
 
 from __future__ import annotations
@@ -215,9 +216,10 @@ class TrainerTunerMixin:
             if self.metric == "bleu":
                 metrics["val_bleu"] = _bleu(trainer.model, self.data)
                 trainer.summaries.scalars("eval", {"bleu": metrics["val_bleu"]}, trainer.step)
-            trainer.summaries.close()
         finally:
-            # Drop every reference to the trial's model and traced functions before the next.
+            # Release the trial's traced functions (Trainer.close breaks the graph reference
+            # cycles that garbage collection leaves behind) and every reference to its model.
+            trainer.close()
             del trainer
             keras.backend.clear_session()
             self.data.release()

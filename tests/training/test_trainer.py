@@ -199,6 +199,39 @@ def test_time_budget_stops_early_with_a_checkpoint(tmp_path, causal_data):
         TrainerConfig(str(tmp_path), steps=1, max_train_seconds=0)
 
 
+def test_close_releases_every_traced_graph(tmp_path, causal_data):
+    import gc
+
+    from tensorflow.python.eager import context
+    from tensorflow.python.framework import func_graph
+
+    names = ("train_loop", "eval_step")
+    # Trainers of other tests in this process are never closed: their graphs stay alive.
+    gc.collect()
+    existing = {id(g) for g in gc.get_objects() if isinstance(g, func_graph.FuncGraph)}
+
+    def live_loop_graphs():
+        gc.collect()
+        return [
+            g for g in gc.get_objects()
+            if isinstance(g, func_graph.FuncGraph) and g.name.startswith(names)
+            and id(g) not in existing
+        ]  # fmt: skip
+
+    functions_before = set(context.context().list_function_names())
+    for run in range(2):
+        trainer = make_trainer(tmp_path / str(run), steps=2, steps_per_loop=2)
+        trainer.fit(causal_data, causal_data.take(1))
+        assert live_loop_graphs()  # traced, and alive while the trainer is
+        trainer.close()
+        del trainer
+        # Without close(), each trainer's loop graph stays alive through the gradient functions
+        # that tracing tf.distribute's all_reduce registers globally.
+        assert live_loop_graphs() == []
+        leftover = set(context.context().list_function_names()) - functions_before
+        assert not [name for name in leftover if name.startswith(("while", "__inference"))]
+
+
 def test_interrupt_saves_a_checkpoint_before_stopping(tmp_path, causal_data, monkeypatch):
     trainer = make_trainer(tmp_path, 100, steps_per_loop=3, checkpoint_every=1000)
     calls = []

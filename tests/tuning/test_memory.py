@@ -6,11 +6,6 @@ from kerasllm.tuning import SearchSpace, run_search
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="Known leak (issue 8): each Trainer leaves its traced train_loop graph registered "
-    "in TensorFlow's eager context (+8 functions, ~20 MiB per trial); see docs/tuning.md.",
-)
 def test_rss_does_not_keep_growing_over_ten_trials(tmp_path):
     space = SearchSpace(
         num_layers=[1, 2],
