@@ -116,9 +116,12 @@ class Backbone(keras.Model):
                     f"Allowed keys: {sorted(cls.config_keys())}."
                 )
 
-    def validate_config(self, config: dict) -> None:
-        """Checks every hyperparameter; a ValueError says what is wrong and what is allowed."""
-        for key, value in self.extra_config_defaults().items():
+    @classmethod
+    def validate_config(cls, config: dict) -> None:
+        """Checks every hyperparameter (before any weight exists: a class method, so a search
+        space can check configurations without building them); a ValueError says what is wrong
+        and what is allowed."""
+        for key, value in cls.extra_config_defaults().items():
             config.setdefault(key, value)
 
         def positive_int(key):

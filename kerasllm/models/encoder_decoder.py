@@ -40,7 +40,8 @@ class EncoderDecoder(Backbone):
     def extra_config_defaults(cls):
         return {"num_decoder_layers": None}
 
-    def validate_config(self, config):
+    @classmethod
+    def validate_config(cls, config):
         super().validate_config(config)
         layers = config["num_decoder_layers"]
         if layers is not None and (not isinstance(layers, int) or layers < 1):

@@ -35,8 +35,7 @@ def _validate_backbone(family: str, config: dict) -> str | None:
     full = {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
     full.update(config)
     try:
-        # `validate_config` only reads class-level defaults: checking needs no built model.
-        backbone_class.validate_config(backbone_class, full)
+        backbone_class.validate_config(full)  # a class method: no model is built
     except ValueError as error:
         return str(error)
     return None

@@ -161,7 +161,8 @@ def get(name: str, task: str | None = None, weights: str | None = "default", **o
             "classifier", "token_classifier".
         weights: "default" loads the preset's shipped weights when it has any (its weights file,
             or its `weights_loader` into the backbone); None builds randomly initialized
-            weights; a path loads a `.weights.h5` or `.keras` file.
+            weights; a path loads a `.weights.h5` or `.keras` file, or a `kerasllm.training`
+            checkpoint (its model directory, newest checkpoint, or a `ckpt-N` prefix).
         **overrides: backbone hyperparameters to change (e.g. `num_layers=2`, `dropout=0.0`) and
             task arguments (e.g. `num_classes=2`). Everything is validated before any weight is
             built.
@@ -270,6 +271,9 @@ def _weights_path(preset: Preset, weights):
 
 
 def _load_weights(model, path: Path):
+    if path.is_dir() or Path(f"{path}.index").exists():
+        _load_training_checkpoint(model, path)
+        return
     if not path.exists():
         raise FileNotFoundError(f"Weights file {path} does not exist.")
     if path.suffix == ".keras":
@@ -277,6 +281,20 @@ def _load_weights(model, path: Path):
         model.set_weights(source.get_weights())
     else:
         model.load_weights(path)
+
+
+def _load_training_checkpoint(model, path: Path) -> None:
+    """Loads a `kerasllm.training` checkpoint (directory or prefix) that must cover the model."""
+    from kerasllm.training.checkpointing import load_model_weights
+
+    loaded, _ = load_model_weights(model, path)
+    expected = sum("seed_generator" not in v.path for v in model.variables)
+    if loaded != expected:
+        raise ValueError(
+            f"Checkpoint {path} holds {loaded} of the {expected} weights of {model.name!r}; "
+            "zoo.get(weights=...) needs them all (same preset, task and overrides). To start "
+            "from part of a checkpoint, use kerasllm.training.load_model_weights."
+        )
 
 
 def num_params(name: str) -> int:

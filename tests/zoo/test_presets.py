@@ -151,3 +151,21 @@ def test_weights_argument_loads_saved_weights(tmp_path):
     np.testing.assert_allclose(loaded(inputs)["pooled_output"], model(inputs)["pooled_output"])
     with pytest.raises(FileNotFoundError):
         zoo.get("bert_tiny", weights=str(tmp_path / "missing.weights.h5"))
+
+
+def test_weights_argument_loads_a_training_checkpoint(tmp_path):
+    import tensorflow as tf
+
+    from kerasllm.training import Checkpointer, ModelState
+
+    model = zoo.get("bert_tiny", task="classifier", num_classes=2, num_layers=1)
+    Checkpointer(str(tmp_path), {"model": ModelState(model), "step": tf.Variable(7)}).save(7)
+    inputs = encoder_inputs()
+    for weights in (tmp_path, tmp_path / "ckpt-7"):  # the model directory or one prefix
+        loaded = zoo.get(
+            "bert_tiny", task="classifier", num_classes=2, num_layers=1, weights=str(weights)
+        )
+        np.testing.assert_allclose(loaded(inputs), model(inputs))
+    # A checkpoint that covers only part of the model is an error, not a half-loaded model.
+    with pytest.raises(ValueError, match="holds .* of the .* weights"):
+        zoo.get("bert_tiny", task="classifier", num_classes=2, num_layers=2, weights=str(tmp_path))
