@@ -112,11 +112,13 @@ class MultiHeadAttention(keras.layers.Layer):
 
         Used to fill a cross-attention cache once per source sequence.
         """
+        return ops.stack(self._keys_and_values(value, start_index), axis=1)
+
+    def _keys_and_values(self, value, start_index):
         key = self._split_heads(self.key_dense(value), self.num_key_value_heads)
         if self.rotary is not None:
             key = self.rotary(key, start_index=start_index)
-        value = self._split_heads(self.value_dense(value), self.num_key_value_heads)
-        return ops.stack([key, value], axis=1)
+        return key, self._split_heads(self.value_dense(value), self.num_key_value_heads)
 
     def call(
         self,
@@ -133,13 +135,19 @@ class MultiHeadAttention(keras.layers.Layer):
         if self.rotary is not None:
             q = self.rotary(q, start_index=start)
 
-        if cache is not None and cache_update_index is None:
-            key_value = cache  # precomputed cross-attention keys/values
+        source = query if value is None else value
+        if cache is None:
+            # Training and full forward passes: no stacking into the cache layout, which would
+            # copy keys and values (and their gradients) once more per layer.
+            key, value_states = self._keys_and_values(source, start)
         else:
-            key_value = self.project_key_value(query if value is None else value, start)
-            if cache is not None:
-                key_value = ops.slice_update(cache, (0, 0, cache_update_index, 0, 0), key_value)
-        key, value_states = key_value[:, 0], key_value[:, 1]
+            if cache_update_index is None:
+                key_value = cache  # precomputed cross-attention keys/values
+            else:
+                key_value = ops.slice_update(
+                    cache, (0, 0, cache_update_index, 0, 0), self.project_key_value(source, start)
+                )
+            key, value_states = key_value[:, 0], key_value[:, 1]
 
         attended = self._attend(q, key, value_states, attention_mask, position_bias, training)
         shape = ops.shape(attended)
