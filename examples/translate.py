@@ -49,11 +49,14 @@ flags.DEFINE_integer("eval_limit", None, "Evaluate only the first N verses of ea
 flags.DEFINE_bool("train", False, "Train a model with the recipe below, then evaluate it.")
 flags.DEFINE_string("model_dir", "runs/translate_en_fr", "Training directory (resumes).")
 flags.DEFINE_string("preset", "transformer_small", "Zoo preset to train.")
+flags.DEFINE_integer("encoder_layers", 4, "Encoder depth (0: the preset's).")
+flags.DEFINE_integer("decoder_layers", 2, "Decoder depth (0: the preset's).")
+flags.DEFINE_float("dropout", 0.0, "Dropout rate.")
 flags.DEFINE_integer("steps", 20000, "Training steps (optimizer updates).")
 flags.DEFINE_float("time_budget_minutes", None, "Stop training after this many minutes.")
 flags.DEFINE_integer("batch_sentences", 24, "Sentences per batch at full length.")
 flags.DEFINE_float("learning_rate", 1e-3, "Peak learning rate.")
-flags.DEFINE_integer("warmup_steps", 800, "Linear warmup steps.")
+flags.DEFINE_integer("warmup_steps", 400, "Linear warmup steps.")
 flags.DEFINE_integer("vocabulary_size", 8000, "Joint SentencePiece vocabulary size.")
 flags.DEFINE_bool("jit_compile", False, "Compile training steps with XLA.")
 flags.DEFINE_integer("eval_every", 1000, "Validation loss every N steps.")
@@ -96,6 +99,9 @@ def _train() -> None:
 
     recipe = Recipe(
         preset=FLAGS.preset,
+        encoder_layers=FLAGS.encoder_layers or None,
+        decoder_layers=FLAGS.decoder_layers or None,
+        dropout=FLAGS.dropout,
         steps=FLAGS.steps,
         max_train_seconds=None
         if FLAGS.time_budget_minutes is None
@@ -108,10 +114,10 @@ def _train() -> None:
         eval_every=FLAGS.eval_every,
     )
     logging.info("Recipe: %s", json.dumps(dataclasses.asdict(recipe)))
-    bundle = train(recipe, FLAGS.model_dir)
+    command = "python examples/translate.py " + shlex.join(sys.argv[1:])
+    bundle = train(recipe, FLAGS.model_dir, command=command)
     bundle_dir = Path(FLAGS.model_dir) / "bundle"
     reports = _evaluate(str(bundle_dir))
-    command = "python examples/translate.py " + shlex.join(sys.argv[1:])
     write_model_card(bundle_dir, bundle.metadata, reports, command)
     print(json.dumps({s: {k: r[k] for k in ("bleu", "chrf")} for s, r in reports.items()}))
     logging.info("Bundle and model card written to %s", bundle_dir)

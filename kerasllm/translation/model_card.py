@@ -28,7 +28,16 @@ def write_model_card(bundle_dir: str | Path, metadata: dict, reports: dict, comm
         for e in next(iter(reports.values()))["examples"][:4]
     )
     signature = next(iter(reports.values()))["bleu_signature"]
-    seconds = metadata.get("train_seconds_this_run")
+    runs = metadata.get("training_runs") or [
+        {"command": command, "steps": [0, metadata.get("steps")],
+         "seconds": metadata.get("train_seconds_this_run")}
+    ]  # fmt: skip
+    total = metadata.get("train_seconds_total", metadata.get("train_seconds_this_run"))
+    history = "\n".join(
+        f"  {i}. steps {run['steps'][0]} -> {run['steps'][1]} in {run['seconds']} s: "
+        f"`{run.get('command') or command}`"
+        for i, run in enumerate(runs, 1)
+    )
     card = f"""# translate_en_fr: English to French, trained by kerasllm
 
 A `{metadata.get("preset")}` encoder-decoder (overrides: `{json.dumps(overrides)}`) with a joint
@@ -45,9 +54,10 @@ project's own tokenizer trainer, data pipeline, trainer and decoder.
   65 (996 verses, reported only).
 
 ## Training
-- Command: `{command}`
-- Steps: {metadata.get("steps")}; last run's training time: {seconds} s
-  on {metadata.get("hardware")} (2 cores).
+- Steps: {metadata.get("steps")}; training time {total} s ({_minutes(total)}) on
+  {metadata.get("hardware")} (2 cores), in {len(runs)} run(s), each resuming the previous one's
+  checkpoint:
+{history}
 - Recipe: `{json.dumps(recipe)}`
 
 ## Quality
@@ -70,3 +80,7 @@ Examples (test):
     path = bundle_dir / "MODEL_CARD.md"
     path.write_text(card)
     return path
+
+
+def _minutes(seconds) -> str:
+    return "unknown" if seconds is None else f"{float(seconds) / 60:.1f} min"

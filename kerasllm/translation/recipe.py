@@ -37,8 +37,10 @@ class Recipe:
     src: str = "4"
     tgt: str = "l"
     preset: str = "transformer_small"
+    encoder_layers: int | None = 4  # None keeps the preset's depth
+    decoder_layers: int | None = 2
     norm_first: bool = True
-    dropout: float = 0.1
+    dropout: float = 0.0
     vocabulary_size: int = 8000
     tokenizer_model: str = "unigram"
     source_length: int = 128
@@ -48,7 +50,7 @@ class Recipe:
     steps: int = 20000
     max_train_seconds: float | None = None
     learning_rate: float = 1e-3
-    warmup_steps: int = 800
+    warmup_steps: int = 400
     decay: str = "inverse_sqrt"
     weight_decay: float = 0.01
     label_smoothing: float = 0.1
@@ -59,12 +61,17 @@ class Recipe:
     seed: int = 0
 
     def model_overrides(self, vocabulary_size: int) -> dict:
-        return {
+        overrides = {
             "vocabulary_size": vocabulary_size,
             "norm_first": self.norm_first,
             "dropout": self.dropout,
             "max_sequence_length": max(self.source_length, self.target_length),
         }
+        if self.encoder_layers is not None:
+            overrides["num_layers"] = self.encoder_layers
+        if self.decoder_layers is not None:
+            overrides["num_decoder_layers"] = self.decoder_layers
+        return overrides
 
 
 def build_tokenizer(recipe: Recipe, model_dir: Path, verbose: int = 1):
@@ -103,12 +110,16 @@ def datasets(recipe: Recipe, tokenizer):
     return train, valid, stats
 
 
-def train(recipe: Recipe, model_dir: str | Path, verbose: int = 1) -> bundle_lib.Bundle:
+def train(
+    recipe: Recipe, model_dir: str | Path, verbose: int = 1, command: str | None = None
+) -> bundle_lib.Bundle:
     """Trains (or resumes) a translation model in `model_dir` and writes its bundle to
     `model_dir/bundle`.
 
-    `model_dir` holds the tokenizer, the checkpoints (resume by running again) and the TensorBoard
-    logs (`checkpoints/train`, `checkpoints/eval`).
+    `model_dir` holds the tokenizer, the checkpoints (resume by running again), the TensorBoard
+    logs (`checkpoints/train`, `checkpoints/eval`) and `training_runs.json`: one entry per run
+    (command, steps from and to, training seconds), so a model trained over several resumed runs
+    reports its whole history and total training time.
     """
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -154,9 +165,13 @@ def train(recipe: Recipe, model_dir: str | Path, verbose: int = 1) -> bundle_lib
         return zoo.get(recipe.preset, task="seq2seq_lm", weights=None, **overrides)
 
     trainer = Trainer(build_model, "seq2seq", config)
+    first_step = trainer.step
     start = time.perf_counter()
     history = trainer.fit(train_data, valid_data)
     seconds = time.perf_counter() - start
+    runs = _record_run(
+        model_dir, command, first_step, history["step"], seconds, history.get("train", {})
+    )
     metadata = {
         "task": "translation",
         "source_language": "en",
@@ -169,6 +184,8 @@ def train(recipe: Recipe, model_dir: str | Path, verbose: int = 1) -> bundle_lib
         "recipe": dataclasses.asdict(recipe),
         "steps": history["step"],
         "train_seconds_this_run": round(seconds, 1),
+        "train_seconds_total": round(sum(run["seconds"] for run in runs), 1),
+        "training_runs": runs,
         "validation": history.get("eval", {}),
         "padding_fraction": round(stats.padding_fraction, 4),
         "hardware": f"{platform.processor() or platform.machine()}, CPU",
@@ -176,6 +193,27 @@ def train(recipe: Recipe, model_dir: str | Path, verbose: int = 1) -> bundle_lib
     bundle = bundle_lib.Bundle(trainer.model, {"source": tokenizer, "target": tokenizer}, metadata)
     bundle.save(model_dir / "bundle")
     return bundle
+
+
+def _record_run(
+    model_dir: Path, command: str | None, first: int, last: int, seconds: float, metrics: dict
+) -> list[dict]:
+    """Appends this run to `model_dir/training_runs.json` (atomically) and returns all runs."""
+    path = model_dir / "training_runs.json"
+    runs = json.loads(path.read_text()) if path.exists() else []
+    if last > first:
+        runs.append(
+            {
+                "command": command,
+                "steps": [first, last],
+                "seconds": round(seconds, 1),
+                "last_tokens_per_second": round(float(metrics.get("tokens_per_second", 0.0)), 1),
+            }
+        )
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(runs, indent=2) + "\n")
+        temporary.replace(path)
+    return runs
 
 
 def _comparable(value):

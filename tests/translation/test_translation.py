@@ -118,3 +118,40 @@ def test_example_reports_missing_model(tmp_path):
     )
     assert result.returncode != 0
     assert "No translation model" in result.stderr
+
+
+def test_recipe_resumes_and_the_model_card_reports_every_run(tmp_path, monkeypatch):
+    from kerasllm.translation import Recipe, recipe, write_model_card
+
+    corpus = recipe.data.parallel_corpus
+    monkeypatch.setattr(
+        recipe.data, "parallel_corpus", lambda *a, **k: corpus(*a, **k)[:48]
+    )  # a few verses per split keep this fast
+    small = dict(
+        preset="transformer_tiny",
+        encoder_layers=1,
+        decoder_layers=1,
+        vocabulary_size=400,
+        source_length=24,
+        target_length=24,
+        batch_size=8,
+        bucket_boundaries=(16,),
+        eval_every=100,
+    )
+    recipe.train(Recipe(steps=2, **small), tmp_path, verbose=0, command="first")
+    resumed = recipe.train(Recipe(steps=3, **small), tmp_path, verbose=0, command="second")
+
+    runs = resumed.metadata["training_runs"]
+    assert [run["steps"] for run in runs] == [[0, 2], [2, 3]]
+    assert [run["command"] for run in runs] == ["first", "second"]
+    assert resumed.metadata["steps"] == 3
+    assert resumed.metadata["train_seconds_total"] == pytest.approx(
+        sum(run["seconds"] for run in runs), abs=0.11
+    )
+    report = {"verses": 1, "bleu": 1.0, "chrf": 2.0, "translate_seconds": 0.1,
+              "bleu_signature": "nrefs:1|case:mixed|tok:13a", "examples": []}  # fmt: skip
+    card = write_model_card(tmp_path / "bundle", resumed.metadata, {"test": report}, "second")
+    text = card.read_text()
+    assert "steps 0 -> 2" in text and "steps 2 -> 3" in text and "`first`" in text
+    with pytest.raises(ValueError, match="different recipe"):
+        recipe.train(Recipe(steps=4, **{**small, "decoder_layers": 2}), tmp_path, verbose=0)
