@@ -7,20 +7,13 @@ import os
 import pytest
 import tensorflow as tf
 from tensorboard.plugins.hparams import plugin_data_pb2
+from tuning_helpers import tiny_search
 
 from kerasllm import zoo
 from kerasllm.cli import main as cli_main
 from kerasllm.tuning import BEST_PRESET, SearchSpace, run_search
 
 SPACE = SearchSpace(num_layers=[1], num_heads=[2], hidden_dim=[16, 32], learning_rate=[1e-3, 3e-3])
-TINY = dict(
-    metric="accuracy",
-    batch_size=16,
-    sequence_length=32,
-    vocabulary_size=600,
-    max_train_examples=400,
-    max_eval_examples=64,
-)
 
 
 def hparams_plugin_data(directory):
@@ -38,10 +31,9 @@ def hparams_plugin_data(directory):
 
 def test_hyperband_promotes_trials_from_their_parent_checkpoint(tmp_path):
     search_dir = str(tmp_path / "hyperband")
-    result = run_search(
-        "bert_tiny", "classification", "rotten_tomatoes", search_dir, SPACE,
-        algorithm="hyperband", max_trials=3, hyperband_factor=3, steps=2, **TINY,
-    )  # fmt: skip
+    result = tiny_search(
+        search_dir, SPACE, algorithm="hyperband", max_trials=3, hyperband_factor=3, steps=2
+    )
     completed = [t for t in result["trials"] if t["status"] == "COMPLETED"]
     assert len(completed) >= 3
     promoted = [t for t in completed if t["values"].get("tuner/trial_id")]
@@ -60,10 +52,7 @@ def test_hyperband_promotes_trials_from_their_parent_checkpoint(tmp_path):
 
 def test_bayesian_search_and_hparams_dashboard_data(tmp_path):
     search_dir = str(tmp_path / "bayesian")
-    result = run_search(
-        "bert_tiny", "classification", "rotten_tomatoes", search_dir, SPACE,
-        algorithm="bayesian", max_trials=3, steps=2, **TINY,
-    )  # fmt: skip
+    result = tiny_search(search_dir, SPACE, algorithm="bayesian", max_trials=3, steps=2)
     completed = [t for t in result["trials"] if t["status"] == "COMPLETED"]
     assert len(completed) == 3
 

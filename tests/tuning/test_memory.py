@@ -1,8 +1,9 @@
 """Memory is released between trials: resident memory stops growing over 10 trials."""
 
 import pytest
+from tuning_helpers import tiny_search
 
-from kerasllm.tuning import SearchSpace, run_search
+from kerasllm.tuning import SearchSpace
 
 
 @pytest.mark.slow
@@ -13,21 +14,7 @@ def test_rss_does_not_keep_growing_over_ten_trials(tmp_path):
         hidden_dim=[16, 32],
         learning_rate=[1e-3, 2e-3, 3e-3, 4e-3, 5e-3],
     )
-    result = run_search(
-        "bert_tiny",
-        "classification",
-        "rotten_tomatoes",
-        str(tmp_path / "search"),
-        space,
-        metric="accuracy",
-        max_trials=10,
-        steps=3,
-        batch_size=16,
-        sequence_length=32,
-        vocabulary_size=600,
-        max_train_examples=400,
-        max_eval_examples=32,
-    )
+    result = tiny_search(tmp_path / "search", space, max_trials=10, steps=3, max_eval_examples=32)
     log = result["tuner"].memory_log()
     assert len(log) == 10
     rss = [row["rss_kib"] for row in log]

@@ -4,9 +4,10 @@ import json
 import os
 
 import pytest
+from tuning_helpers import tiny_search
 
 from kerasllm import zoo
-from kerasllm.tuning import BEST_PRESET, BEST_TRAINING, SearchSpace, run_search
+from kerasllm.tuning import BEST_PRESET, BEST_TRAINING, SearchSpace
 
 SPACE = SearchSpace(
     num_layers=[1],
@@ -16,39 +17,14 @@ SPACE = SearchSpace(
     dropout=[0.0],
     learning_rate=[1e-3, 3e-3],
 )
-TINY_RUN = dict(
-    metric="accuracy",
-    steps=4,
-    batch_size=16,
-    sequence_length=32,
-    vocabulary_size=600,
-    max_train_examples=400,
-    max_eval_examples=64,
-)
 
 
 @pytest.fixture(scope="module")
 def searches(tmp_path_factory):
     """Two trials, then a second tuner on the same directory asking for three."""
     search_dir = str(tmp_path_factory.mktemp("tune") / "search")
-    first = run_search(
-        "bert_tiny",
-        "classification",
-        "rotten_tomatoes",
-        search_dir,
-        SPACE,
-        max_trials=2,
-        **TINY_RUN,
-    )
-    second = run_search(
-        "bert_tiny",
-        "classification",
-        "rotten_tomatoes",
-        search_dir,
-        SPACE,
-        max_trials=3,
-        **TINY_RUN,
-    )
+    first = tiny_search(search_dir, SPACE, max_trials=2, steps=4)
+    second = tiny_search(search_dir, SPACE, max_trials=3, steps=4)
     return search_dir, first, second
 
 
