@@ -16,6 +16,7 @@ Replica step (per update):
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import random
@@ -25,7 +26,7 @@ from collections.abc import Callable
 import keras
 import numpy as np
 import tensorflow as tf
-from tensorflow.python.framework import func_graph, ops  # for Trainer.close
+from tensorflow.python.framework import ops  # the gradient registry, for Trainer.close
 
 from kerasllm.training import distribution, finetuning, objectives, optimization
 from kerasllm.training.checkpointing import Checkpointer, ModelState, load_model_weights
@@ -46,16 +47,6 @@ class TrainingDivergedError(RuntimeError):
 
 # TensorFlow's registry of gradient functions, by op type name (see Trainer._call_traced).
 _GRADIENT_REGISTRY: dict = ops._gradient_registry._registry
-
-
-def _dismantle(graph) -> None:
-    """Breaks the reference cycles of a traced graph and of the control-flow graphs nested in it
-    (`while` bodies, `cond` branches), so their functions leave the eager context."""
-    for function in list(graph._functions.values()):
-        nested = getattr(function, "_cached_graph", None)
-        if nested is not None and nested is not graph:
-            _dismantle(nested)
-    func_graph.dismantle_func_graph(graph)
 
 
 class Trainer:
@@ -208,17 +199,13 @@ class Trainer:
     def close(self) -> None:
         """Releases the traced training and evaluation functions and closes the summary writers.
 
-        A traced `tf.function` keeps its graph, and the `while`-loop functions it registered in
-        TensorFlow's eager context, alive through reference cycles that garbage collection does
-        not reclaim (about 20 MiB per trainer even for a tiny model). A process that builds many
-        trainers, such as a hyperparameter search, calls this between them. The trainer stays
-        usable: the next `fit` or `evaluate` traces its functions again.
+        Tracing the training loop registers gradient functions in TensorFlow's global registry
+        (see `_call_traced`) that hold the traced graph, and with it the `while`-loop functions
+        it registered in the eager context, for the life of the process: about 20 MiB per
+        trainer even for a tiny model. A process that builds many trainers, such as a
+        hyperparameter search, calls this between them. The trainer stays usable: the next
+        `fit` or `evaluate` traces its functions again.
         """
-        for function in (self._train_loop, self._eval_step):
-            if function is None:
-                continue
-            for concrete in getattr(function, "_list_all_concrete_functions", list)():
-                _dismantle(concrete.graph)
         for name in self._custom_gradients:
             _GRADIENT_REGISTRY.pop(name, None)
         self._custom_gradients.clear()
@@ -234,11 +221,11 @@ class Trainer:
         new global name that is never removed and holds the whole traced loop. `close` removes
         them: they are only needed while that graph is being traced.
         """
-        before = set(_GRADIENT_REGISTRY)
+        size = len(_GRADIENT_REGISTRY)
         outputs = function(*args)
-        self._custom_gradients.update(
-            name for name in _GRADIENT_REGISTRY.keys() - before if name.startswith("CustomGradient")
-        )
+        if len(_GRADIENT_REGISTRY) > size:  # it traced: the new names come last (dict order)
+            added = itertools.islice(_GRADIENT_REGISTRY, size, None)
+            self._custom_gradients.update(n for n in added if n.startswith("CustomGradient"))
         return outputs
 
     @property
