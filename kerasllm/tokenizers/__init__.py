@@ -16,7 +16,7 @@ from kerasllm.tokenizers.base import SPECIAL_ROLES, Tokenizer, load
 from kerasllm.tokenizers.byte_bpe import ByteBPETokenizer
 from kerasllm.tokenizers.sentencepiece import SentencePieceTokenizer
 from kerasllm.tokenizers.trainers import train_byte_bpe, train_sentencepiece, train_wordpiece
-from kerasllm.tokenizers.wordpiece import WordPieceTokenizer
+from kerasllm.tokenizers.wordpiece import WordPieceTokenizer, bert_normalize
 
 __all__ = [
     "SPECIAL_ROLES",
@@ -24,6 +24,7 @@ __all__ = [
     "SentencePieceTokenizer",
     "Tokenizer",
     "WordPieceTokenizer",
+    "bert_normalize",
     "load",
     "train_byte_bpe",
     "train_sentencepiece",

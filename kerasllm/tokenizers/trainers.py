@@ -10,7 +10,6 @@ from collections.abc import Iterable
 import sentencepiece as spm
 import tensorflow as tf
 from keras_hub.src.tokenizers.byte_pair_tokenizer import bytes_to_unicode, split_strings_for_bpe
-from keras_hub.src.tokenizers.word_piece_tokenizer import pretokenize
 from tensorflow_text.tools.wordpiece_vocab import wordpiece_tokenizer_learner_lib as learner
 
 from kerasllm.tokenizers import byte_bpe, sentencepiece, wordpiece
@@ -71,13 +70,13 @@ def train_wordpiece(
     specials = validate_special_tokens(dict(special_tokens or wordpiece.DEFAULT_SPECIAL_TOKENS))
     reserved = unique_tokens(specials)
     _check_size(vocabulary_size, len(reserved) + 1, "WordPiece")
-    # keras_hub's pre-tokenization (the one the tokenizer applies) feeds tensorflow-text's
+    # The tokenizer's own pre-tokenization feeds tensorflow-text's
     # WordPiece learner; searching thresholds from 1 to the top word count (instead of the
     # learner's 10 to 10M default) is faster and keeps rare words of small corpora.
     words = (
         tf.data.Dataset.from_tensor_slices(_non_empty(texts))
         .batch(_BATCH)
-        .map(lambda t: pretokenize(t, lowercase, strip_accents, True, split_on_cjk))
+        .map(lambda t: wordpiece.pretokenize_words(t, lowercase, strip_accents, split_on_cjk))
     )
     word_counts = learner.count_words(words)
     vocab = learner.learn(

@@ -8,6 +8,7 @@ from typing import Any
 import keras_hub
 import numpy as np
 import tensorflow as tf
+import tensorflow_text as tf_text
 from keras_hub.src.tokenizers.word_piece_tokenizer import (
     get_special_tokens_pattern,
     pretokenize,
@@ -25,14 +26,90 @@ DEFAULT_SPECIAL_TOKENS = {
 }
 
 
+def bert_normalize(
+    strings: tf.Tensor,
+    lowercase: bool = True,
+    strip_accents: bool = True,
+    special_tokens_pattern: str | None = None,
+) -> tf.Tensor:
+    """BERT's text clean-up, lowercasing and accent stripping, as TensorFlow ops.
+
+    Mirrors the original BERT `BasicTokenizer` (and Hugging Face's `BertTokenizer`), which
+    pretrained checkpoints expect: control and format characters (zero-width space, soft
+    hyphen, ...) are deleted rather than treated as word breaks, text is lowercased with plain
+    Unicode lowercasing (not NFKC case folding, which would turn "ß" into "ss" or recompose
+    Hangul jamo) and then accents are stripped (NFD, drop combining marks). Matches of
+    `special_tokens_pattern` are left untouched.
+
+    Args:
+        strings: a string tensor of any shape.
+        lowercase: lowercase the text.
+        strip_accents: decompose (NFD) and drop combining marks.
+        special_tokens_pattern: a regex matching the special tokens to keep verbatim.
+
+    Returns:
+        A string tensor of the same shape.
+    """
+    strings = tf.strings.regex_replace(strings, r"[\t\n\r]", " ")
+    strings = tf.strings.regex_replace(strings, r"[\p{Cc}\p{Cf}\x{FFFD}]", "")
+    if not (lowercase or strip_accents):
+        return strings
+
+    def fold(text):
+        if lowercase:
+            text = tf.strings.lower(text, encoding="utf-8")
+        if strip_accents:
+            text = tf.strings.regex_replace(tf_text.normalize_utf8(text, "NFD"), r"\p{Mn}", "")
+        return text
+
+    if special_tokens_pattern is None:
+        return fold(strings)
+    # Fold the text between special tokens, then glue the pieces back together.
+    shape = tf.shape(strings)
+    pieces = tf_text.regex_split(
+        tf.reshape(strings, [-1]), special_tokens_pattern, special_tokens_pattern
+    )
+    special = tf.strings.regex_full_match(pieces.flat_values, special_tokens_pattern)
+    folded = pieces.with_flat_values(
+        tf.where(special, pieces.flat_values, fold(pieces.flat_values))
+    )
+    return tf.reshape(tf.strings.reduce_join(folded, axis=-1), shape)
+
+
+def pretokenize_words(
+    strings: tf.Tensor,
+    lowercase: bool = True,
+    strip_accents: bool = True,
+    split_on_cjk: bool = True,
+    special_tokens_pattern: str | None = None,
+) -> tf.RaggedTensor:
+    """Splits text into the words WordPiece sees: `bert_normalize`, then keras_hub's split.
+
+    Words break at whitespace and punctuation (kept as words) and around CJK characters.
+
+    Returns:
+        A ragged string tensor with one more dimension than `strings` (rank 0 counts as 1).
+    """
+    strings = bert_normalize(strings, lowercase, strip_accents, special_tokens_pattern)
+    return pretokenize(
+        strings,
+        lowercase=False,
+        strip_accents=False,
+        split=True,
+        split_on_cjk=split_on_cjk,
+        special_tokens_pattern=special_tokens_pattern,
+    )
+
+
 @register_kind("wordpiece")
 class WordPieceTokenizer(Tokenizer):
     """BERT-style WordPiece tokenizer.
 
-    Text is (optionally) lowercased and accent-stripped, split on whitespace, punctuation
-    and CJK characters (each CJK character is its own word), then each word is split into
-    the longest vocabulary pieces (continuations carry the `##` prefix). The ops are
-    keras_hub's `pretokenize` and tensorflow-text's `FastWordpieceTokenizer`.
+    Text is cleaned, (optionally) lowercased and accent-stripped as BERT does it
+    (`bert_normalize`), split on whitespace, punctuation and CJK characters (each CJK
+    character is its own word), then each word is split into the longest vocabulary pieces
+    (continuations carry the `##` prefix). The ops are keras_hub's `pretokenize` and
+    tensorflow-text's `FastWordpieceTokenizer`; ids match Hugging Face's `BertTokenizer`.
 
     WordPiece has no dedicated start/end tokens: `start_id` is `[CLS]` and `end_id` is
     `[SEP]`, as in BERT. `detokenize` joins words with single spaces, so a round trip
@@ -40,7 +117,8 @@ class WordPieceTokenizer(Tokenizer):
 
     Args:
         vocabulary: list of tokens (index = id) or the path of a `vocab.txt` file.
-        lowercase: lowercase the input (special tokens keep their case).
+        lowercase: lowercase the input (special tokens keep their case); plain Unicode
+            lowercasing, as BERT does, not case folding.
         strip_accents: remove accents (NFD, then drop combining marks).
         split_on_cjk: split CJK characters into single-character words.
         suffix_indicator: the prefix that marks a word continuation.
@@ -85,10 +163,11 @@ class WordPieceTokenizer(Tokenizer):
         self.suffix_indicator = suffix_indicator
         specials = unique_tokens(dict(self._special_tokens))
         self._special_pattern = get_special_tokens_pattern(specials)
+        # `bert_normalize` lowercases and strips accents before the layer sees the text.
         self._layer = keras_hub.tokenizers.WordPieceTokenizer(
             vocabulary=vocabulary,
-            lowercase=self.lowercase,
-            strip_accents=self.strip_accents,
+            lowercase=False,
+            strip_accents=False,
             split=True,
             split_on_cjk=self.split_on_cjk,
             suffix_indicator=suffix_indicator,
@@ -102,6 +181,7 @@ class WordPieceTokenizer(Tokenizer):
 
     def _tokenize_impl(self, strings):
         # Called inside a tf.function, so keras_hub always takes its TensorFlow path.
+        strings = bert_normalize(strings, self.lowercase, self.strip_accents, self._special_pattern)
         ids = self._layer.tokenize(strings)
         return tf.cast(ids, tf.int32).with_row_splits_dtype(tf.int64)
 
@@ -109,13 +189,8 @@ class WordPieceTokenizer(Tokenizer):
         return self._layer._fast_word_piece.detokenize(ids)
 
     def _normalize_impl(self, strings):
-        words = pretokenize(
-            strings,
-            lowercase=self.lowercase,
-            strip_accents=self.strip_accents,
-            split=True,
-            split_on_cjk=self.split_on_cjk,
-            special_tokens_pattern=self._special_pattern,
+        words = pretokenize_words(
+            strings, self.lowercase, self.strip_accents, self.split_on_cjk, self._special_pattern
         )
         return tf.strings.reduce_join(words, axis=-1, separator=" ")
 

@@ -174,6 +174,23 @@ def test_wordpiece_options():
     assert uncased.tokenize("你好").shape == (2,)  # CJK characters are split
 
 
+def test_wordpiece_normalizes_like_bert():
+    # The Python reference is BERT's BasicTokenizer: delete control/format characters,
+    # str.lower() (not case folding), then NFD and drop combining marks.
+    tok = kt.WordPieceTokenizer(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
+    cases = {
+        "Straße ﬁne…": "straße ﬁne …",  # case folding would give "strasse fine ..."
+        "zero\u200bwidth soft\u00adhyphen": "zerowidth softhyphen",  # deleted, not a break
+        "한국": "\u1112\u1161\u11ab\u1100\u116e\u11a8",  # NFD jamo stay decomposed
+        "ΣΟΦΟΣ Crème\tBrûlée": "σοφος creme brulee",
+        "Keep [CLS] and [MASK]x": "keep [CLS] and [MASK] x",  # special tokens keep their case
+    }
+    got = [s.decode() for s in tok.normalize(list(cases)).numpy()]
+    assert got == list(cases.values())
+    cased = kt.WordPieceTokenizer(tok.get_vocabulary(), lowercase=False, strip_accents=False)
+    assert cased.normalize("Crème\x00 Brû\ufffdlée").numpy().decode() == "Crème Brûlée"
+
+
 def test_byte_bpe_trainer_is_deterministic_and_sized():
     texts = ["low lower lowest newer newest wider"] * 20 + ["a b c"]
     a = kt.train_byte_bpe(texts, 270)
