@@ -46,6 +46,9 @@ flags.DEFINE_integer("batch_size", 64, "Sentences decoded together.")
 flags.DEFINE_bool("eval", False, "Evaluate --model on the test and validation verses (JSON).")
 flags.DEFINE_string("eval_output", None, "Also write the evaluation JSON to this file.")
 flags.DEFINE_integer("eval_limit", None, "Evaluate only the first N verses of each split.")
+flags.DEFINE_integer(
+    "eval_beams", 4, "--eval/--train also score beam search of this width (1: only --beams)."
+)
 flags.DEFINE_bool("train", False, "Train a model with the recipe below, then evaluate it.")
 flags.DEFINE_string("model_dir", "runs/translate_en_fr", "Training directory (resumes).")
 flags.DEFINE_string("preset", "transformer_small", "Zoo preset to train.")
@@ -82,15 +85,21 @@ def _decode_settings() -> dict:
 
 
 def _evaluate(path: str) -> dict:
+    """`{"test": ..., "validation": ...}` with the decode flags, then `"test, beam N"` and
+    `"validation, beam N"` for `--eval_beams N`."""
     from kerasllm.translation import evaluate
 
     translator = _translator(path)
+    settings = {"": _decode_settings()}
+    if FLAGS.eval_beams > 1 and FLAGS.eval_beams != FLAGS.beams:
+        settings[f", beam {FLAGS.eval_beams}"] = {**settings[""], "beams": FLAGS.eval_beams}
     reports = {}
-    for split in ("test", "validation"):
-        logging.info("Evaluating on the %s verses ...", split)
-        reports[split] = evaluate(
-            translator.translate, split, limit=FLAGS.eval_limit, **_decode_settings()
-        )
+    for suffix, decode in settings.items():
+        for split in ("test", "validation"):
+            logging.info("Evaluating on the %s verses%s ...", split, suffix)
+            reports[split + suffix] = evaluate(
+                translator.translate, split, limit=FLAGS.eval_limit, **decode
+            )
     return reports
 
 

@@ -14,6 +14,13 @@ def test_zoo_show(capsys):
     shown = json.loads(capsys.readouterr().out)
     assert shown["num_params"] == 124_439_808
     assert shown["config"]["num_layers"] == 12
+    assert shown["weights"] is None and shown["weights_loader"] is None  # random init
+
+
+def test_zoo_show_names_where_pretrained_weights_come_from(capsys):
+    assert main(["zoo", "show", "minilm_l6"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["weights_loader"] == "kerasllm.zoo.pretrained:load_minilm_l6_weights"
 
 
 def test_zoo_show_unknown_is_a_clear_error(capsys):

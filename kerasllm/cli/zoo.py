@@ -42,7 +42,9 @@ def _show(args) -> int:
                 "description": preset.description,
                 "num_params": zoo.num_params(preset.name),
                 "tokenizer": preset.tokenizer,
+                # Pretrained weights ship either as a file or through a loader function.
                 "weights": preset.weights,
+                "weights_loader": preset.weights_loader,
                 "config": preset.config,
             },
             indent=2,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from kerasllm.translation.recipe import PER_RUN_FIELDS
+
 
 def write_model_card(bundle_dir: str | Path, metadata: dict, reports: dict, command: str) -> Path:
     """Writes `MODEL_CARD.md` (and `eval.json`) into `bundle_dir`.
@@ -12,7 +14,8 @@ def write_model_card(bundle_dir: str | Path, metadata: dict, reports: dict, comm
     Args:
         bundle_dir: the bundle directory.
         metadata: the bundle's metadata (recipe, steps, training time, hardware).
-        reports: `{split: report}` from `kerasllm.translation.evaluation.evaluate`.
+        reports: `{name: report}` from `kerasllm.translation.evaluation.evaluate`, one table
+            row each, e.g. "test", "validation", "test, beam 4".
         command: the exact command that trained the model.
     """
     bundle_dir = Path(bundle_dir)
@@ -34,10 +37,13 @@ def write_model_card(bundle_dir: str | Path, metadata: dict, reports: dict, comm
     ]  # fmt: skip
     total = metadata.get("train_seconds_total", metadata.get("train_seconds_this_run"))
     history = "\n".join(
-        f"  {i}. steps {run['steps'][0]} -> {run['steps'][1]} in {run['seconds']} s: "
-        f"`{run.get('command') or command}`"
+        f"  {i}. steps {run['steps'][0]} -> {run['steps'][1]} in {run['seconds']} s"
+        + (f" on {run['hardware']}" if run.get("hardware") else "")
+        + f": `{run.get('command') or command}`"
         for i, run in enumerate(runs, 1)
     )
+    # Steps and time budgets differ between resumed runs; the commands above give them.
+    shared = {k: v for k, v in recipe.items() if k not in PER_RUN_FIELDS}
     card = f"""# translate_en_fr: English to French, trained by kerasllm
 
 A `{metadata.get("preset")}` encoder-decoder (overrides: `{json.dumps(overrides)}`) with a joint
@@ -54,11 +60,10 @@ project's own tokenizer trainer, data pipeline, trainer and decoder.
   65 (996 verses, reported only).
 
 ## Training
-- Steps: {metadata.get("steps")}; training time {total} s ({_minutes(total)}) on
-  {metadata.get("hardware")} (2 cores), in {len(runs)} run(s), each resuming the previous one's
-  checkpoint:
+- Steps: {metadata.get("steps")}; training time {total} s ({_minutes(total)}) in {len(runs)}
+  run(s), each resuming the previous one's checkpoint:
 {history}
-- Recipe: `{json.dumps(recipe)}`
+- Recipe: `{json.dumps(shared)}`
 
 ## Quality
 sacrebleu, cased, 13a tokenization (`{signature}`), greedy decoding unless stated:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -21,6 +22,8 @@ from kerasllm.training import Trainer, TrainerConfig
 
 TOKENIZER_DIR = "tokenizer"
 CHECKPOINT_DIR = "checkpoints"
+# Recipe fields a resumed run may change; everything else must match the first run.
+PER_RUN_FIELDS = ("steps", "max_train_seconds", "eval_every", "checkpoint_every")
 
 
 @dataclasses.dataclass
@@ -129,7 +132,7 @@ def train(
         changed = {
             k for k, v in dataclasses.asdict(recipe).items()
             if k in previous and _comparable(previous[k]) != _comparable(v)
-            and k not in ("steps", "max_train_seconds", "eval_every", "checkpoint_every")
+            and k not in PER_RUN_FIELDS
         }  # fmt: skip
         if changed:
             raise ValueError(
@@ -188,11 +191,26 @@ def train(
         "training_runs": runs,
         "validation": history.get("eval", {}),
         "padding_fraction": round(stats.padding_fraction, 4),
-        "hardware": f"{platform.processor() or platform.machine()}, CPU",
+        "hardware": hardware_description(),
     }
     bundle = bundle_lib.Bundle(trainer.model, {"source": tokenizer, "target": tokenizer}, metadata)
     bundle.save(model_dir / "bundle")
     return bundle
+
+
+def hardware_description() -> str:
+    """What trained the model, e.g. "x86_64, 2 CPU cores" or "x86_64, 16 CPU cores, 1 x
+    NVIDIA H100 80GB HBM3" (the GPUs TensorFlow sees)."""
+    import tensorflow as tf
+
+    parts = [platform.machine() or platform.processor(), f"{os.cpu_count()} CPU cores"]
+    gpus = [
+        tf.config.experimental.get_device_details(gpu).get("device_name", "GPU")
+        for gpu in tf.config.list_physical_devices("GPU")
+    ]
+    for name in sorted(set(gpus)):
+        parts.append(f"{gpus.count(name)} x {name}")
+    return ", ".join(parts)
 
 
 def _record_run(
@@ -208,6 +226,7 @@ def _record_run(
                 "steps": [first, last],
                 "seconds": round(seconds, 1),
                 "last_tokens_per_second": round(float(metrics.get("tokens_per_second", 0.0)), 1),
+                "hardware": hardware_description(),
             }
         )
         temporary = path.with_suffix(".tmp")

@@ -1,5 +1,6 @@
 """The translation front end: text handling, scoring, and the Translator's guarantees."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -108,6 +109,24 @@ def test_example_pipes_one_line_per_input_line(tiny_bundle):
     assert lines[1] == ""
 
 
+def test_example_eval_scores_greedy_and_beam_search(tiny_bundle, tmp_path):
+    out = tmp_path / "eval.json"
+    result = subprocess.run(
+        [sys.executable, str(REPO / "examples" / "translate.py"), "--eval", "--model",
+         str(tiny_bundle), "--eval_limit", "3", "--eval_beams", "2", "--max_length", "4",
+         "--eval_output", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    reports = json.loads(out.read_text())
+    assert list(reports) == ["test", "validation", "test, beam 2", "validation, beam 2"]
+    assert reports["test"]["settings"]["beams"] == 1
+    assert reports["test, beam 2"]["settings"]["beams"] == 2
+    assert all(r["verses"] == 3 for r in reports.values())
+
+
 def test_example_reports_missing_model(tmp_path):
     result = subprocess.run(
         [sys.executable, str(REPO / "examples" / "translate.py"), "--model", str(tmp_path)],
@@ -153,5 +172,9 @@ def test_recipe_resumes_and_the_model_card_reports_every_run(tmp_path, monkeypat
     card = write_model_card(tmp_path / "bundle", resumed.metadata, {"test": report}, "second")
     text = card.read_text()
     assert "steps 0 -> 2" in text and "steps 2 -> 3" in text and "`first`" in text
+    assert all("CPU cores" in run["hardware"] for run in runs)
+    assert f"on {runs[0]['hardware']}: `first`" in text
+    recipe_line = next(line for line in text.splitlines() if line.startswith("- Recipe:"))
+    assert '"vocabulary_size": 400' in recipe_line and '"steps"' not in recipe_line
     with pytest.raises(ValueError, match="different recipe"):
         recipe.train(Recipe(steps=4, **{**small, "decoder_layers": 2}), tmp_path, verbose=0)
