@@ -60,6 +60,12 @@ flags.DEFINE_float("time_budget_minutes", None, "Stop training after this many m
 flags.DEFINE_integer("batch_sentences", 24, "Sentences per batch at full length.")
 flags.DEFINE_float("learning_rate", 1e-3, "Peak learning rate.")
 flags.DEFINE_integer("warmup_steps", 400, "Linear warmup steps.")
+flags.DEFINE_enum(
+    "decay",
+    "inverse_sqrt",
+    ["inverse_sqrt", "linear", "cosine", "constant"],  # kerasllm.training.config.DECAYS
+    "Learning-rate decay after warmup; linear and cosine reach 0 at --steps.",
+)
 flags.DEFINE_integer("vocabulary_size", 8000, "Joint SentencePiece vocabulary size.")
 flags.DEFINE_bool("jit_compile", False, "Compile training steps with XLA.")
 flags.DEFINE_integer("eval_every", 1000, "Validation loss every N steps.")
@@ -118,6 +124,7 @@ def _train() -> None:
         batch_size=FLAGS.batch_sentences,
         learning_rate=FLAGS.learning_rate,
         warmup_steps=FLAGS.warmup_steps,
+        decay=FLAGS.decay,
         vocabulary_size=FLAGS.vocabulary_size,
         jit_compile=FLAGS.jit_compile,
         eval_every=FLAGS.eval_every,

@@ -212,10 +212,7 @@ class Checkpointer:
         if not self.is_chief:
             return None
         record = {"metric": metric, "value": value, "step": step, "checkpoint": Path(path).name}
-        target = Path(self.best_manager.directory) / _BEST_FILE
-        temp = target.with_suffix(".json.tmp")
-        temp.write_text(json.dumps(record, indent=2) + "\n")
-        os.replace(temp, target)  # atomic: readers never see half a record
+        write_json_atomic(Path(self.best_manager.directory) / _BEST_FILE, record)
         return path
 
     def best_record(self) -> dict | None:
@@ -296,3 +293,12 @@ class Checkpointer:
         reader = tf.train.load_checkpoint(prefix)
         for key in reader.get_variable_to_shape_map():
             reader.get_tensor(key)
+
+
+def write_json_atomic(path: str | os.PathLike, record) -> None:
+    """Writes `record` as indented JSON to `path` so that readers (and a crash) only ever see
+    the old file or the complete new one: write a sibling temporary file, then rename it."""
+    path = Path(path)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(record, indent=2) + "\n")
+    os.replace(temporary, path)

@@ -39,6 +39,7 @@ def write_model_card(bundle_dir: str | Path, metadata: dict, reports: dict, comm
     history = "\n".join(
         f"  {i}. steps {run['steps'][0]} -> {run['steps'][1]} in {run['seconds']} s"
         + (f" on {run['hardware']}" if run.get("hardware") else "")
+        + (" (interrupted)" if run.get("interrupted") else "")
         + f": `{run.get('command') or command}`"
         for i, run in enumerate(runs, 1)
     )

@@ -19,6 +19,7 @@ from pathlib import Path
 from kerasllm import bundle as bundle_lib
 from kerasllm import data, tokenizers, zoo
 from kerasllm.training import Trainer, TrainerConfig
+from kerasllm.training.checkpointing import write_json_atomic
 
 TOKENIZER_DIR = "tokenizer"
 CHECKPOINT_DIR = "checkpoints"
@@ -170,7 +171,13 @@ def train(
     trainer = Trainer(build_model, "seq2seq", config)
     first_step = trainer.step
     start = time.perf_counter()
-    history = trainer.fit(train_data, valid_data)
+    try:
+        history = trainer.fit(train_data, valid_data)
+    except KeyboardInterrupt:
+        # The trainer saved a checkpoint; record the run too, so the next run's model card
+        # still lists every step and second that went into the model.
+        _record_run(model_dir, command, first_step, trainer.step, time.perf_counter() - start)
+        raise
     seconds = time.perf_counter() - start
     runs = _record_run(
         model_dir, command, first_step, history["step"], seconds, history.get("train", {})
@@ -214,24 +221,33 @@ def hardware_description() -> str:
 
 
 def _record_run(
-    model_dir: Path, command: str | None, first: int, last: int, seconds: float, metrics: dict
+    model_dir: Path,
+    command: str | None,
+    first: int,
+    last: int,
+    seconds: float,
+    metrics: dict | None = None,
 ) -> list[dict]:
-    """Appends this run to `model_dir/training_runs.json` (atomically) and returns all runs."""
+    """Appends this run to `model_dir/training_runs.json` (atomically) and returns all runs.
+
+    `metrics` is None for an interrupted run (its last training metrics are not known)."""
     path = model_dir / "training_runs.json"
     runs = json.loads(path.read_text()) if path.exists() else []
     if last > first:
+        tokens_per_second = None if metrics is None else metrics.get("tokens_per_second")
         runs.append(
             {
                 "command": command,
                 "steps": [first, last],
                 "seconds": round(seconds, 1),
-                "last_tokens_per_second": round(float(metrics.get("tokens_per_second", 0.0)), 1),
+                "last_tokens_per_second": None
+                if tokens_per_second is None
+                else round(float(tokens_per_second), 1),
                 "hardware": hardware_description(),
+                **({"interrupted": True} if metrics is None else {}),
             }
         )
-        temporary = path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(runs, indent=2) + "\n")
-        temporary.replace(path)
+        write_json_atomic(path, runs)
     return runs
 
 

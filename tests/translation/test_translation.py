@@ -178,3 +178,27 @@ def test_recipe_resumes_and_the_model_card_reports_every_run(tmp_path, monkeypat
     assert '"vocabulary_size": 400' in recipe_line and '"steps"' not in recipe_line
     with pytest.raises(ValueError, match="different recipe"):
         recipe.train(Recipe(steps=4, **{**small, "decoder_layers": 2}), tmp_path, verbose=0)
+
+    # Ctrl-C (or SIGTERM) during the second training loop: the run is still recorded.
+    class InterruptedTrainer(recipe.Trainer):
+        def _make_train_loop(self):
+            train_loop, calls = super()._make_train_loop(), []
+
+            def interrupt_on_second_loop(*args):
+                calls.append(1)
+                if len(calls) == 2:
+                    raise KeyboardInterrupt
+                return train_loop(*args)
+
+            return interrupt_on_second_loop
+
+    monkeypatch.setattr(recipe, "Trainer", InterruptedTrainer)
+    with pytest.raises(KeyboardInterrupt):
+        recipe.train(Recipe(steps=30, **small), tmp_path, verbose=0, command="third")
+    monkeypatch.setattr(recipe, "Trainer", InterruptedTrainer.__base__)
+    final = recipe.train(Recipe(steps=13, **small), tmp_path, verbose=0, command="fourth")
+    runs = final.metadata["training_runs"]
+    assert [run["steps"] for run in runs] == [[0, 2], [2, 3], [3, 13]]  # steps_per_loop=10
+    assert runs[2]["interrupted"] and runs[2]["last_tokens_per_second"] is None
+    text = write_model_card(tmp_path / "bundle", final.metadata, {"test": report}, "x").read_text()
+    assert "steps 3 -> 13 in" in text and "(interrupted): `third`" in text
