@@ -22,6 +22,8 @@ Signatures by model:
                            token_ids, lengths
   classifier             serving_default: text -> probabilities, class_id, label
                          embed: text -> embedding; classify_token_ids
+  tagger (token classif.) serving_default: text -> words, labels, class_ids, probabilities
+                         classify_token_ids: one label per token
   encoder / masked LM    serving_default: text -> embedding; embed_token_ids
 """
 
@@ -62,8 +64,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--task",
         default=None,
-        help="Task of a preset (seq2seq_lm, causal_lm, classifier, masked_lm); bundles know "
-        "theirs.",
+        help="Task of a preset (seq2seq_lm, causal_lm, classifier, token_classifier, masked_lm); "
+        "bundles know theirs.",
     )
     parser.add_argument(
         "--max-length",

@@ -35,6 +35,7 @@ from kerasllm.data.corpora import (
 )
 from kerasllm.data.pipelines import (
     PipelineStats,
+    boundary_ids,
     causal_lm_dataset,
     classification_dataset,
     mask_tokens,
@@ -53,6 +54,7 @@ __all__ = [
     "PipelineStats",
     "bible_split_of_book",
     "bible_verse_ids",
+    "boundary_ids",
     "bible_versions",
     "causal_lm_dataset",
     "classification_dataset",

@@ -206,7 +206,7 @@ def _wrap(ids: tf.Tensor, first: int | None, last: int | None) -> tf.Tensor:
     return tf.concat(parts, 0) if len(parts) > 1 else ids
 
 
-def _boundary_ids(tokenizer: Tokenizer) -> tuple[int | None, int | None]:
+def boundary_ids(tokenizer: Tokenizer) -> tuple[int | None, int | None]:
     """Ids that frame one sequence: cls/sep when defined, else start/end."""
     first = tokenizer.cls_id if tokenizer.cls_id is not None else tokenizer.start_id
     last = tokenizer.sep_id if tokenizer.sep_id is not None else tokenizer.end_id
@@ -490,7 +490,7 @@ def masked_lm_dataset(
         input_context, num_shards, shard_index, batch_size
     )
     stats = PipelineStats()
-    first, last = _boundary_ids(tokenizer)
+    first, last = boundary_ids(tokenizer)
     body = sequence_length - (first is not None) - (last is not None)
     ds = _source((_as_string_list(texts),), num_shards, shard_index, shuffle, seed, repeat)
     ds = _tokenize_columns(ds, {0: tokenizer}, stats)
@@ -768,7 +768,7 @@ def classification_dataset(
         input_context, num_shards, shard_index, batch_size
     )
     stats = PipelineStats()
-    first, last = _boundary_ids(tokenizer)
+    first, last = boundary_ids(tokenizer)
     body = sequence_length - (first is not None) - (last is not None)
     ds = _source((_as_string_list(texts), labels), num_shards, shard_index, shuffle, seed, repeat)
     ds = _tokenize_columns(ds, {0: tokenizer}, stats)
@@ -861,7 +861,7 @@ def token_classification_dataset(
         input_context, num_shards, shard_index, batch_size
     )
     stats = PipelineStats()
-    first, last = _boundary_ids(tokenizer)
+    first, last = boundary_ids(tokenizer)
     body = sequence_length - (first is not None) - (last is not None)
     zero_first = 0 if first is not None else None
     zero_last = 0 if last is not None else None

@@ -26,6 +26,7 @@ from kerasllm.export.serving import (
     EncoderServing,
     Seq2SeqServing,
     ServingModule,
+    TokenClassifierServing,
     serving_module,
 )
 from kerasllm.export.warmup import predict_request, write_warmup_requests
@@ -36,6 +37,7 @@ __all__ = [
     "RuntimeSampler",
     "Seq2SeqServing",
     "ServingModule",
+    "TokenClassifierServing",
     "existing_versions",
     "export",
     "predict_request",

@@ -10,6 +10,8 @@ them all, and defines its signatures as `tf.function`s with fixed input signatur
   (+ max_new_tokens, temperature, top_k, top_p, seed), `generate_token_ids`.
 - `SequenceClassifier`: `serving_default` (text -> probabilities, class_id, label), `embed`,
   `classify_token_ids`.
+- `TokenClassifier`: `serving_default` (text -> words, one label per word),
+  `classify_token_ids` (one label per token).
 - `Encoder`, `MaskedLM`: `serving_default` (text -> pooled embedding), `embed_token_ids`.
 
 A SignatureDef has no optional inputs, so settings that a client may change are separate
@@ -24,11 +26,18 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from kerasllm.data.pipelines import _boundary_ids
+from kerasllm.data.pipelines import boundary_ids
 from kerasllm.export.sampling import RuntimeSampler
-from kerasllm.export.text import check_token_ids, decode, encode
+from kerasllm.export.text import check_token_ids, decode, encode, encode_words
 from kerasllm.generation import BeamSampler, GreedySampler, decode_causal, decode_seq2seq
-from kerasllm.models import CausalLM, Encoder, MaskedLM, Seq2SeqLM, SequenceClassifier
+from kerasllm.models import (
+    CausalLM,
+    Encoder,
+    MaskedLM,
+    Seq2SeqLM,
+    SequenceClassifier,
+    TokenClassifier,
+)
 
 _TEXT = tf.TensorSpec([None], tf.string)
 _IDS = tf.TensorSpec([None, None], tf.int32)
@@ -309,15 +318,10 @@ class EncoderServing(ServingModule):
         self.backbone = backbone
         limit = _positions_limit(backbone)
         self.sequence_length = _bounded("sequence_length", sequence_length or limit, limit)
-        self.first_id, self.last_id = _boundary_ids(tokenizer)
+        self.first_id, self.last_id = boundary_ids(tokenizer)
         self.classifier = isinstance(model, SequenceClassifier)
         if self.classifier:
-            names = list(label_names) if label_names else [str(i) for i in range(model.num_classes)]
-            if len(names) != model.num_classes:
-                raise ValueError(
-                    f"{len(names)} label names for a {model.num_classes}-class classifier."
-                )
-            self.label_names = self._no_dependency(names)
+            self.label_names = self._no_dependency(_label_names(label_names, model.num_classes))
             self._add("serving_default", self._serve_classify, _TEXT)
             self._add("embed", self._serve_embed, _TEXT)
             self._add("classify_token_ids", self._serve_classify_ids, _IDS, _IDS)
@@ -341,7 +345,7 @@ class EncoderServing(ServingModule):
     def _embedding(self, ids, mask):
         outputs = self.backbone({"token_ids": ids, "padding_mask": mask})
         if self.classifier:
-            return self.model._pool(outputs, mask)  # the features the classifier head sees
+            return self.model.pool(outputs, mask)  # the features the classifier head sees
         if getattr(self.backbone, "pooler", False):
             return outputs["pooled_output"]
         weights = ops.cast(mask, outputs["sequence_output"].dtype)[:, :, None]
@@ -369,6 +373,67 @@ class EncoderServing(ServingModule):
         return {"embedding": tf.cast(self._embedding(ids, mask), tf.float32)}
 
 
+class TokenClassifierServing(ServingModule):
+    """Tagging signatures (NER, part of speech) for a `TokenClassifier`.
+
+    `serving_default` splits text at whitespace into words, tokenizes them as
+    `kerasllm.data.token_classification_dataset` does in training (a word's label sits on its
+    first sub-word), and returns one label per word: `words` and `labels` (string, B x W,
+    padded with ""), `class_ids` (int32, -1 for padding and for words past
+    `sequence_length` tokens, which are not classified) and `probabilities` (float32,
+    B x W x classes). `classify_token_ids` labels every token of client-tokenized input.
+
+    Args:
+        model: the `TokenClassifier`.
+        tokenizer: its tokenizer.
+        sequence_length: longest input in tokens (default: the model's `max_sequence_length`).
+        label_names: tag names in class-id order (default: "0", "1", ...).
+    """
+
+    def __init__(self, model, tokenizer, sequence_length=None, label_names=None, metadata=None):
+        super().__init__(model, {"text": tokenizer}, metadata)
+        limit = _positions_limit(model.backbone)
+        self.sequence_length = _bounded("sequence_length", sequence_length or limit, limit)
+        self.first_id, self.last_id = boundary_ids(tokenizer)
+        self.label_names = self._no_dependency(_label_names(label_names, model.num_classes))
+        self._add("serving_default", self._serve_text, _TEXT)
+        self._add("classify_token_ids", self._serve_ids, _IDS, _IDS)
+
+    def _labels(self, logits, classified):
+        probabilities = tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
+        class_ids = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
+        labels = tf.gather(tf.constant(self.label_names), class_ids)
+        return {
+            "probabilities": tf.where(classified[..., None], probabilities, 0.0),
+            "class_ids": tf.where(classified, class_ids, -1),
+            "labels": tf.where(classified, labels, ""),
+        }
+
+    def _serve_text(self, text):
+        encoded = encode_words(
+            self.tokenizers["text"], text, self.sequence_length, self.first_id, self.last_id
+        )
+        inputs = {"token_ids": encoded["token_ids"], "padding_mask": encoded["padding_mask"]}
+        logits = tf.gather(self.model(inputs), encoded["first_token"], batch_dims=1)
+        return {"words": encoded["words"], **self._labels(logits, encoded["classified"])}
+
+    def _serve_ids(self, token_ids, padding_mask):
+        token_ids, padding_mask = check_token_ids(
+            token_ids, padding_mask, self.model.backbone.vocabulary_size
+        )
+        length = self.sequence_length
+        token_ids, padding_mask = token_ids[:, :length], _at_least_one(padding_mask[:, :length])
+        logits = self.model({"token_ids": token_ids, "padding_mask": padding_mask})
+        return self._labels(logits, padding_mask == 1)
+
+
+def _label_names(names, num_classes: int) -> list[str]:
+    names = list(names) if names else [str(i) for i in range(num_classes)]
+    if len(names) != num_classes:
+        raise ValueError(f"{len(names)} label names for a {num_classes}-class classifier.")
+    return names
+
+
 def _bounded(name: str, value, maximum: int) -> int:
     if (
         not isinstance(value, (int, np.integer))
@@ -390,7 +455,8 @@ def serving_module(
     """The serving module for a task model and its tokenizers (by role).
 
     Args:
-        model: a `Seq2SeqLM`, `CausalLM`, `SequenceClassifier`, `MaskedLM` or `Encoder`.
+        model: a `Seq2SeqLM`, `CausalLM`, `SequenceClassifier`, `TokenClassifier`, `MaskedLM`
+            or `Encoder`.
         tokenizers: `{"source", "target"}` for seq2seq models, `{"text"}` otherwise.
         metadata: the bundle's metadata; `source_length` / `sequence_length` bound inputs,
             `target_length` bounds outputs and `label_names` names classes when present.
@@ -427,6 +493,15 @@ def serving_module(
         )
     if isinstance(model, CausalLM):
         return CausalLMServing(model, role("text"), max_length, metadata)
+    if isinstance(model, TokenClassifier):
+        limit = model.backbone.max_sequence_length
+        return TokenClassifierServing(
+            model,
+            role("text"),
+            min(int(metadata.get("sequence_length", limit)), limit),
+            metadata.get("label_names"),
+            metadata,
+        )
     if isinstance(model, (SequenceClassifier, MaskedLM, Encoder)):
         backbone = model if isinstance(model, Encoder) else model.backbone
         limit = backbone.max_sequence_length
@@ -439,5 +514,5 @@ def serving_module(
         )
     raise ValueError(
         f"Cannot export a {type(model).__name__}: supported models are Seq2SeqLM, CausalLM, "
-        "SequenceClassifier, MaskedLM and Encoder."
+        "SequenceClassifier, TokenClassifier, MaskedLM and Encoder."
     )

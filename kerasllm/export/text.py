@@ -45,6 +45,21 @@ def encode(
     >>> mask.numpy().tolist(), empty.numpy().tolist()
     ([[1, 1], [1, 0]], [False, True])
     """
+    return frame(tokenizer.tokenize(text), max_length, first_id, last_id, filler_id, keep)
+
+
+def frame(
+    ids: tf.RaggedTensor,
+    max_length: int,
+    first_id: int | None = None,
+    last_id: int | None = None,
+    filler_id: int = 0,
+    keep: str = "first",
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """`encode` for text already tokenized: ragged ids (B, None) to right-padded int32 ids.
+
+    Args and returns as in `encode`.
+    """
     body = max_length - (first_id is not None) - (last_id is not None)
     if body < 1:
         raise ValueError(
@@ -52,7 +67,7 @@ def encode(
         )
     if keep not in ("first", "last"):
         raise ValueError(f"`keep` must be 'first' or 'last'; got {keep!r}.")
-    ids = tf.cast(tokenizer.tokenize(text), tf.int32)
+    ids = tf.cast(ids, tf.int32)
     lengths = ids.row_lengths()
     if keep == "first":
         ids = ids[:, :body]
@@ -154,3 +169,59 @@ def check_token_ids(token_ids: tf.Tensor, padding_mask: tf.Tensor, vocabulary_si
     ]
     with tf.control_dependencies(checks):
         return tf.identity(token_ids), tf.identity(padding_mask)
+
+
+def encode_words(
+    tokenizer,
+    text: tf.Tensor,
+    max_length: int,
+    first_id: int | None = None,
+    last_id: int | None = None,
+) -> dict[str, tf.Tensor]:
+    """Tokenizes whitespace-separated words the way `token_classification_dataset` does.
+
+    Each word is tokenized on its own (with a leading space for all but a row's first word,
+    so byte-level BPE sees running text) and the word's label sits on its first sub-word.
+    Words past `max_length` tokens (or that yield no token) are not classified.
+
+    Args:
+        tokenizer: a `kerasllm.tokenizers.Tokenizer`.
+        text: string (B,).
+        max_length: the longest row, framing tokens included.
+        first_id, last_id: optional framing ids (e.g. cls, sep).
+
+    Returns:
+        `{"token_ids", "padding_mask"}` int32 (B, L), `"words"` string (B, W) padded with "",
+        `"first_token"` int32 (B, W): each word's first sub-word position, and `"classified"`
+        bool (B, W).
+
+    Example:
+    >>> import kerasllm.tokenizers as kt
+    >>> tok = kt.train_wordpiece(["the cat sat", "the dog ran"] * 20, vocabulary_size=60)
+    >>> out = encode_words(tok, tf.constant(["the cats sat", ""]), 5, tok.cls_id, tok.sep_id)
+    >>> out["first_token"].numpy().tolist(), out["classified"].numpy().tolist()
+    ([[1, 2, 0], [0, 0, 0]], [[True, True, False], [False, False, False]])
+    """
+    text = tf.strings.unicode_transcode(text, "UTF-8", "UTF-8", errors="replace")
+    words = tf.strings.split(text)  # (B, W) ragged
+    column = tf.ragged.range(words.row_lengths()).flat_values
+    spaced = tf.where(column > 0, " " + words.flat_values, words.flat_values)
+    pieces = tf.cast(tokenizer.tokenize(spaced), tf.int32)  # (all words, pieces)
+    counts = tf.cast(pieces.row_lengths(), tf.int32)
+    totals = tf.reduce_sum(words.with_flat_values(counts), axis=1)
+    ids = tf.RaggedTensor.from_row_lengths(pieces.flat_values, tf.cast(totals, tf.int64))
+    token_ids, padding_mask, _ = frame(ids, max_length, first_id, last_id)
+    # Each word's first token: its offset in the row (running count of the row's earlier
+    # pieces) shifted past the first framing id.
+    row_offsets = tf.gather(tf.cumsum(totals, exclusive=True), words.value_rowids())
+    starts = tf.cumsum(counts, exclusive=True) - row_offsets
+    body = max_length - (first_id is not None) - (last_id is not None)
+    classified = (counts > 0) & (starts < body)
+    first_token = starts + (1 if first_id is not None else 0)
+    return {
+        "token_ids": token_ids,
+        "padding_mask": padding_mask,
+        "words": words.to_tensor(""),
+        "first_token": words.with_flat_values(tf.where(classified, first_token, 0)).to_tensor(0),
+        "classified": words.with_flat_values(classified).to_tensor(False),
+    }

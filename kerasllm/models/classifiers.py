@@ -61,7 +61,8 @@ class SequenceClassifier(Task):
         self.classifier.build((None, backbone.hidden_dim))
         self.built = True
 
-    def _pool(self, outputs, padding_mask):
+    def pool(self, outputs: dict, padding_mask):
+        """The features the classification head sees: the `pooling` of the backbone outputs."""
         hidden = outputs["sequence_output"]
         if self.pooling == "pooled":
             return outputs["pooled_output"]
@@ -78,7 +79,7 @@ class SequenceClassifier(Task):
         padding_mask = inputs.get("padding_mask")
         if padding_mask is None:
             padding_mask = ops.ones_like(inputs["token_ids"])
-        pooled = self._pool(self.backbone(inputs, training=training), padding_mask)
+        pooled = self.pool(self.backbone(inputs, training=training), padding_mask)
         return self._float32(self.classifier(self.head_dropout(pooled, training=training)))
 
     def get_config(self):

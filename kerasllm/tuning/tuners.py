@@ -38,8 +38,9 @@ def objective_for(metric: str) -> keras_tuner.Objective:
     "accuracy" -> `val_accuracy` (max), "bleu" -> `val_bleu` (max).
 
     Example:
-    >>> objective_for("accuracy")
-    Objective(name="val_accuracy", direction="max")
+    >>> objective = objective_for("accuracy")
+    >>> objective.name, objective.direction
+    ('val_accuracy', 'max')
     """
     name = metric.removeprefix("val_")
     direction = "min" if name in _MINIMIZED else "max"

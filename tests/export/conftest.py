@@ -17,6 +17,7 @@ from export_helpers import (
     GOOD_INPUTS,
     SEQ2SEQ_MAX_LENGTH,
     SERVE_SCRIPT,
+    TAGS,
     tiny,
 )
 
@@ -29,12 +30,14 @@ from kerasllm.models import (
     EncoderDecoder,
     Seq2SeqLM,
     SequenceClassifier,
+    TokenClassifier,
 )
 
 
 @pytest.fixture(scope="session")
 def families(tmp_path_factory):
-    """`{family: (bundle, version folder)}` for seq2seq, causal LM and classifier exports."""
+    """`{family: (bundle, version folder)}` for seq2seq, causal LM, classifier and tagger
+    exports."""
     base = tmp_path_factory.mktemp("exports")
     sentencepiece = tokenizers.train_sentencepiece(CORPUS, vocabulary_size=300)
     byte_bpe = tokenizers.train_byte_bpe(CORPUS, vocabulary_size=300)
@@ -57,6 +60,14 @@ def families(tmp_path_factory):
             ),
             {"text": wordpiece},
             {"sequence_length": 10, "label_names": ["negative", "neutral", "positive"]},
+        ),
+        # Byte BPE: words after the first are tokenized with a leading space, as in training.
+        "tagger": bundle.Bundle(
+            TokenClassifier(
+                Encoder(**tiny(vocabulary_size=byte_bpe.vocabulary_size)), len(TAGS), dropout=0.0
+            ),
+            {"text": byte_bpe},
+            {"sequence_length": 10, "label_names": TAGS},
         ),
     }
     out = {}

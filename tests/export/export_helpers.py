@@ -22,6 +22,9 @@ BAD_INPUTS = [
 ]
 GOOD_INPUTS = ["the cat sat on the mat", "a dog ran", "what a good film", "le chat"]
 
+#: Tag names of the tiny tagger export.
+TAGS = ["O", "B-animal", "B-place"]
+
 SEQ2SEQ_MAX_LENGTH = 8
 CAUSAL_MAX_LENGTH = 6
 BEAMS = 3
@@ -35,6 +38,7 @@ SERVE_SCRIPT = r"""
 import json, sys
 for blocked in ("kerasllm", "keras_hub"):
     sys.modules[blocked] = None  # any import of them fails: the export must not need them
+import numpy as np
 import tensorflow as tf
 import tensorflow_text  # noqa: F401  (registers the tokenizer ops)
 
@@ -42,8 +46,8 @@ exports, good, bad = json.loads(sys.argv[1]), json.loads(sys.argv[2]), json.load
 
 def plain(value):
     value = value.numpy()
-    if value.dtype == object:
-        return [v.decode("utf-8") for v in value.reshape(-1)]  # fails on invalid UTF-8
+    if value.dtype == object:  # decoding fails on invalid UTF-8
+        return np.vectorize(lambda v: v.decode("utf-8"), otypes=[object])(value).tolist()
     return value.tolist()
 
 results = {}
@@ -81,7 +85,7 @@ for family, path in exports.items():
             token_ids=tf.constant([[5, 6, 7, 8], [9, 10, 0, 0]]),
             padding_mask=tf.constant([[1, 1, 1, 1], [1, 1, 0, 0]]),
             max_new_tokens=tf.constant(4)).items()}
-    if family == "classifier":
+    if family in ("classifier", "tagger"):
         ids = model.signatures["classify_token_ids"]
         out["token_ids"] = {k: plain(v) for k, v in ids(
             token_ids=tf.constant([[2, 7, 8, 3], [2, 9, 3, 0]]),

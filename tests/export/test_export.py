@@ -6,14 +6,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from export_helpers import BAD_INPUTS, BEAMS, CAUSAL_MAX_LENGTH, GOOD_INPUTS, SEQ2SEQ_MAX_LENGTH
+from export_helpers import (
+    BAD_INPUTS,
+    BEAMS,
+    CAUSAL_MAX_LENGTH,
+    GOOD_INPUTS,
+    SEQ2SEQ_MAX_LENGTH,
+    TAGS,
+)
 
 from kerasllm import bundle, tokenizers
 from kerasllm.cli import main
-from kerasllm.data.pipelines import _boundary_ids
+from kerasllm.data import boundary_ids, token_classification_dataset
 from kerasllm.export import existing_versions, export, python_ops
 from kerasllm.generation import BeamSampler
-from kerasllm.models import Encoder, TokenClassifier
+from kerasllm.models import Decoder, Encoder
 
 SIGNATURES = {
     "seq2seq": {
@@ -60,7 +67,23 @@ SIGNATURES = {
             {"probabilities": "DT_FLOAT", "class_id": "DT_INT32", "label": "DT_STRING"},
         ),
     },
+    "tagger": {
+        "serving_default": (
+            {"text": "DT_STRING"},
+            {
+                "words": "DT_STRING",
+                "labels": "DT_STRING",
+                "class_ids": "DT_INT32",
+                "probabilities": "DT_FLOAT",
+            },
+        ),
+        "classify_token_ids": (
+            {"token_ids": "DT_INT32", "padding_mask": "DT_INT32"},
+            {"labels": "DT_STRING", "class_ids": "DT_INT32", "probabilities": "DT_FLOAT"},
+        ),
+    },
 }
+FAMILIES = list(SIGNATURES)
 
 
 def _parse_cli(text):
@@ -106,7 +129,7 @@ def saved_model_cli_output(families):
     return outputs
 
 
-@pytest.mark.parametrize("family", ["seq2seq", "causal", "classifier"])
+@pytest.mark.parametrize("family", FAMILIES)
 def test_saved_model_cli_lists_signatures(saved_model_cli_output, family):
     listed = _parse_cli(saved_model_cli_output[family])
     expected = SIGNATURES[family]
@@ -187,7 +210,7 @@ def test_causal_export_reproduces_the_model(families, served):
 def test_classifier_export_reproduces_the_model(families, served):
     item, _ = families["classifier"]
     tok = item.tokenizers["text"]
-    first, last = _boundary_ids(tok)
+    first, last = boundary_ids(tok)
     rows = [[first, *r, last] for r in tok.tokenize(GOOD_INPUTS).to_list()]
     width = max(map(len, rows))
     ids = np.array([r + [0] * (width - len(r)) for r in rows], np.int32)
@@ -205,7 +228,39 @@ def test_classifier_export_reproduces_the_model(families, served):
     )
 
 
-@pytest.mark.parametrize("family", ["seq2seq", "causal", "classifier"])
+def test_tagger_export_labels_each_word_as_in_training(families, served):
+    item, _ = families["tagger"]
+    tok = item.tokenizers["text"]
+    words = [text.split() for text in GOOD_INPUTS]
+    # The training pipeline's encoding; a word's tag sits on its first sub-word (weight 1).
+    data, _ = token_classification_dataset(
+        words, [[0] * len(w) for w in words], tok, 10, len(words), shuffle=False
+    )
+    inputs, _, weights = next(iter(data))
+    logits = item.model({k: inputs[k] for k in ("token_ids", "padding_mask")}).numpy()
+    got = served["tagger"]["serving_default"]["good"]
+    assert [row[: len(w)] for row, w in zip(got["words"], words)] == words
+    for row, class_ids, labels, probabilities, w in zip(
+        logits, got["class_ids"], got["labels"], got["probabilities"], weights.numpy()
+    ):
+        want = row[w == 1]  # the words that fit in 10 tokens
+        kept = np.asarray(class_ids) >= 0
+        assert kept.sum() == len(want) and not kept[len(want) :].any()
+        assert np.asarray(class_ids)[kept].tolist() == want.argmax(-1).tolist()
+        assert [labels[i] for i in np.flatnonzero(kept)] == [TAGS[i] for i in want.argmax(-1)]
+        np.testing.assert_allclose(
+            np.asarray(probabilities)[kept], tf.nn.softmax(want).numpy(), atol=1e-5
+        )
+        assert all(label == "" for label, k in zip(labels, kept) if not k)
+    # Client-tokenized input: one label per token.
+    ids = np.array([[2, 7, 8, 3], [2, 9, 3, 0]], np.int32)
+    per_token = item.model({"token_ids": ids, "padding_mask": (ids != 0).astype(np.int32)})
+    out = served["tagger"]["token_ids"]
+    assert out["class_ids"][0] == np.argmax(per_token[0], -1).tolist()
+    assert out["class_ids"][1] == [*np.argmax(per_token[1, :3], -1).tolist(), -1]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
 def test_bad_inputs_give_well_formed_results(served, family):
     for signature, results in served[family].items():
         if signature == "token_ids":
@@ -215,7 +270,9 @@ def test_bad_inputs_give_well_formed_results(served, family):
             for name, value in outputs.items():
                 assert len(value) == size, (signature, case, name)
                 if name == "probabilities":
-                    np.testing.assert_allclose(np.sum(value, axis=-1), 1.0, atol=1e-5)
+                    # One distribution per input (per classified word for the tagger).
+                    want = np.asarray(outputs.get("class_ids", 0)) >= 0
+                    np.testing.assert_allclose(np.sum(value, axis=-1), want, atol=1e-5)
                 if name in ("probabilities", "embedding", "score"):
                     assert np.isfinite(value).all(), (signature, case, name)
         if family == "seq2seq":
@@ -273,7 +330,7 @@ def test_encoder_export_embeds_text(encoder_export):
     out = serve(text=tf.constant(BAD_INPUTS))["embedding"].numpy()
     assert out.shape == (len(BAD_INPUTS), 8) and np.isfinite(out).all()
     tok = item.tokenizers["text"]
-    first, last = _boundary_ids(tok)
+    first, last = boundary_ids(tok)
     row = np.array([[first, *tok.tokenize(["what a good film"]).to_list()[0], last]], np.int32)
     hidden = item.model({"token_ids": row, "padding_mask": np.ones_like(row)})["sequence_output"]
     np.testing.assert_allclose(
@@ -300,19 +357,16 @@ def test_versions_are_never_overwritten(encoder_export, tmp_path):
 
 def test_clear_errors(tmp_path, families):
     tok = families["classifier"][0].tokenizers["text"]
-    tagger = TokenClassifier(
-        Encoder(
-            vocabulary_size=tok.vocabulary_size,
-            num_layers=1,
-            num_heads=2,
-            hidden_dim=8,
-            intermediate_dim=16,
-            max_sequence_length=16,
-        ),
-        num_classes=3,
+    decoder = Decoder(
+        vocabulary_size=tok.vocabulary_size,
+        num_layers=1,
+        num_heads=2,
+        hidden_dim=8,
+        intermediate_dim=16,
+        max_sequence_length=16,
     )
-    with pytest.raises(ValueError, match="Cannot export a TokenClassifier"):
-        export(bundle.Bundle(tagger, {"text": tok}), tmp_path / "x")
+    with pytest.raises(ValueError, match="Cannot export a Decoder"):
+        export(bundle.Bundle(decoder, {"text": tok}), tmp_path / "x")
     with pytest.raises(FileNotFoundError, match="not a kerasllm model bundle"):
         export(tmp_path, tmp_path / "y")
     with pytest.raises(ValueError, match="max_length"):
