@@ -14,7 +14,6 @@ classification --data rotten_tomatoes --model-dir runs/rt --steps 600 --batch-si
 
 from __future__ import annotations
 
-import json
 import os
 
 import keras
@@ -22,11 +21,14 @@ import numpy as np
 
 from kerasllm import tokenizers as kt
 from kerasllm import zoo
+from kerasllm.bundle import Bundle
 from kerasllm.training import distribution, inputs, objectives
+from kerasllm.training.checkpointing import write_json_atomic
 from kerasllm.training.config import TrainerConfig
 from kerasllm.training.trainer import Trainer
 
 TOKENIZER_DIR = "tokenizer"
+BUNDLE_DIR = "bundle"
 
 
 def prepare_tokenizer(
@@ -110,7 +112,9 @@ def run(
     The strategy is created first (multi-worker collectives must be configured before
     TensorFlow starts), then the corpus, the tokenizer (`prepare_tokenizer`), the datasets
     (`inputs.dataset_fn`), and the `Trainer`, which resumes from `config.model_dir`. At the end
-    the model is evaluated on the test split when there is one.
+    the model is evaluated on the test split when there is one, and the chief writes
+    `model_dir/results.json` and a `kerasllm.bundle` of the final model with its tokenizer in
+    `model_dir/bundle` (what `kerasllm export --model model_dir/bundle` serves).
 
     Args:
         model: a `kerasllm.zoo` preset name or preset JSON file.
@@ -177,7 +181,24 @@ def run(
         history["test"] = trainer.evaluate(data_fn(corpus.test, False))
         trainer.log("test: " + ", ".join(f"{k}={v:.4g}" for k, v in history["test"].items()))
     if chief:
-        with open(os.path.join(config.model_dir, "results.json"), "w") as f:
-            json.dump(history, f, indent=2)
-            f.write("\n")
+        write_json_atomic(os.path.join(config.model_dir, "results.json"), history)
+        roles = ("source", "target") if objective == "seq2seq" else ("text",)
+        metadata = {
+            "preset": model,
+            "objective": objective,
+            "data": data,
+            "steps": history["step"],
+            "eval": history.get("eval", {}),
+            "test": history["test"],
+        }
+        if objective == "seq2seq":
+            metadata.update(source_length=sequence_length, target_length=sequence_length)
+        else:
+            metadata["sequence_length"] = sequence_length
+        if corpus.labels:
+            metadata["label_names"] = list(corpus.labels)
+        path = Bundle(trainer.model, dict.fromkeys(roles, tok), metadata).save(
+            os.path.join(config.model_dir, BUNDLE_DIR)
+        )
+        trainer.log(f"Bundle of the final model written to {path} (`kerasllm export` serves it).")
     return history

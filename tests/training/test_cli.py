@@ -4,6 +4,7 @@ import csv
 import json
 
 import pytest
+import tensorflow as tf
 
 from kerasllm import data as kd
 from kerasllm.cli import main
@@ -73,6 +74,12 @@ def test_finetune_on_own_csv(tmp_path, capsys):
         "accuracy",
         "f1",
     }
+    # The run leaves a bundle that `kerasllm export` turns into a served classifier.
+    bundle_dir, served = model_dir / "bundle", tmp_path / "rt"
+    assert main(["export", "--model", str(bundle_dir), "--out", str(served)]) == 0
+    serve = tf.saved_model.load(str(served / "1")).signatures["serving_default"]
+    labels = serve(text=tf.constant(["a fine film", ""]))["label"].numpy().tolist()
+    assert len(labels) == 2 and set(labels) <= {b"bad", b"good"}
 
 
 def test_bad_arguments_are_clear_errors(tmp_path, capsys):
