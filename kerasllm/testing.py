@@ -88,3 +88,25 @@ def seq2seq_inputs(
         "decoder_token_ids": target["token_ids"],
         "decoder_padding_mask": target["padding_mask"],
     }
+
+
+def interrupt_on_loop(make_train_loop, call: int = 2):
+    """Wraps a `Trainer._make_train_loop` so that its `call`-th training loop raises
+    `KeyboardInterrupt`, as Ctrl-C (or SIGTERM in the CLIs) would between two loops.
+
+    Example: `monkeypatch.setattr(trainer, "_make_train_loop",
+    interrupt_on_loop(trainer._make_train_loop))`.
+    """
+
+    def make():
+        train_loop, calls = make_train_loop(), []
+
+        def interrupting_loop(*args):
+            calls.append(1)
+            if len(calls) == call:
+                raise KeyboardInterrupt
+            return train_loop(*args)
+
+        return interrupting_loop
+
+    return make

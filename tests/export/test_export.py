@@ -13,6 +13,7 @@ from export_helpers import (
     GOOD_INPUTS,
     SEQ2SEQ_MAX_LENGTH,
     TAGS,
+    tiny,
 )
 
 from kerasllm import bundle, tokenizers
@@ -357,14 +358,7 @@ def test_versions_are_never_overwritten(encoder_export, tmp_path):
 
 def test_clear_errors(tmp_path, families):
     tok = families["classifier"][0].tokenizers["text"]
-    decoder = Decoder(
-        vocabulary_size=tok.vocabulary_size,
-        num_layers=1,
-        num_heads=2,
-        hidden_dim=8,
-        intermediate_dim=16,
-        max_sequence_length=16,
-    )
+    decoder = Decoder(**tiny(vocabulary_size=tok.vocabulary_size))
     with pytest.raises(ValueError, match="Cannot export a Decoder"):
         export(bundle.Bundle(decoder, {"text": tok}), tmp_path / "x")
     with pytest.raises(FileNotFoundError, match="not a kerasllm model bundle"):

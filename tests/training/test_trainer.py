@@ -17,6 +17,7 @@ from training_helpers import (
     tiny_causal_lm,
 )
 
+from kerasllm.testing import interrupt_on_loop
 from kerasllm.training import Trainer, TrainerConfig, TrainingDivergedError
 
 
@@ -234,21 +235,7 @@ def test_close_releases_every_traced_graph(tmp_path, causal_data):
 
 def test_interrupt_saves_a_checkpoint_before_stopping(tmp_path, causal_data, monkeypatch):
     trainer = make_trainer(tmp_path, 100, steps_per_loop=3, checkpoint_every=1000)
-    calls = []
-    make_train_loop = trainer._make_train_loop
-
-    def make_interrupting_loop():
-        train_loop = make_train_loop()
-
-        def interrupt_on_second_loop(*args):
-            calls.append(1)
-            if len(calls) == 2:
-                raise KeyboardInterrupt
-            return train_loop(*args)
-
-        return interrupt_on_second_loop
-
-    monkeypatch.setattr(trainer, "_make_train_loop", make_interrupting_loop)
+    monkeypatch.setattr(trainer, "_make_train_loop", interrupt_on_loop(trainer._make_train_loop))
     with pytest.raises(KeyboardInterrupt):
         trainer.fit(causal_data)
     assert trainer.checkpointer.manager.latest_checkpoint.endswith("-3")

@@ -140,6 +140,7 @@ def test_example_reports_missing_model(tmp_path):
 
 
 def test_recipe_resumes_and_the_model_card_reports_every_run(tmp_path, monkeypatch):
+    from kerasllm.testing import interrupt_on_loop
     from kerasllm.translation import Recipe, recipe, write_model_card
 
     corpus = recipe.data.parallel_corpus
@@ -182,15 +183,7 @@ def test_recipe_resumes_and_the_model_card_reports_every_run(tmp_path, monkeypat
     # Ctrl-C (or SIGTERM) during the second training loop: the run is still recorded.
     class InterruptedTrainer(recipe.Trainer):
         def _make_train_loop(self):
-            train_loop, calls = super()._make_train_loop(), []
-
-            def interrupt_on_second_loop(*args):
-                calls.append(1)
-                if len(calls) == 2:
-                    raise KeyboardInterrupt
-                return train_loop(*args)
-
-            return interrupt_on_second_loop
+            return interrupt_on_loop(super()._make_train_loop)()
 
     monkeypatch.setattr(recipe, "Trainer", InterruptedTrainer)
     with pytest.raises(KeyboardInterrupt):
