@@ -69,6 +69,12 @@ flags.DEFINE_enum(
 flags.DEFINE_integer("vocabulary_size", 8000, "Joint SentencePiece vocabulary size.")
 flags.DEFINE_bool("jit_compile", False, "Compile training steps with XLA.")
 flags.DEFINE_integer("eval_every", 1000, "Validation loss every N steps.")
+flags.DEFINE_string(
+    "bundle_weights",
+    None,
+    "--train: bundle this checkpoint instead of the last step: 'best' (validation loss), a "
+    "step number, or a checkpoint path.",
+)
 
 
 def _translator(path: str):
@@ -131,7 +137,7 @@ def _train() -> None:
     )
     logging.info("Recipe: %s", json.dumps(dataclasses.asdict(recipe)))
     command = "python examples/translate.py " + shlex.join(sys.argv[1:])
-    bundle = train(recipe, FLAGS.model_dir, command=command)
+    bundle = train(recipe, FLAGS.model_dir, command=command, bundle_weights=FLAGS.bundle_weights)
     bundle_dir = Path(FLAGS.model_dir) / "bundle"
     reports = _evaluate(str(bundle_dir))
     write_model_card(bundle_dir, bundle.metadata, reports, command)

@@ -65,6 +65,7 @@ project's own tokenizer trainer, data pipeline, trainer and decoder.
   run(s), each resuming the previous one's checkpoint:
 {history}
 - Recipe: `{json.dumps(shared)}`
+- Weights: {_weights_line(metadata)}
 
 ## Quality
 sacrebleu, cased, 13a tokenization (`{signature}`), greedy decoding unless stated:
@@ -86,6 +87,13 @@ Examples (test):
     path = bundle_dir / "MODEL_CARD.md"
     path.write_text(card)
     return path
+
+
+def _weights_line(metadata: dict) -> str:
+    step, last = metadata.get("weights_step"), metadata.get("steps")
+    if step is None or step == last:
+        return f"the model at the last step ({last})."
+    return f"the checkpoint at step {step} (`--bundle_weights`; training went on to step {last})."
 
 
 def _minutes(seconds) -> str:

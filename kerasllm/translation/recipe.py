@@ -13,13 +13,14 @@ import dataclasses
 import json
 import os
 import platform
+import re
 import time
 from pathlib import Path
 
 from kerasllm import bundle as bundle_lib
 from kerasllm import data, tokenizers, zoo
 from kerasllm.training import Trainer, TrainerConfig
-from kerasllm.training.checkpointing import write_json_atomic
+from kerasllm.training.checkpointing import load_model_weights, write_json_atomic
 
 TOKENIZER_DIR = "tokenizer"
 CHECKPOINT_DIR = "checkpoints"
@@ -115,10 +116,19 @@ def datasets(recipe: Recipe, tokenizer):
 
 
 def train(
-    recipe: Recipe, model_dir: str | Path, verbose: int = 1, command: str | None = None
+    recipe: Recipe,
+    model_dir: str | Path,
+    verbose: int = 1,
+    command: str | None = None,
+    bundle_weights: str | None = None,
 ) -> bundle_lib.Bundle:
     """Trains (or resumes) a translation model in `model_dir` and writes its bundle to
     `model_dir/bundle`.
+
+    The bundle holds the model as training left it, or, with `bundle_weights`, the weights of
+    one of its checkpoints: "best" (best validation loss, `checkpoints/best`), a step number
+    (`checkpoints/ckpt-STEP`) or a checkpoint path, e.g. one picked by validation BLEU when
+    the model has started to overfit.
 
     `model_dir` holds the tokenizer, the checkpoints (resume by running again), the TensorBoard
     logs (`checkpoints/train`, `checkpoints/eval`) and `training_runs.json`: one entry per run
@@ -182,6 +192,9 @@ def train(
     runs = _record_run(
         model_dir, command, first_step, history["step"], seconds, history.get("train", {})
     )
+    weights_step = history["step"]
+    if bundle_weights is not None:
+        weights_step = _load_bundle_weights(trainer, model_dir, bundle_weights)
     metadata = {
         "task": "translation",
         "source_language": "en",
@@ -193,6 +206,7 @@ def train(
         "target_length": recipe.target_length,
         "recipe": dataclasses.asdict(recipe),
         "steps": history["step"],
+        "weights_step": weights_step,
         "train_seconds_this_run": round(seconds, 1),
         "train_seconds_total": round(sum(run["seconds"] for run in runs), 1),
         "training_runs": runs,
@@ -203,6 +217,28 @@ def train(
     bundle = bundle_lib.Bundle(trainer.model, {"source": tokenizer, "target": tokenizer}, metadata)
     bundle.save(model_dir / "bundle")
     return bundle
+
+
+def _load_bundle_weights(trainer: Trainer, model_dir: Path, which: str) -> int:
+    """Loads the checkpoint `which` ("best", a step or a path) into the trained model; returns
+    its step."""
+    checkpoints = model_dir / CHECKPOINT_DIR
+    if which == "best":
+        record = trainer.checkpointer.best_record()
+        if record is None:
+            raise ValueError(f"No best checkpoint in {checkpoints}; train with validation first.")
+        path = checkpoints / "best" / record["checkpoint"]
+    elif which.isdigit():
+        path = checkpoints / f"ckpt-{int(which)}"
+    else:
+        path = Path(which)
+    if not Path(f"{path}.index").exists():
+        raise FileNotFoundError(f"No checkpoint {path} (bundle_weights={which!r}).")
+    loaded, expected = load_model_weights(trainer.model, path)
+    if loaded != expected:
+        raise ValueError(f"{path} holds {loaded} of the model's {expected} weights.")
+    step = re.search(r"ckpt-(\d+)$", str(path))
+    return int(step.group(1)) if step else -1
 
 
 def hardware_description() -> str:

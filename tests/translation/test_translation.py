@@ -5,9 +5,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from kerasllm import bundle, tokenizers, zoo
+from kerasllm.training import load_model_weights
 from kerasllm.translation import Translator, clean, score, split_to_fit
 
 REPO = Path(__file__).resolve().parents[2]
@@ -195,3 +197,19 @@ def test_recipe_resumes_and_the_model_card_reports_every_run(tmp_path, monkeypat
     assert runs[2]["interrupted"] and runs[2]["last_tokens_per_second"] is None
     text = write_model_card(tmp_path / "bundle", final.metadata, {"test": report}, "x").read_text()
     assert "steps 3 -> 13 in" in text and "(interrupted): `third`" in text
+    assert "- Weights: the model at the last step (13)." in text
+
+    # The bundle may hold an earlier checkpoint (e.g. chosen by validation BLEU).
+    earlier = recipe.train(Recipe(steps=13, **small), tmp_path, verbose=0, bundle_weights="3")
+    assert earlier.metadata["weights_step"] == 3 and earlier.metadata["steps"] == 13
+    reference = zoo.get("transformer_tiny", task="seq2seq_lm", weights=None,
+                        **Recipe(**small).model_overrides(400))  # fmt: skip
+    load_model_weights(reference, tmp_path / "checkpoints" / "ckpt-3")
+    for got, want in zip(earlier.model.weights, reference.weights):
+        np.testing.assert_array_equal(got, want)
+    text = write_model_card(tmp_path / "bundle", earlier.metadata, {"test": report}, "x")
+    assert "checkpoint at step 3 (`--bundle_weights`; training went on to step 13)" in (
+        text.read_text()
+    )
+    with pytest.raises(FileNotFoundError, match="No checkpoint"):
+        recipe.train(Recipe(steps=13, **small), tmp_path, verbose=0, bundle_weights="7")
