@@ -30,13 +30,14 @@ PER_RUN_FIELDS = ("steps", "max_train_seconds", "eval_every", "checkpoint_every"
 
 @dataclasses.dataclass
 class Recipe:
-    """Hyperparameters of a translation training run (every field is a `--flag` of
+    """Hyperparameters of a translation training run (most are `--flags` of
     `examples/translate.py --train`).
 
-    The defaults are the shipped model's recipe: a pre-norm `transformer_small` (3+3 layers,
-    d=256) on a joint 8k SentencePiece vocabulary, label smoothing 0.1, AdamW with warmup then
-    inverse-square-root decay, and static length buckets so XLA compiles one graph per bucket
-    and no batch carries more padding than its bucket needs.
+    The defaults are the shipped model's recipe: `transformer_small` widths (d=256) with a
+    4-layer encoder and a 2-layer decoder, pre-norm, no dropout, a joint 8k SentencePiece
+    vocabulary, label smoothing 0.1, AdamW with warmup then inverse-square-root decay, and
+    static length buckets, so each bucket is one graph and no batch carries more padding than
+    its bucket needs.
     """
 
     src: str = "4"
