@@ -166,7 +166,10 @@ def _translate_in_process(item, texts, sampler="greedy"):
         start_id=tok.start_id,
     )
     strings = tok.detokenize(np.asarray(ids), skip_special_tokens=True).numpy()
-    return ids, [s.decode("utf-8", errors="replace").strip() for s in strings]
+    # The served graph strips ASCII whitespace (tf.strings.strip); Python's str.strip() would also
+    # strip characters such as U+001F, which a random tiny model may well generate.
+    ascii_whitespace = " \t\n\v\f\r"
+    return ids, [s.decode("utf-8", errors="replace").strip(ascii_whitespace) for s in strings]
 
 
 def test_seq2seq_export_reproduces_the_model(families, served):
