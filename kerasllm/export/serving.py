@@ -336,11 +336,9 @@ class EncoderServing(ServingModule):
         return ids, mask
 
     def _checked(self, token_ids, padding_mask):
-        token_ids, padding_mask = check_token_ids(
-            token_ids, padding_mask, self.backbone.vocabulary_size
+        return _checked_ids(
+            token_ids, padding_mask, self.backbone.vocabulary_size, self.sequence_length
         )
-        length = self.sequence_length
-        return token_ids[:, :length], _at_least_one(padding_mask[:, :length])
 
     def _embedding(self, ids, mask):
         outputs = self.backbone({"token_ids": ids, "padding_mask": mask})
@@ -354,9 +352,7 @@ class EncoderServing(ServingModule):
 
     def _classify(self, ids, mask):
         logits = self.model({"token_ids": ids, "padding_mask": mask})
-        probabilities = tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
-        class_id = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
-        label = tf.gather(tf.constant(self.label_names), class_id)
+        probabilities, class_id, label = _predictions(logits, self.label_names)
         return {"probabilities": probabilities, "class_id": class_id, "label": label}
 
     def _serve_classify(self, text):
@@ -400,9 +396,7 @@ class TokenClassifierServing(ServingModule):
         self._add("classify_token_ids", self._serve_ids, _IDS, _IDS)
 
     def _labels(self, logits, classified):
-        probabilities = tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
-        class_ids = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
-        labels = tf.gather(tf.constant(self.label_names), class_ids)
+        probabilities, class_ids, labels = _predictions(logits, self.label_names)
         return {
             "probabilities": tf.where(classified[..., None], probabilities, 0.0),
             "class_ids": tf.where(classified, class_ids, -1),
@@ -418,13 +412,25 @@ class TokenClassifierServing(ServingModule):
         return {"words": encoded["words"], **self._labels(logits, encoded["classified"])}
 
     def _serve_ids(self, token_ids, padding_mask):
-        token_ids, padding_mask = check_token_ids(
-            token_ids, padding_mask, self.model.backbone.vocabulary_size
+        token_ids, padding_mask = _checked_ids(
+            token_ids, padding_mask, self.model.backbone.vocabulary_size, self.sequence_length
         )
-        length = self.sequence_length
-        token_ids, padding_mask = token_ids[:, :length], _at_least_one(padding_mask[:, :length])
         logits = self.model({"token_ids": token_ids, "padding_mask": padding_mask})
         return self._labels(logits, padding_mask == 1)
+
+
+def _checked_ids(token_ids, padding_mask, vocabulary_size: int, length: int):
+    """Client token ids checked (`check_token_ids`) and truncated to `length`; no row is left
+    fully masked."""
+    token_ids, padding_mask = check_token_ids(token_ids, padding_mask, vocabulary_size)
+    return token_ids[:, :length], _at_least_one(padding_mask[:, :length])
+
+
+def _predictions(logits, label_names: list[str]):
+    """(probabilities float32, class ids int32, label strings) over the last axis of logits."""
+    probabilities = tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
+    class_ids = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
+    return probabilities, class_ids, tf.gather(tf.constant(label_names), class_ids)
 
 
 def _label_names(names, num_classes: int) -> list[str]:
@@ -493,19 +499,11 @@ def serving_module(
         )
     if isinstance(model, CausalLM):
         return CausalLMServing(model, role("text"), max_length, metadata)
-    if isinstance(model, TokenClassifier):
-        limit = model.backbone.max_sequence_length
-        return TokenClassifierServing(
-            model,
-            role("text"),
-            min(int(metadata.get("sequence_length", limit)), limit),
-            metadata.get("label_names"),
-            metadata,
-        )
-    if isinstance(model, (SequenceClassifier, MaskedLM, Encoder)):
+    if isinstance(model, (TokenClassifier, SequenceClassifier, MaskedLM, Encoder)):
         backbone = model if isinstance(model, Encoder) else model.backbone
         limit = backbone.max_sequence_length
-        return EncoderServing(
+        module = TokenClassifierServing if isinstance(model, TokenClassifier) else EncoderServing
+        return module(
             model,
             role("text"),
             min(int(metadata.get("sequence_length", limit)), limit),
