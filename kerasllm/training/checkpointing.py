@@ -109,13 +109,21 @@ def resolve_checkpoint(path: str | os.PathLike) -> str:
     return path
 
 
-def load_model_weights(model: keras.Model, path: str | os.PathLike) -> tuple[int, int]:
+def load_model_weights(
+    model: keras.Model, path: str | os.PathLike, require_all: bool = False
+) -> tuple[int, int]:
     """Initializes `model` from a kerasllm training checkpoint or a Keras weights file.
 
     From a training checkpoint (directory or prefix), every variable whose path and shape match is
     loaded and the rest keep their values, so a pretrained `MaskedLM` checkpoint initializes the
     backbone of a `SequenceClassifier`. Dropout seed states are never copied. A `.weights.h5`
     file must match the whole model.
+
+    Args:
+        model: the model to initialize.
+        path: a checkpoint directory (its newest checkpoint), prefix, or `.weights.h5` file.
+        require_all: a ValueError unless the checkpoint covers every weight of the model (all
+            variables but dropout seed states), instead of a partly initialized model.
 
     Returns:
         (variables loaded, variables of the model).
@@ -148,6 +156,14 @@ def load_model_weights(model: keras.Model, path: str | os.PathLike) -> tuple[int
             f"No variable of {model.name!r} matches checkpoint {prefix} by path and shape; is it "
             "a checkpoint of a model with the same backbone?"
         )
+    if require_all:
+        expected = sum("seed_generator" not in v.path for v in model.variables)
+        if loaded != expected:
+            raise ValueError(
+                f"Checkpoint {prefix} holds {loaded} of the {expected} weights of {model.name!r}; "
+                "loading it whole needs the model it was saved from (same preset, task and "
+                "overrides). To start from part of a checkpoint, leave `require_all` off."
+            )
     return loaded, len(model.variables)
 
 

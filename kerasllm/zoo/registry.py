@@ -271,8 +271,10 @@ def _weights_path(preset: Preset, weights):
 
 
 def _load_weights(model, path: Path):
-    if path.is_dir() or Path(f"{path}.index").exists():
-        _load_training_checkpoint(model, path)
+    if path.is_dir() or Path(f"{path}.index").exists():  # a kerasllm training checkpoint
+        from kerasllm.training.checkpointing import load_model_weights
+
+        load_model_weights(model, path, require_all=True)
         return
     if not path.exists():
         raise FileNotFoundError(f"Weights file {path} does not exist.")
@@ -281,20 +283,6 @@ def _load_weights(model, path: Path):
         model.set_weights(source.get_weights())
     else:
         model.load_weights(path)
-
-
-def _load_training_checkpoint(model, path: Path) -> None:
-    """Loads a `kerasllm.training` checkpoint (directory or prefix) that must cover the model."""
-    from kerasllm.training.checkpointing import load_model_weights
-
-    loaded, _ = load_model_weights(model, path)
-    expected = sum("seed_generator" not in v.path for v in model.variables)
-    if loaded != expected:
-        raise ValueError(
-            f"Checkpoint {path} holds {loaded} of the {expected} weights of {model.name!r}; "
-            "zoo.get(weights=...) needs them all (same preset, task and overrides). To start "
-            "from part of a checkpoint, use kerasllm.training.load_model_weights."
-        )
 
 
 def num_params(name: str) -> int:

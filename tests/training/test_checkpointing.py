@@ -107,6 +107,26 @@ def test_an_empty_directory_restores_nothing(tmp_path):
     assert int(step.numpy()) == 0
 
 
+def test_require_all_loads_a_whole_model_and_ignores_dropout_seeds(tmp_path):
+    # Dropout layers own seed-generator variables that checkpoints never copy; they must not
+    # count as missing weights.
+    def classifier(**overrides):
+        config = {**SMALL, "dropout": 0.1, **overrides}
+        return zoo.get("bert_tiny", task="classifier", num_classes=3, weights=None, **config)
+
+    saved = classifier()
+    assert any("seed_generator" in v.path for v in saved.variables)
+    Checkpointer(str(tmp_path), {"model": ModelState(saved)}).save(1)
+    same = classifier()
+    loaded, _ = load_model_weights(same, str(tmp_path), require_all=True)
+    assert loaded == len(saved.weights)
+    for got, want in zip(same.weights, saved.weights):
+        np.testing.assert_array_equal(got, want)
+    larger = classifier(num_layers=3)
+    with pytest.raises(ValueError, match="holds .* of the .* weights"):
+        load_model_weights(larger, str(tmp_path), require_all=True)
+
+
 def test_non_chief_workers_write_nothing_into_the_model_dir(tmp_path):
     model = tiny_encoder_task("masked_lm")
     worker = Checkpointer(str(tmp_path), {"model": ModelState(model)}, is_chief=False)
