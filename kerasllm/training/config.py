@@ -26,8 +26,9 @@ class TrainerConfig:
             is a plain `tf.data.Dataset` whose batches are already global.
         learning_rate: peak learning rate (reached after warmup).
         warmup_steps: linear warmup from 0 to `learning_rate`.
-        decay: after warmup, "constant", "linear" (to `final_learning_rate` at `steps`), "cosine"
-            (to `final_learning_rate` at `steps`) or "inverse_sqrt" (`lr * sqrt(warmup / step)`).
+        decay: after warmup, "constant", "linear" (to `final_learning_rate` at `steps`, or
+            when `max_train_seconds` runs out if sooner), "cosine" (likewise) or "inverse_sqrt"
+            (`lr * sqrt(warmup / step)`).
         final_learning_rate: learning rate at the end of linear or cosine decay.
         weight_decay: decoupled (AdamW) weight decay; 0 disables it.
         weight_decay_exclude: groups of weights without weight decay, any of "norm" (LayerNorm and
@@ -65,7 +66,9 @@ class TrainerConfig:
         profile_steps: (first, last) update numbers between which a TensorBoard profiler trace
             is recorded; None records none.
         max_train_seconds: stop (with a checkpoint) once `fit` has trained this long, even before
-            `steps`; a time budget. None: no limit.
+            `steps`; a time budget. Linear and cosine decay then end when the budget runs out
+            (the step is re-estimated from the measured step rate as training goes), so a
+            budgeted run still anneals. None: no limit.
         verbose: 1 shows a progress bar, 2 one line per log interval, 0 nothing.
 
     Example:

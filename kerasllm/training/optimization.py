@@ -36,6 +36,10 @@ class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
             as in "Attention is all you need").
         final_learning_rate: floor of linear and cosine decay.
 
+    A trainer can move the end of linear and cosine decay while training: after
+    `end_decay_at(variable)` the schedule reads its last step from `variable` at every call (the
+    `Trainer` does this to end the decay when its time budget runs out).
+
     Example:
     >>> schedule = WarmupDecay(1e-3, total_steps=100, warmup_steps=10, decay="linear")
     >>> [round(float(schedule(s)), 5) for s in (0, 5, 10, 55, 100)]
@@ -63,6 +67,22 @@ class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
         self.warmup_steps = int(warmup_steps)
         self.decay = decay
         self.final_learning_rate = float(final_learning_rate)
+        self._decay_end = None
+
+    def end_decay_at(self, variable) -> None:
+        """Makes linear and cosine decay end at the step held by `variable` (a float scalar
+        variable, read at every call) instead of `total_steps`.
+
+        Example:
+        >>> import keras
+        >>> end = keras.Variable(100.0, trainable=False)
+        >>> schedule = WarmupDecay(1e-3, total_steps=100, decay="linear")
+        >>> schedule.end_decay_at(end)
+        >>> _ = end.assign(50.0)  # e.g. a time budget allows only 50 steps
+        >>> [round(float(schedule(s)), 5) for s in (0, 25, 50)]
+        [0.001, 0.0005, 0.0]
+        """
+        self._decay_end = variable
 
     def __call__(self, step):
         step = ops.cast(step, "float32")
@@ -73,7 +93,10 @@ class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
         elif self.decay == "inverse_sqrt":
             decayed = peak * ops.sqrt(warmup / ops.maximum(step, warmup))
         else:
-            span = max(float(self.total_steps - self.warmup_steps), 1.0)
+            if self._decay_end is None:
+                span = max(float(self.total_steps - self.warmup_steps), 1.0)
+            else:
+                span = ops.maximum(ops.cast(self._decay_end, "float32") - warmup, 1.0)
             progress = ops.clip((step - warmup) / span, 0.0, 1.0)
             if self.decay == "linear":
                 fraction = 1.0 - progress
@@ -176,10 +199,12 @@ def create_optimizer(
     config: TrainerConfig,
     model: keras.Model,
     learning_rate_multipliers: dict[str, float] | None = None,
+    decay_end=None,
 ) -> keras.optimizers.Optimizer:
     """The optimizer a `TrainerConfig` describes, for `model`: AdamW on a `WarmupDecay` schedule,
     weight decay off for the excluded groups, wrapped in a `LossScaleOptimizer` under
-    mixed_float16. Build it inside the strategy scope.
+    mixed_float16. Build it inside the strategy scope. `decay_end`: a variable holding the step
+    where linear or cosine decay ends (see `WarmupDecay.end_decay_at`); None: `config.steps`.
 
     Example:
     >>> import keras
@@ -196,6 +221,8 @@ def create_optimizer(
         decay=config.decay,
         final_learning_rate=config.final_learning_rate,
     )
+    if decay_end is not None:
+        schedule.end_decay_at(decay_end)
     optimizer = AdamW(
         learning_rate=schedule,
         weight_decay=config.weight_decay,

@@ -120,8 +120,15 @@ class Trainer:
         with strategy.scope():
             self.model = self._build_model(model)
             multipliers = finetuning.apply_finetuning(self.model, config)
+            # Where linear/cosine decay ends: `steps`, or sooner when a time budget runs out
+            # first (fit moves it). Not checkpointed: each run sets its own.
+            self._decay_end = tf.Variable(
+                float(config.steps), dtype=tf.float32, trainable=False, name="decay_end"
+            )
             if optimizer is None:
-                optimizer = optimization.create_optimizer(config, self.model, multipliers)
+                optimizer = optimization.create_optimizer(
+                    config, self.model, multipliers, decay_end=self._decay_end
+                )
             elif multipliers:
                 raise ValueError(
                     "layerwise_lr_decay needs the Trainer's own optimizer; do not pass `optimizer`."
@@ -380,6 +387,14 @@ class Trainer:
         return self.objective.results(totals)
 
     # -------------------------------------------------------------------- fit
+    def _agreed_seconds(self, seconds: float) -> float:
+        """`seconds` averaged over the workers, so that every worker takes the same time-budget
+        decisions (stop now, where the decay ends) and the replicas stay identical."""
+        if not isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            return seconds
+        local = self.strategy.run(lambda: tf.constant(seconds, tf.float32))
+        return float(self.strategy.reduce(tf.distribute.ReduceOp.MEAN, local, axis=None))
+
     def _loop_length(self, step: int) -> int:
         config = self.config
         intervals = [config.log_every, config.checkpoint_every]
@@ -487,17 +502,16 @@ class Trainer:
         window = dict.fromkeys(("loss", "norm", "steps", "timed_steps", "tokens", "seconds"), 0.0)
         last_saved = last_evaluated = start
         step = start
-        fit_began = time.perf_counter()
+        self._decay_end.assign(float(config.steps))
+        budget = _TimeBudget(config.max_train_seconds, config.steps, self._agreed_seconds)
         try:
             while step < config.steps:
-                if (
-                    config.max_train_seconds is not None
-                    and time.perf_counter() - fit_began >= config.max_train_seconds
-                ):
+                if budget.spent(step):
                     self.log(
                         f"Time budget of {config.max_train_seconds:.0f} s reached at step {step}."
                     )
                     break
+                self._decay_end.assign(budget.last_step)
                 if config.profile_steps and step == config.profile_steps[0]:
                     self.summaries.start_profiler()
                 began = time.perf_counter()
@@ -583,3 +597,36 @@ class Trainer:
     def _print_eval(self, metrics: dict, step: int) -> None:
         text = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items())
         self.log(f"\nstep {step} eval: {text}")
+
+
+class _TimeBudget:
+    """Tracks `max_train_seconds` during `fit`: whether it is spent, and the step at which it
+    will run out (`last_step`, where linear and cosine decay end, so that a time-budgeted run
+    still anneals its learning rate; Li et al. 2020, "Budgeted training").
+
+    The step rate is measured from the end of the first training loop, which includes tracing.
+    `clock(seconds)` makes the elapsed time the same on every worker.
+    """
+
+    def __init__(self, seconds: float | None, steps: int, clock: Callable[[float], float]):
+        self.seconds = seconds
+        self.last_step = float(steps)
+        self._steps = steps
+        self._clock = clock
+        self._began = time.perf_counter()
+        self._origin: tuple[float, int] | None = None  # (elapsed, step) after the first loop
+        self._calls = 0
+
+    def spent(self, step: int) -> bool:
+        if self.seconds is None:
+            return False
+        elapsed = self._clock(time.perf_counter() - self._began)
+        if elapsed >= self.seconds:
+            return True
+        self._calls += 1
+        if self._calls == 2:
+            self._origin = (elapsed, step)
+        elif self._origin is not None and elapsed > self._origin[0] and step > self._origin[1]:
+            rate = (step - self._origin[1]) / (elapsed - self._origin[0])
+            self.last_step = float(min(self._steps, step + (self.seconds - elapsed) * rate))
+        return False

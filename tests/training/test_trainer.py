@@ -200,6 +200,31 @@ def test_time_budget_stops_early_with_a_checkpoint(tmp_path, causal_data):
         TrainerConfig(str(tmp_path), steps=1, max_train_seconds=0)
 
 
+def test_time_budget_ends_the_linear_decay(tmp_path, causal_data):
+    # steps=10,000 would keep the learning rate near its peak for the whole run; the budget
+    # ends the decay instead, so the run still anneals.
+    trainer = make_trainer(
+        tmp_path,
+        10_000,
+        learning_rate=1e-2,
+        warmup_steps=0,
+        decay="linear",
+        max_train_seconds=4,
+        steps_per_loop=2,
+        checkpoint_every=1000,
+    )
+    history = trainer.fit(causal_data)
+    step = history["step"]
+    assert 10 < step < 10_000
+    final_rate = float(trainer.optimizer.learning_rate)
+    assert final_rate < 0.35e-2, (step, final_rate)
+    # The next run without a budget decays over `steps` again.
+    trainer.config.max_train_seconds = None
+    trainer.config.steps = step + 2
+    trainer.fit(causal_data)
+    assert float(trainer.optimizer.learning_rate) == pytest.approx(0.0, abs=1e-9)
+
+
 def test_close_releases_every_traced_graph(tmp_path, causal_data):
     import gc
 

@@ -33,6 +33,10 @@ def main(model_dir, output):
         learning_rate=1e-2,
         global_batch_size=GLOBAL_BATCH,
         checkpoint_every=3,
+        # Never reached, but runs the time-budget path: the workers agree on the elapsed time
+        # between loops (a collective that must neither hang nor desynchronize the replicas).
+        max_train_seconds=600,
+        steps_per_loop=2,
         verbose=0,
     )
     trainer = Trainer(tiny_causal_lm, "causal_lm", config, strategy=strategy)
