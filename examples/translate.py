@@ -56,7 +56,11 @@ flags.DEFINE_integer("encoder_layers", 4, "Encoder depth (0: the preset's).")
 flags.DEFINE_integer("decoder_layers", 2, "Decoder depth (0: the preset's).")
 flags.DEFINE_float("dropout", 0.0, "Dropout rate.")
 flags.DEFINE_integer("steps", 20000, "Training steps (optimizer updates).")
-flags.DEFINE_float("time_budget_minutes", None, "Stop training after this many minutes.")
+flags.DEFINE_float(
+    "time_budget_minutes",
+    None,
+    "Stop training after this many minutes; --decay linear/cosine then ends when they run out.",
+)
 flags.DEFINE_integer("batch_sentences", 24, "Sentences per batch at full length.")
 flags.DEFINE_float("learning_rate", 1e-3, "Peak learning rate.")
 flags.DEFINE_integer("warmup_steps", 400, "Linear warmup steps.")
