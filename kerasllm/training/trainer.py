@@ -503,7 +503,7 @@ class Trainer:
         last_saved = last_evaluated = start
         step = start
         self._decay_end.assign(float(config.steps))
-        budget = _TimeBudget(config.max_train_seconds, config.steps, self._agreed_seconds)
+        budget = _TimeBudget(config.max_train_seconds, start, config.steps, self._agreed_seconds)
         try:
             while step < config.steps:
                 if budget.spent(step):
@@ -608,25 +608,28 @@ class _TimeBudget:
     `clock(seconds)` makes the elapsed time the same on every worker.
     """
 
-    def __init__(self, seconds: float | None, steps: int, clock: Callable[[float], float]):
+    def __init__(
+        self, seconds: float | None, start: int, steps: int, clock: Callable[[float], float]
+    ):
         self.seconds = seconds
         self.last_step = float(steps)
+        self._start = start
         self._steps = steps
         self._clock = clock
         self._began = time.perf_counter()
         self._origin: tuple[float, int] | None = None  # (elapsed, step) after the first loop
-        self._calls = 0
 
     def spent(self, step: int) -> bool:
+        """Whether the budget is spent at `step`; if not, also updates `last_step`."""
         if self.seconds is None:
             return False
         elapsed = self._clock(time.perf_counter() - self._began)
         if elapsed >= self.seconds:
             return True
-        self._calls += 1
-        if self._calls == 2:
-            self._origin = (elapsed, step)
-        elif self._origin is not None and elapsed > self._origin[0] and step > self._origin[1]:
+        if self._origin is None:
+            if step > self._start:
+                self._origin = (elapsed, step)
+        elif elapsed > self._origin[0] and step > self._origin[1]:
             rate = (step - self._origin[1]) / (elapsed - self._origin[0])
             self.last_step = float(min(self._steps, step + (self.seconds - elapsed) * rate))
         return False
