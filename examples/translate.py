@@ -71,7 +71,12 @@ flags.DEFINE_enum(
     "Learning-rate decay after warmup; linear and cosine reach 0 at --steps.",
 )
 flags.DEFINE_integer("vocabulary_size", 8000, "Joint SentencePiece vocabulary size.")
-flags.DEFINE_bool("jit_compile", False, "Compile training steps with XLA.")
+flags.DEFINE_bool(
+    "jit_compile",
+    True,
+    "Compile training steps with XLA, one compilation per length bucket (--nojit_compile: graph "
+    "mode); a resumed run may switch it.",
+)
 flags.DEFINE_integer("eval_every", 1000, "Validation loss every N steps.")
 flags.DEFINE_string(
     "bundle_weights",

@@ -159,9 +159,13 @@ def test_recipe_resumes_and_the_model_card_reports_every_run(tmp_path, monkeypat
         batch_size=8,
         bucket_boundaries=(16,),
         eval_every=100,
+        jit_compile=False,
     )
     recipe.train(Recipe(steps=2, **small), tmp_path, verbose=0, command="first")
-    resumed = recipe.train(Recipe(steps=3, **small), tmp_path, verbose=0, command="second")
+    # XLA is a per-run setting: a resumed run may switch it.
+    resumed = recipe.train(
+        Recipe(steps=3, **{**small, "jit_compile": True}), tmp_path, verbose=0, command="second"
+    )
 
     runs = resumed.metadata["training_runs"]
     assert [run["steps"] for run in runs] == [[0, 2], [2, 3]]
