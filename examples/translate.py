@@ -61,6 +61,12 @@ flags.DEFINE_float(
     None,
     "Stop training after this many minutes; --decay linear/cosine then ends when they run out.",
 )
+flags.DEFINE_list(
+    "extra_sources",
+    [],
+    "More English versions of the training verses, each paired with the same French verses "
+    "(e.g. k,3: King James 1611 and Basic English 1949).",
+)
 flags.DEFINE_integer("batch_sentences", 24, "Sentences per batch at full length.")
 flags.DEFINE_float("learning_rate", 1e-3, "Peak learning rate.")
 flags.DEFINE_integer("warmup_steps", 400, "Linear warmup steps.")
@@ -132,6 +138,7 @@ def _train() -> None:
         encoder_layers=FLAGS.encoder_layers or None,
         decoder_layers=FLAGS.decoder_layers or None,
         dropout=FLAGS.dropout,
+        extra_sources=tuple(FLAGS.extra_sources),
         steps=FLAGS.steps,
         max_train_seconds=None
         if FLAGS.time_budget_minutes is None

