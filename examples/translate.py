@@ -83,11 +83,11 @@ flags.DEFINE_bool(
     "Compile training steps with XLA, one compilation per length bucket (--nojit_compile: graph "
     "mode); a resumed run may switch it.",
 )
-flags.DEFINE_integer("eval_every", 1000, "Validation loss every N steps.")
+flags.DEFINE_integer("eval_every", 1000, "Validation loss, BLEU and chrF every N steps.")
 flags.DEFINE_string(
     "bundle_weights",
     None,
-    "--train: bundle this checkpoint instead of the last step: 'best' (validation loss), a "
+    "--train: bundle this checkpoint instead of the last step: 'best' (validation BLEU), a "
     "step number, or a checkpoint path.",
 )
 

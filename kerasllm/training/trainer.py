@@ -21,7 +21,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import keras
 import numpy as np
@@ -66,6 +66,10 @@ class Trainer:
             strategy scope).
         sample_fn: optional `fn(model) -> str | list[str]` whose text is written to TensorBoard at
             each evaluation (e.g. greedy continuations of fixed prompts).
+        metrics_fn: optional `fn(model) -> {name: float}` of extra evaluation metrics, computed
+            at each evaluation after the objective's and merged with them (history,
+            TensorBoard, and `config.best_metric` may name one), e.g. the BLEU of generated
+            translations. Called on every worker: all hold the same weights.
 
     On construction the trainer builds the model, applies the fine-tuning settings, and restores
     the newest readable checkpoint in `config.model_dir` (or loads `config.init_checkpoint` when
@@ -94,6 +98,7 @@ class Trainer:
         strategy: tf.distribute.Strategy | str | None = None,
         optimizer: keras.optimizers.Optimizer | None = None,
         sample_fn: Callable[[keras.Model], str | list[str]] | None = None,
+        metrics_fn: Callable[[keras.Model], Mapping[str, float]] | None = None,
     ):
         self.config = config
         self.objective = (
@@ -107,6 +112,7 @@ class Trainer:
         self.is_chief = distribution.is_chief(strategy)
         self.num_replicas = strategy.num_replicas_in_sync
         self.sample_fn = sample_fn
+        self.metrics_fn = metrics_fn
         if config.global_batch_size is not None and config.global_batch_size % self.num_replicas:
             raise ValueError(
                 f"global_batch_size={config.global_batch_size} is not divisible by the "
@@ -431,6 +437,12 @@ class Trainer:
             )
         value = float(metrics[metric])
         record = self.checkpointer.best_record()
+        if record is not None and record["metric"] != metric:
+            self.log(
+                f"The best checkpoint so far was chosen by {record['metric']!r}; best_metric is "
+                f"now {metric!r}, so this evaluation replaces it."
+            )
+            record = None
         better = record is None or (
             value < record["value"]
             if self.config.resolved_best_mode == "min"
@@ -439,8 +451,21 @@ class Trainer:
         if better and math.isfinite(value):
             self.checkpointer.save_best(step, metric, value)
 
-    def _run_eval(self, eval_data, step: int) -> dict:
+    def _all_metrics(self, eval_data) -> dict:
+        """The objective's evaluation metrics and those of `metrics_fn`."""
         metrics = self.evaluate(eval_data, self.config.eval_steps)
+        if self.metrics_fn is not None:
+            extra = {name: float(value) for name, value in self.metrics_fn(self.model).items()}
+            if clash := sorted(set(extra) & set(metrics)):
+                raise ValueError(
+                    f"metrics_fn returned {clash}, which the {self.objective.name} objective "
+                    f"already reports ({sorted(metrics)}); rename them."
+                )
+            metrics.update(extra)
+        return metrics
+
+    def _run_eval(self, eval_data, step: int) -> dict:
+        metrics = self._all_metrics(eval_data)
         self.summaries.scalars("eval", metrics, step)
         if self.sample_fn is not None and self.is_chief:
             self.summaries.text("eval", "samples", self.sample_fn(self.model), step)
@@ -476,7 +501,7 @@ class Trainer:
         if start >= config.steps:
             self.log(f"Already at step {start} >= steps={config.steps}; nothing to train.")
             if eval_data is not None:
-                history["eval"] = self.evaluate(eval_data, config.eval_steps)
+                history["eval"] = self._all_metrics(eval_data)
             return history
         self.log(
             f"Training {self.model.name} ({_size(self.model.weights):,} parameters, "

@@ -21,6 +21,8 @@ from kerasllm import bundle as bundle_lib
 from kerasllm import data, tokenizers, zoo
 from kerasllm.training import Trainer, TrainerConfig
 from kerasllm.training.checkpointing import load_model_weights, write_json_atomic
+from kerasllm.translation.evaluation import evaluate
+from kerasllm.translation.translator import Translator
 
 TOKENIZER_DIR = "tokenizer"
 CHECKPOINT_DIR = "checkpoints"
@@ -153,9 +155,9 @@ def train(
     `model_dir/bundle`.
 
     The bundle holds the model as training left it, or, with `bundle_weights`, the weights of
-    one of its checkpoints: "best" (best validation loss, `checkpoints/best`), a step number
-    (`checkpoints/ckpt-STEP`) or a checkpoint path, e.g. one picked by validation BLEU when
-    the model has started to overfit.
+    one of its checkpoints: "best" (`checkpoints/best`, the evaluation with the best greedy
+    validation BLEU; every evaluation also reports the validation loss and chrF), a step
+    number (`checkpoints/ckpt-STEP`) or a checkpoint path.
 
     `model_dir` holds the tokenizer, the checkpoints (resume by running again), the TensorBoard
     logs (`checkpoints/train`, `checkpoints/eval`) and `training_runs.json`: one entry per run
@@ -196,7 +198,7 @@ def train(
         eval_every=recipe.eval_every,
         log_every=50,
         steps_per_loop=10,  # short loops: the time budget and Ctrl-C are checked between them
-        best_metric="loss",
+        best_metric="bleu",  # validation BLEU: it kept rising after the loss turned up
         seed=recipe.seed,
         max_train_seconds=recipe.max_train_seconds,
         verbose=verbose,
@@ -205,7 +207,14 @@ def train(
     def build_model():
         return zoo.get(recipe.preset, task="seq2seq_lm", weights=None, **overrides)
 
-    trainer = Trainer(build_model, "seq2seq", config)
+    def validation_scores(model) -> dict:
+        """Greedy validation BLEU and chrF of the model being trained."""
+        lengths = {"source_length": recipe.source_length, "target_length": recipe.target_length}
+        translator = Translator(bundle_lib.Bundle(model, {"source": tokenizer}, lengths))
+        report = evaluate(translator.translate, "validation", src=recipe.src, tgt=recipe.tgt)
+        return {"bleu": report["bleu"], "chrf": report["chrf"]}
+
+    trainer = Trainer(build_model, "seq2seq", config, metrics_fn=validation_scores)
     first_step = trainer.step
     start = time.perf_counter()
     try:

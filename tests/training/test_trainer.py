@@ -93,6 +93,34 @@ def test_fit_trains_logs_evaluates_and_checkpoints(tmp_path, causal_data):
     assert json.loads((tmp_path / "config.json").read_text())["steps"] == 12
 
 
+def test_metrics_fn_joins_the_evaluation_and_can_choose_the_best_checkpoint(tmp_path, causal_data):
+    scores = iter([1.0, 3.0, 2.0])  # evaluations at steps 4, 8, 12: the best is at 8
+
+    def metrics(model):
+        assert isinstance(model, keras.Model)
+        return {"score": next(scores)}
+
+    config = TrainerConfig(str(tmp_path), steps=12, eval_every=4, best_metric="score", verbose=0)
+    trainer = Trainer(tiny_causal_lm, "causal_lm", config, "one_device", metrics_fn=metrics)
+    history = trainer.fit(causal_data, eval_data=causal_data)
+    assert history["eval"]["score"] == 2.0 and "loss" in history["eval"]
+    assert scalar_series(str(tmp_path / "eval"), "score") == [(4, 1.0), (8, 3.0), (12, 2.0)]
+    best = json.loads((tmp_path / "best" / "best.json").read_text())
+    assert (best["metric"], best["step"], best["value"]) == ("score", 8, 3.0)
+
+    # A resumed run that chooses by another metric replaces the record at its first evaluation.
+    resumed = make_trainer(tmp_path, steps=16, eval_every=4, best_metric="loss")
+    resumed.fit(causal_data, eval_data=causal_data)
+    best = json.loads((tmp_path / "best" / "best.json").read_text())
+    assert (best["metric"], best["step"]) == ("loss", 16)
+
+    clashing = Trainer(
+        tiny_causal_lm, "causal_lm", config, "one_device", metrics_fn=lambda m: {"loss": 0.0}
+    )
+    with pytest.raises(ValueError, match=r"metrics_fn returned \['loss'\]"):
+        clashing.fit(causal_data, eval_data=causal_data)  # already done: evaluates only
+
+
 def test_evaluate_matches_a_numpy_computation(tmp_path, causal_data):
     trainer = make_trainer(tmp_path, steps=1)
     metrics = trainer.evaluate(causal_data)

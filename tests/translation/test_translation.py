@@ -144,12 +144,12 @@ def test_example_reports_missing_model(tmp_path):
 
 def test_recipe_resumes_and_the_model_card_reports_every_run(tmp_path, monkeypatch):
     from kerasllm.testing import interrupt_on_loop
-    from kerasllm.translation import Recipe, recipe, write_model_card
+    from kerasllm.translation import Recipe, evaluation, recipe, write_model_card
 
     corpus = recipe.data.parallel_corpus
-    monkeypatch.setattr(
-        recipe.data, "parallel_corpus", lambda *a, **k: corpus(*a, **k)[:48]
-    )  # a few verses per split keep this fast
+    few = lambda *a, **k: corpus(*a, **k)[:48]  # noqa: E731  a few verses per split keep this fast
+    monkeypatch.setattr(recipe.data, "parallel_corpus", few)
+    monkeypatch.setattr(evaluation, "parallel_corpus", lambda *a, **k: corpus(*a, **k)[:8])
     small = dict(
         preset="transformer_tiny",
         encoder_layers=1,
@@ -170,6 +170,11 @@ def test_recipe_resumes_and_the_model_card_reports_every_run(tmp_path, monkeypat
 
     runs = resumed.metadata["training_runs"]
     assert [run["steps"] for run in runs] == [[0, 2], [2, 3]]
+    # Each evaluation scores greedy translations of the validation verses; the best BLEU's
+    # checkpoint is kept.
+    assert {"loss", "bleu", "chrf"} <= set(resumed.metadata["validation"])
+    best = json.loads((tmp_path / "checkpoints" / "best" / "best.json").read_text())
+    assert best["metric"] == "bleu" and best["value"] == resumed.metadata["validation"]["bleu"]
     assert [run["command"] for run in runs] == ["first", "second"]
     assert resumed.metadata["steps"] == 3
     assert resumed.metadata["train_seconds_total"] == pytest.approx(
