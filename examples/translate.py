@@ -20,7 +20,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import dataclasses  # noqa: E402
 import json  # noqa: E402
 import shlex  # noqa: E402
-import signal  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -166,9 +165,10 @@ def main(argv) -> None:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}; text goes in --text.")
     logging.set_stderrthreshold("info")
     if FLAGS.train:
-        # `kill` (SIGTERM) stops training like Ctrl-C: the trainer saves a checkpoint first.
-        signal.signal(signal.SIGTERM, signal.default_int_handler)
-        _train()
+        from kerasllm.cli import exit_when_interrupted
+
+        # Ctrl-C or `kill`: the trainer saves a checkpoint, then the process ends at once.
+        exit_when_interrupted(_train)
         return
     if FLAGS.eval:
         reports = _evaluate(FLAGS.model)

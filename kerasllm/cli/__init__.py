@@ -8,6 +8,7 @@ import importlib
 import os
 import signal
 import sys
+from collections.abc import Callable
 
 # Subcommand modules in the order `--help` lists them.
 SUBCOMMANDS = ("zoo", "pretrain", "finetune", "export", "tune")
@@ -25,7 +26,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# What shells report for a process stopped by Ctrl-C (128 + SIGINT).
+INTERRUPTED_EXIT_STATUS = 130
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Runs a subcommand in this process; Ctrl-C raises `KeyboardInterrupt` after the trainer
+    has saved a checkpoint (`console_main` is the `kerasllm` console script)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # `kill` (SIGTERM) stops training like Ctrl-C: the trainer saves a checkpoint first.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
@@ -37,5 +44,26 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def exit_when_interrupted(function: Callable[[], int | None]) -> int:
+    """Runs a command-line program's `function`; on Ctrl-C or `kill` (SIGTERM, made Ctrl-C),
+    once the trainer has saved its checkpoint, ends the process at once with status 130.
+
+    For scripts only: a normal interpreter exit would first wait for tf.data's background
+    threads to wind down, which took from seconds to over a minute after an interrupted
+    translation training run; by the time the interrupt arrives here every file is written
+    (checkpoints and run records atomically, TensorBoard closed).
+    """
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        return function() or 0
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(INTERRUPTED_EXIT_STATUS)
+
+
+def console_main() -> None:
+    """The `kerasllm` console script."""
+    sys.exit(exit_when_interrupted(main))
+

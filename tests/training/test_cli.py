@@ -2,6 +2,9 @@
 
 import csv
 import json
+import signal
+import subprocess
+import sys
 
 import pytest
 import tensorflow as tf
@@ -100,3 +103,34 @@ def test_bad_arguments_are_clear_errors(tmp_path, capsys):
         == 2
     )
     assert "serves ['classification']" in capsys.readouterr().err
+
+
+def test_kill_saves_a_checkpoint_and_ends_the_process_promptly(tmp_path):
+    """`kill` during training: a checkpoint, status 130, and no wait on tf.data's threads."""
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(kd.news_corpus("validation")[:40]) + "\n")
+    model_dir = tmp_path / "run"
+    args = ["pretrain", "--model", "gpt_tiny", "--objective", "causal_lm", "--data", str(corpus)]
+    args += ["--model-dir", str(model_dir), "--steps", "1000000", "--verbose", "2"]
+    args += ["--log-every", "10", *TINY_MODEL, *TINY_RUN]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kerasllm.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    output = []
+    for line in process.stdout:  # wait until training is under way
+        output.append(line)
+        if line.startswith("step ") and "loss" in line:
+            break
+    process.send_signal(signal.SIGTERM)
+    try:
+        rest, _ = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        pytest.fail("The process did not end within 60 s of SIGTERM:\n" + "".join(output))
+    text = "".join(output) + rest
+    assert process.returncode == 130, text
+    assert "Interrupted: saved a checkpoint at step" in text and "Traceback" not in text
+    assert tf.train.latest_checkpoint(str(model_dir)) is not None
