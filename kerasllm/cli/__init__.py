@@ -66,4 +66,3 @@ def exit_when_interrupted(function: Callable[[], int | None]) -> int:
 def console_main() -> None:
     """The `kerasllm` console script."""
     sys.exit(exit_when_interrupted(main))
-
