@@ -126,8 +126,8 @@ def build_tokenizer(recipe: Recipe, model_dir: Path, verbose: int = 1):
     return tokenizer
 
 
-def datasets(recipe: Recipe, tokenizer):
-    """(training dataset repeated forever, validation dataset, training stats)."""
+def datasets(recipe: Recipe, tokenizer, train_pairs: list[tuple[str, str]]):
+    """(dataset of `train_pairs` repeated forever, validation dataset, training stats)."""
     common = dict(
         source_length=recipe.source_length,
         target_length=recipe.target_length,
@@ -135,7 +135,6 @@ def datasets(recipe: Recipe, tokenizer):
         bucketing="static",
         bucket_boundaries=list(recipe.bucket_boundaries),
     )
-    train_pairs = training_pairs(recipe)
     valid_pairs = data.parallel_corpus("bible", src=recipe.src, tgt=recipe.tgt, split="validation")
     train, stats = data.seq2seq_dataset(
         train_pairs, tokenizer, tokenizer, seed=recipe.seed, repeat=True, **common
@@ -182,7 +181,8 @@ def train(
     recipe_path.write_text(json.dumps(dataclasses.asdict(recipe), indent=2) + "\n")
 
     tokenizer = build_tokenizer(recipe, model_dir, verbose)
-    train_data, valid_data, stats = datasets(recipe, tokenizer)
+    train_pairs = training_pairs(recipe)
+    train_data, valid_data, stats = datasets(recipe, tokenizer, train_pairs)
     overrides = recipe.model_overrides(tokenizer.vocabulary_size)
     config = TrainerConfig(
         model_dir=str(model_dir / CHECKPOINT_DIR),
@@ -237,7 +237,7 @@ def train(
         "target_language": "fr",
         "data": f"Bible, versions {recipe.src} -> {recipe.tgt}, train split (29,793 verses)"
         + "".join(f", plus {v} -> {recipe.tgt}" for v in recipe.extra_sources)
-        + f": {len(training_pairs(recipe)):,} pairs",
+        + f": {len(train_pairs):,} pairs",
         "preset": recipe.preset,
         "model_overrides": overrides,
         "source_length": recipe.source_length,
