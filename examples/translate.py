@@ -87,7 +87,8 @@ flags.DEFINE_string(
     "bundle_weights",
     None,
     "--train: bundle this checkpoint instead of the last step: 'best' (validation BLEU), a "
-    "step number, or a checkpoint path.",
+    "step number, a checkpoint path, or 'average:N' (mean weights of the N newest checkpoints; "
+    "3 are kept).",
 )
 
 

@@ -13,6 +13,7 @@ from kerasllm.training.checkpointing import (
     Checkpointer,
     CheckpointError,
     ModelState,
+    average_checkpoints,
     load_model_weights,
 )
 from kerasllm.training.config import TrainerConfig
@@ -32,6 +33,7 @@ __all__ = [
     "TrainerConfig",
     "TrainingDivergedError",
     "WarmupDecay",
+    "average_checkpoints",
     "create_optimizer",
     "distribution",
     "finetuning",

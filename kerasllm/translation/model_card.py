@@ -91,6 +91,13 @@ Examples (test):
 
 def _weights_line(metadata: dict) -> str:
     step, last = metadata.get("weights_step"), metadata.get("steps")
+    averaged = metadata.get("averaged_steps")
+    if averaged:
+        steps = ", ".join(str(s) for s in averaged)
+        return (
+            f"the mean weights of the checkpoints at steps {steps} "
+            f"(`--bundle_weights average:{len(averaged)}`; training ended at step {last})."
+        )
     if step is None or step == last:
         return f"the model at the last step ({last})."
     return f"the checkpoint at step {step} (`--bundle_weights`; training went on to step {last})."

@@ -20,7 +20,11 @@ from pathlib import Path
 from kerasllm import bundle as bundle_lib
 from kerasllm import data, tokenizers, zoo
 from kerasllm.training import Trainer, TrainerConfig
-from kerasllm.training.checkpointing import load_model_weights, write_json_atomic
+from kerasllm.training.checkpointing import (
+    average_checkpoints,
+    load_model_weights,
+    write_json_atomic,
+)
 from kerasllm.translation.evaluation import evaluate
 from kerasllm.translation.translator import Translator
 
@@ -156,13 +160,16 @@ def train(
     The bundle holds the model as training left it, or, with `bundle_weights`, the weights of
     one of its checkpoints: "best" (`checkpoints/best`, the evaluation with the best greedy
     validation BLEU; every evaluation also reports the validation loss and chrF), a step
-    number (`checkpoints/ckpt-STEP`) or a checkpoint path.
+    number (`checkpoints/ckpt-STEP`) or a checkpoint path; or "average:N", the mean weights of
+    the N newest checkpoints (the trainer keeps 3).
 
     `model_dir` holds the tokenizer, the checkpoints (resume by running again), the TensorBoard
     logs (`checkpoints/train`, `checkpoints/eval`) and `training_runs.json`: one entry per run
     (command, steps from and to, training seconds), so a model trained over several resumed runs
     reports its whole history and total training time.
     """
+    if bundle_weights is not None:
+        _average_count(bundle_weights)  # a malformed choice fails now, not after training
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     recipe_path = model_dir / "recipe.json"
@@ -228,9 +235,9 @@ def train(
     runs = _record_run(
         model_dir, command, first_step, history["step"], seconds, history.get("train", {})
     )
-    weights_step = history["step"]
+    weights_steps = [history["step"]]
     if bundle_weights is not None:
-        weights_step = _load_bundle_weights(trainer, model_dir, bundle_weights)
+        weights_steps = _load_bundle_weights(trainer, model_dir, bundle_weights)
     metadata = {
         "task": "translation",
         "source_language": "en",
@@ -244,7 +251,8 @@ def train(
         "target_length": recipe.target_length,
         "recipe": dataclasses.asdict(recipe),
         "steps": history["step"],
-        "weights_step": weights_step,
+        "weights_step": weights_steps[-1],
+        **({"averaged_steps": weights_steps} if len(weights_steps) > 1 else {}),
         "train_seconds_this_run": round(seconds, 1),
         "train_seconds_total": round(sum(run["seconds"] for run in runs), 1),
         "training_runs": runs,
@@ -257,10 +265,19 @@ def train(
     return bundle
 
 
-def _load_bundle_weights(trainer: Trainer, model_dir: Path, which: str) -> int:
-    """Loads the checkpoint `which` ("best", a step or a path) into the trained model; returns
-    its step."""
+def _load_bundle_weights(trainer: Trainer, model_dir: Path, which: str) -> list[int]:
+    """Loads the weights `which` names ("best", a step, "average:N" or a checkpoint path) into
+    the trained model; returns the step(s) they come from (-1 for a path without one)."""
     checkpoints = model_dir / CHECKPOINT_DIR
+    count = _average_count(which)
+    if count:
+        newest = trainer.checkpointer.candidates()[:count]
+        if len(newest) < count:
+            raise ValueError(
+                f"bundle_weights={which!r}: {checkpoints} keeps only {len(newest)} checkpoint(s)."
+            )
+        average_checkpoints(trainer.model, newest)
+        return sorted(_checkpoint_step(path) for path in newest)
     if which == "best":
         record = trainer.checkpointer.best_record()
         if record is None:
@@ -273,6 +290,20 @@ def _load_bundle_weights(trainer: Trainer, model_dir: Path, which: str) -> int:
     if not Path(f"{path}.index").exists():
         raise FileNotFoundError(f"No checkpoint {path} (bundle_weights={which!r}).")
     load_model_weights(trainer.model, path, require_all=True)
+    return [_checkpoint_step(path)]
+
+
+def _average_count(which: str) -> int | None:
+    """N of bundle_weights "average:N", None for the other choices."""
+    if not which.startswith("average:"):
+        return None
+    count = which.removeprefix("average:")
+    if not count.isdigit() or int(count) < 2:
+        raise ValueError(f"bundle_weights='average:N' needs a whole N >= 2; got {which!r}.")
+    return int(count)
+
+
+def _checkpoint_step(path: str | Path) -> int:
     step = re.search(r"ckpt-(\d+)$", str(path))
     return int(step.group(1)) if step else -1
 

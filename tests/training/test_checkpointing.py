@@ -8,11 +8,17 @@ import tensorflow as tf
 from training_helpers import SMALL
 
 from kerasllm import zoo
-from kerasllm.training import Checkpointer, CheckpointError, ModelState, load_model_weights
+from kerasllm.training import (
+    Checkpointer,
+    CheckpointError,
+    ModelState,
+    average_checkpoints,
+    load_model_weights,
+)
 
 
 def tiny_encoder_task(task, **kwargs):
-    return zoo.get("bert_tiny", task=task, weights=None, **SMALL, **kwargs)
+    return zoo.get("bert_tiny", task=task, weights=None, **{**SMALL, **kwargs})
 
 
 def checkpointer_with_saves(model_dir, steps=(1, 2, 3)):
@@ -150,3 +156,28 @@ def test_a_pretraining_checkpoint_initializes_a_classifier_backbone(tmp_path):
         load_model_weights(decoder, str(tmp_path))
     with pytest.raises(FileNotFoundError):
         load_model_weights(classifier, str(tmp_path / "missing"))
+
+
+def test_average_checkpoints_sets_the_mean_of_every_weight(tmp_path):
+    _, _, checkpointer = checkpointer_with_saves(tmp_path, steps=(1, 2, 6))
+    model = tiny_encoder_task("masked_lm", dropout=0.1)
+    seeds = {v.path: v.numpy() for v in model.variables if "seed_generator" in v.path}
+    assert seeds  # dropout seed states exist and must keep the model's own values
+    average_checkpoints(model, checkpointer.candidates())
+    for variable in model.variables:
+        want = seeds[variable.path] if variable.path in seeds else np.full(variable.shape, 3.0)
+        np.testing.assert_array_equal(variable.numpy(), want, err_msg=variable.path)
+    average_checkpoints(model, checkpointer.candidates()[:2])  # steps 6 and 2
+    assert np.all(model.weights[0].numpy() == 4.0)
+
+
+def test_average_checkpoints_refuses_another_architecture_or_no_checkpoint(tmp_path):
+    checkpointer_with_saves(tmp_path, steps=(1,))
+    larger = tiny_encoder_task("masked_lm", num_layers=3)
+    with pytest.raises(ValueError, match="cannot be averaged.*missing"):
+        average_checkpoints(larger, [str(tmp_path)])
+    wider = tiny_encoder_task("masked_lm", intermediate_dim=64)
+    with pytest.raises(ValueError, match="of shape"):
+        average_checkpoints(wider, [str(tmp_path)])
+    with pytest.raises(ValueError, match="at least one"):
+        average_checkpoints(larger, [])

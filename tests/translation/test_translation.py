@@ -224,6 +224,25 @@ def test_recipe_resumes_and_the_model_card_reports_every_run(tmp_path, monkeypat
     with pytest.raises(FileNotFoundError, match="No checkpoint"):
         recipe.train(Recipe(steps=13, **small), tmp_path, verbose=0, bundle_weights="7")
 
+    # Or the mean weights of the newest checkpoints (13 and 3).
+    averaged = recipe.train(Recipe(steps=13, **small), tmp_path, verbose=0,
+                            bundle_weights="average:2")  # fmt: skip
+    assert averaged.metadata["averaged_steps"] == [3, 13]
+    last = zoo.get("transformer_tiny", task="seq2seq_lm", weights=None,
+                   **Recipe(**small).model_overrides(400))  # fmt: skip
+    load_model_weights(last, tmp_path / "checkpoints" / "ckpt-13")
+    for got, at_3, at_13 in zip(averaged.model.weights, reference.weights, last.weights):
+        np.testing.assert_allclose(got, (at_3.numpy() + at_13.numpy()) / 2, rtol=1e-6)
+    text = write_model_card(tmp_path / "bundle", averaged.metadata, {"test": report}, "x")
+    assert "mean weights of the checkpoints at steps 3, 13 (`--bundle_weights average:2`" in (
+        text.read_text()
+    )
+    for bad in ("average:1", "average:x"):  # refused before training
+        with pytest.raises(ValueError, match="whole N >= 2"):
+            recipe.train(Recipe(steps=99, **small), tmp_path, verbose=0, bundle_weights=bad)
+    with pytest.raises(ValueError, match="keeps only 3 checkpoint"):
+        recipe.train(Recipe(steps=13, **small), tmp_path, verbose=0, bundle_weights="average:4")
+
 
 def test_extra_sources_add_source_paraphrases_of_the_same_target_verses(tmp_path):
     from kerasllm.translation import Recipe, recipe, write_model_card
