@@ -9,6 +9,11 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+# Python's whitespace (`str.isspace()`) in RE2: checked equal over every code point.
+# `tf.strings.strip` strips ASCII whitespace only.
+_SPACE = r"[\t-\r\x1c-\x20\x{85}\p{Z}]"
+_SURROUNDING_SPACE = rf"^{_SPACE}+|{_SPACE}+$"
+
 
 def encode(
     tokenizer,
@@ -114,8 +119,9 @@ def decode(
         token_ids: int32 (B, L).
         starts, ends: int32 (B,) span of each row to keep.
         is_empty: optional bool (B,).
-        strip: remove surrounding ASCII whitespace (translations; a continuation keeps its
-            leading space).
+        strip: remove surrounding whitespace, the characters of Python's `str.isspace()`
+            (translations, so that they equal `Translator`'s `str.strip()`ped output; a
+            continuation keeps its leading space).
 
     Returns:
         string (B,).
@@ -131,7 +137,7 @@ def decode(
         text, "UTF-8", "UTF-8", errors="replace", replace_control_characters=False
     )
     if strip:
-        text = tf.strings.strip(text)
+        text = tf.strings.regex_replace(text, _SURROUNDING_SPACE, "")
     if is_empty is not None:
         text = tf.where(is_empty, tf.constant(""), text)
     return text

@@ -166,10 +166,9 @@ def _translate_in_process(item, texts, sampler="greedy"):
         start_id=tok.start_id,
     )
     strings = tok.detokenize(np.asarray(ids), skip_special_tokens=True).numpy()
-    # The served graph strips ASCII whitespace (tf.strings.strip); Python's str.strip() would also
-    # strip characters such as U+001F, which a random tiny model may well generate.
-    ascii_whitespace = " \t\n\v\f\r"
-    return ids, [s.decode("utf-8", errors="replace").strip(ascii_whitespace) for s in strings]
+    # As `Translator` does: the served graph strips the same (Unicode) whitespace, such as
+    # U+001F or U+00A0, which a random tiny model may well generate.
+    return ids, [s.decode("utf-8", errors="replace").strip() for s in strings]
 
 
 def test_seq2seq_export_reproduces_the_model(families, served):
@@ -390,3 +389,21 @@ def test_token_id_signatures_reject_bad_ids_with_clear_errors(families):
     with pytest.raises(tf.errors.InvalidArgumentError, match="same shape"):
         classify(token_ids=tf.constant([[2, 3]]), padding_mask=ones)
     assert classify(token_ids=tf.constant([[2, 7, 3]]), padding_mask=ones)["label"].shape == [1]
+
+
+def test_served_translations_strip_the_whitespace_python_strips():
+    # `Translator` returns `str.strip()`ped text; the served graph must strip the same
+    # characters (Unicode spaces, U+001C-U+001F, U+0085), not only ASCII whitespace.
+    from kerasllm.export import text as export_text
+    from kerasllm.tokenizers import train_byte_bpe
+
+    tokenizer = train_byte_bpe(["a b c"] * 3, vocabulary_size=300)
+    spaces = "\x1f\x85\xa0\u2028\u3000\u200a \t\v"
+    texts = [f"{spaces}mot{spaces}", f"\u3000dé\xa0jà{chr(0x1C)}", "\u200b\u200bx", spaces]
+    ids = tokenizer.tokenize(texts)
+    dense = ids.to_tensor()
+    ends = tf.cast(ids.row_lengths(), tf.int32)
+    starts = tf.zeros_like(ends)
+    got = export_text.decode(tokenizer, dense, starts, ends, strip=True).numpy()
+    assert [g.decode() for g in got] == [t.strip() for t in texts]
+    assert [t.strip() for t in texts][2] == "\u200b\u200bx"  # U+200B is not whitespace
