@@ -39,6 +39,9 @@ FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("text", None, "Text to translate (repeatable).")
 flags.DEFINE_string("model", str(DEFAULT_MODEL), "Translation bundle directory.")
 flags.DEFINE_integer("beams", 1, "Beam width; 1 decodes with --sampler.")
+flags.DEFINE_float(
+    "length_penalty", 1.0, "Beam search ranks by log-probability / length ** this (0: raw)."
+)
 flags.DEFINE_enum("sampler", "greedy", ["greedy", "top_k", "top_p", "random"], "Sampler.")
 flags.DEFINE_integer("max_length", None, "Most target tokens per sentence.")
 flags.DEFINE_integer("batch_size", 64, "Sentences decoded together.")
@@ -105,6 +108,7 @@ def _translator(path: str):
 def _decode_settings() -> dict:
     return dict(
         beams=FLAGS.beams,
+        length_penalty=FLAGS.length_penalty,
         sampler=FLAGS.sampler,
         max_length=FLAGS.max_length,
         batch_size=FLAGS.batch_size,

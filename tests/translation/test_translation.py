@@ -117,7 +117,7 @@ def test_example_eval_scores_greedy_and_beam_search(tiny_bundle, tmp_path):
     result = subprocess.run(
         [sys.executable, str(REPO / "examples" / "translate.py"), "--eval", "--model",
          str(tiny_bundle), "--eval_limit", "3", "--eval_beams", "2", "--max_length", "4",
-         "--eval_output", str(out)],
+         "--length_penalty", "0.6", "--eval_output", str(out)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -127,6 +127,7 @@ def test_example_eval_scores_greedy_and_beam_search(tiny_bundle, tmp_path):
     assert list(reports) == ["test", "validation", "test, beam 2", "validation, beam 2"]
     assert reports["test"]["settings"]["beams"] == 1
     assert reports["test, beam 2"]["settings"]["beams"] == 2
+    assert reports["test, beam 2"]["settings"]["length_penalty"] == 0.6
     assert all(r["verses"] == 3 for r in reports.values())
 
 
