@@ -57,6 +57,9 @@ flags.DEFINE_string("preset", "transformer_small", "Zoo preset to train.")
 flags.DEFINE_integer("encoder_layers", 4, "Encoder depth (0: the preset's).")
 flags.DEFINE_integer("decoder_layers", 2, "Decoder depth (0: the preset's).")
 flags.DEFINE_float("dropout", 0.0, "Dropout rate.")
+flags.DEFINE_float(
+    "attention_dropout", None, "Dropout on attention probabilities (default: --dropout)."
+)
 flags.DEFINE_integer("steps", 20000, "Training steps (optimizer updates).")
 flags.DEFINE_float(
     "time_budget_minutes",
@@ -142,6 +145,7 @@ def _train() -> None:
         encoder_layers=FLAGS.encoder_layers or None,
         decoder_layers=FLAGS.decoder_layers or None,
         dropout=FLAGS.dropout,
+        attention_dropout=FLAGS.attention_dropout,
         extra_sources=tuple(FLAGS.extra_sources),
         steps=FLAGS.steps,
         max_train_seconds=None

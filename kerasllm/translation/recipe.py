@@ -59,6 +59,9 @@ class Recipe:
     decoder_layers: int | None = 2
     norm_first: bool = True
     dropout: float = 0.0
+    # On attention probabilities; None: `dropout`. 0 with `dropout` > 0 is residual-only dropout
+    # (fairseq's default), about 4% faster per step here.
+    attention_dropout: float | None = None
     vocabulary_size: int = 8000
     tokenizer_model: str = "unigram"
     source_length: int = 128
@@ -85,6 +88,8 @@ class Recipe:
             "dropout": self.dropout,
             "max_sequence_length": max(self.source_length, self.target_length),
         }
+        if self.attention_dropout is not None:
+            overrides["attention_dropout"] = self.attention_dropout
         if self.encoder_layers is not None:
             overrides["num_layers"] = self.encoder_layers
         if self.decoder_layers is not None:

@@ -277,3 +277,16 @@ def test_extra_sources_add_source_paraphrases_of_the_same_target_verses(tmp_path
         "Extra sources"
         not in write_model_card(tmp_path, plain, {"test": report}, "cmd").read_text()
     )
+
+
+def test_recipe_attention_dropout_defaults_to_dropout():
+    from kerasllm.translation import Recipe
+
+    def rates(recipe):
+        model = zoo.get("transformer_tiny", task="seq2seq_lm", weights=None,
+                        **recipe.model_overrides(400))  # fmt: skip
+        blocks = [*model.backbone.encoder_blocks, *model.backbone.decoder_blocks]
+        return {(block.dropout, block.attention_dropout) for block in blocks}
+
+    assert rates(Recipe(dropout=0.1)) == {(0.1, 0.1)}
+    assert rates(Recipe(dropout=0.1, attention_dropout=0.0)) == {(0.1, 0.0)}
