@@ -108,14 +108,16 @@ def _translator(path: str):
     return Translator(path)
 
 
-def _decode_settings() -> dict:
-    return dict(
-        beams=FLAGS.beams,
-        length_penalty=FLAGS.length_penalty,
-        sampler=FLAGS.sampler,
-        max_length=FLAGS.max_length,
-        batch_size=FLAGS.batch_size,
+def _decode_settings(beams: int | None = None) -> dict:
+    """Translator settings from the flags (`beams` overrides --beams); the length penalty
+    only where beam search uses it, so that evaluation reports record what applied."""
+    beams = FLAGS.beams if beams is None else beams
+    settings = dict(
+        beams=beams, sampler=FLAGS.sampler, max_length=FLAGS.max_length, batch_size=FLAGS.batch_size
     )
+    if beams > 1:
+        settings["length_penalty"] = FLAGS.length_penalty
+    return settings
 
 
 def _evaluate(path: str) -> dict:
@@ -126,7 +128,10 @@ def _evaluate(path: str) -> dict:
     translator = _translator(path)
     settings = {"": _decode_settings()}
     if FLAGS.eval_beams > 1 and FLAGS.eval_beams != FLAGS.beams:
-        settings[f", beam {FLAGS.eval_beams}"] = {**settings[""], "beams": FLAGS.eval_beams}
+        label = f", beam {FLAGS.eval_beams}"
+        if FLAGS.length_penalty != 1.0:
+            label += f", length penalty {FLAGS.length_penalty:g}"
+        settings[label] = _decode_settings(FLAGS.eval_beams)
     reports = {}
     for suffix, decode in settings.items():
         for split in ("test", "validation"):

@@ -179,12 +179,14 @@ def average_checkpoints(model: keras.Model, paths: list[str | os.PathLike]) -> N
 
     Averaging the last few checkpoints of a run is a cheap ensemble that often scores better
     than the last one alone (Vaswani et al. 2017 average the last 5 or 20). Every checkpoint
-    must hold every weight of `model` (the same architecture); dropout seed states keep the
-    model's values. The mean is taken in float64 and cast back to each weight's dtype.
+    must hold exactly the weights of `model` (the same architecture). Floating-point weights
+    are averaged in float64 and cast back; other weights (e.g. integer counters) take the
+    first checkpoint's values; dropout seed states keep the model's values.
 
     Args:
         model: the model to set; built, of the architecture the checkpoints were saved from.
-        paths: checkpoint prefixes or directories (their newest checkpoint), at least one.
+        paths: a list of checkpoint prefixes or directories (their newest checkpoint), at
+            least one.
 
     Example:
     >>> import tempfile, numpy as np, keras
@@ -199,26 +201,41 @@ def average_checkpoints(model: keras.Model, paths: list[str | os.PathLike]) -> N
     >>> model.get_weights()[0].ravel().tolist()
     [2.0, 2.0]
     """
+    if isinstance(paths, str | os.PathLike):
+        raise TypeError(f"`paths` must be a list of checkpoints; got the single path {paths!r}.")
     prefixes = [resolve_checkpoint(path) for path in paths]
     if not prefixes:
         raise ValueError("average_checkpoints needs at least one checkpoint; got none.")
-    targets = [v for v in model.variables if "seed_generator" not in v.path]
-    sums = {id(v): np.zeros(v.shape, np.float64) for v in targets}
+    targets = {
+        canonical_path(v.path, model.name): v
+        for v in model.variables
+        if "seed_generator" not in v.path
+    }
+    values: dict[str, np.ndarray] = {}
     for prefix in prefixes:
         reader, saved = _read_model_state(prefix)
-        for variable in targets:
-            key = saved.get(canonical_path(variable.path, model.name))
-            value = None if key is None else reader.get_tensor(key)
+        extra = sorted(set(saved) - set(targets) - {p for p in saved if "seed_generator" in p})
+        problems = [f"{p!r} is not a weight of the model" for p in extra[:3]]
+        for path, variable in targets.items():
+            value = reader.get_tensor(saved[path]) if path in saved else None
             if value is None or tuple(value.shape) != tuple(variable.shape):
                 found = "missing" if value is None else f"of shape {tuple(value.shape)}"
-                raise ValueError(
-                    f"Checkpoint {prefix} cannot be averaged into {model.name!r}: weight "
-                    f"{variable.path!r} {tuple(variable.shape)} is {found} there; average only "
-                    "checkpoints of the model's own architecture."
-                )
-            sums[id(variable)] += value
-    for variable in targets:
-        variable.assign((sums[id(variable)] / len(prefixes)).astype(variable.dtype))
+                problems.append(f"weight {path!r} {tuple(variable.shape)} is {found} there")
+            elif not np.issubdtype(value.dtype, np.floating):
+                values.setdefault(path, value)  # not averaged: the first checkpoint's value
+            else:
+                values[path] = values.get(path, 0.0) + value.astype(np.float64)
+        if problems:
+            raise ValueError(
+                f"Checkpoint {prefix} cannot be averaged into {model.name!r}: "
+                + "; ".join(problems[:3])
+                + ". Average only checkpoints of the model's own architecture."
+            )
+    for path, variable in targets.items():
+        value = values[path]
+        if np.issubdtype(value.dtype, np.floating):
+            value = value / len(prefixes)
+        variable.assign(np.asarray(value).astype(variable.dtype))
 
 
 class Checkpointer:

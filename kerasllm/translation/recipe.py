@@ -166,15 +166,17 @@ def train(
     one of its checkpoints: "best" (`checkpoints/best`, the evaluation with the best greedy
     validation BLEU; every evaluation also reports the validation loss and chrF), a step
     number (`checkpoints/ckpt-STEP`) or a checkpoint path; or "average:N", the mean weights of
-    the N newest checkpoints (the trainer keeps 3).
+    the N newest checkpoints, whatever their spacing (the run keeps max(3, N); the newest is the
+    last step's), recorded as `averaged_steps` in the metadata (`weights_step`: the newest).
 
     `model_dir` holds the tokenizer, the checkpoints (resume by running again), the TensorBoard
     logs (`checkpoints/train`, `checkpoints/eval`) and `training_runs.json`: one entry per run
     (command, steps from and to, training seconds), so a model trained over several resumed runs
     reports its whole history and total training time.
     """
+    average = None
     if bundle_weights is not None:
-        _average_count(bundle_weights)  # a malformed choice fails now, not after training
+        average = _average_count(bundle_weights)  # a bad choice fails now, not after training
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     recipe_path = model_dir / "recipe.json"
@@ -207,6 +209,7 @@ def train(
         label_smoothing=recipe.label_smoothing,
         jit_compile=recipe.jit_compile,
         checkpoint_every=recipe.checkpoint_every,
+        keep_checkpoints=max(3, average or 0),
         eval_every=recipe.eval_every,
         log_every=50,
         steps_per_loop=10,  # short loops: the time budget and Ctrl-C are checked between them
@@ -279,7 +282,7 @@ def _load_bundle_weights(trainer: Trainer, model_dir: Path, which: str) -> list[
         newest = trainer.checkpointer.candidates()[:count]
         if len(newest) < count:
             raise ValueError(
-                f"bundle_weights={which!r}: {checkpoints} keeps only {len(newest)} checkpoint(s)."
+                f"bundle_weights={which!r}: {checkpoints} holds only {len(newest)} checkpoint(s)."
             )
         average_checkpoints(trainer.model, newest)
         return sorted(_checkpoint_step(path) for path in newest)
@@ -299,13 +302,20 @@ def _load_bundle_weights(trainer: Trainer, model_dir: Path, which: str) -> list[
 
 
 def _average_count(which: str) -> int | None:
-    """N of bundle_weights "average:N", None for the other choices."""
-    if not which.startswith("average:"):
+    """Checks a `bundle_weights` choice before training; returns N of "average:N", else None.
+
+    A checkpoint path must exist already (a step number may name one the run will write)."""
+    match = re.fullmatch(r"average:([0-9]+)", which)
+    if match and int(match.group(1)) >= 2:
+        return int(match.group(1))
+    if which == "best" or re.fullmatch(r"[0-9]+", which):
         return None
-    count = which.removeprefix("average:")
-    if not count.isdigit() or int(count) < 2:
-        raise ValueError(f"bundle_weights='average:N' needs a whole N >= 2; got {which!r}.")
-    return int(count)
+    if not which.lower().startswith(("average", "avg")) and Path(f"{which}.index").exists():
+        return None
+    raise ValueError(
+        f"bundle_weights must be 'best', a step number, 'average:N' with N >= 2, or the path of "
+        f"an existing checkpoint (PATH.index); got {which!r}."
+    )
 
 
 def _checkpoint_step(path: str | Path) -> int:

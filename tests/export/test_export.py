@@ -407,3 +407,12 @@ def test_served_translations_strip_the_whitespace_python_strips():
     got = export_text.decode(tokenizer, dense, starts, ends, strip=True).numpy()
     assert [g.decode() for g in got] == [t.strip() for t in texts]
     assert [t.strip() for t in texts][2] == "\u200b\u200bx"  # U+200B is not whitespace
+
+
+def test_served_whitespace_is_pythons_over_every_code_point():
+    from kerasllm.export import text as export_text
+
+    chars = [chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]
+    matched = tf.strings.regex_full_match([c.encode() for c in chars], export_text._SPACE)
+    differ = [hex(ord(c)) for c, m in zip(chars, matched.numpy()) if bool(m) != c.isspace()]
+    assert not differ

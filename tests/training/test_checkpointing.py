@@ -159,16 +159,30 @@ def test_a_pretraining_checkpoint_initializes_a_classifier_backbone(tmp_path):
 
 
 def test_average_checkpoints_sets_the_mean_of_every_weight(tmp_path):
-    _, _, checkpointer = checkpointer_with_saves(tmp_path, steps=(1, 2, 6))
+    # Distinct random values per weight and checkpoint, so a mix-up of weights shows; the saved
+    # model has dropout, so its checkpoints hold seed states too, which must not be copied.
+    saved = tiny_encoder_task("masked_lm", dropout=0.1)
+    checkpointer = Checkpointer(str(tmp_path), {"model": ModelState(saved)})
+    rng = np.random.default_rng(0)
+    snapshots = []
+    for step in (1, 2, 3):
+        for variable in saved.weights:
+            variable.assign(rng.normal(size=variable.shape).astype("float32"))
+        snapshots.append([v.numpy() for v in saved.weights])
+        checkpointer.save(step)
     model = tiny_encoder_task("masked_lm", dropout=0.1)
     seeds = {v.path: v.numpy() for v in model.variables if "seed_generator" in v.path}
-    assert seeds  # dropout seed states exist and must keep the model's own values
+    assert seeds
     average_checkpoints(model, checkpointer.candidates())
+    for i, variable in enumerate(model.weights):
+        want = np.mean([snapshot[i] for snapshot in snapshots], axis=0)
+        np.testing.assert_allclose(variable.numpy(), want, atol=1e-6, err_msg=variable.path)
     for variable in model.variables:
-        want = seeds[variable.path] if variable.path in seeds else np.full(variable.shape, 3.0)
-        np.testing.assert_array_equal(variable.numpy(), want, err_msg=variable.path)
-    average_checkpoints(model, checkpointer.candidates()[:2])  # steps 6 and 2
-    assert np.all(model.weights[0].numpy() == 4.0)
+        if variable.path in seeds:
+            np.testing.assert_array_equal(variable.numpy(), seeds[variable.path])
+    average_checkpoints(model, checkpointer.candidates()[:2])  # steps 3 and 2
+    want = (snapshots[1][0] + snapshots[2][0]) / 2
+    np.testing.assert_allclose(model.weights[0].numpy(), want, atol=1e-6)
 
 
 def test_average_checkpoints_refuses_another_architecture_or_no_checkpoint(tmp_path):
@@ -179,5 +193,12 @@ def test_average_checkpoints_refuses_another_architecture_or_no_checkpoint(tmp_p
     wider = tiny_encoder_task("masked_lm", intermediate_dim=64)
     with pytest.raises(ValueError, match="of shape"):
         average_checkpoints(wider, [str(tmp_path)])
+    two_layers = tiny_encoder_task("masked_lm", num_layers=2)
+    Checkpointer(str(tmp_path / "deeper"), {"model": ModelState(two_layers)}).save(1)
+    one_layer = tiny_encoder_task("masked_lm")  # its weights are a subset of the checkpoint's
+    with pytest.raises(ValueError, match="is not a weight of the model"):
+        average_checkpoints(one_layer, [str(tmp_path / "deeper")])
     with pytest.raises(ValueError, match="at least one"):
         average_checkpoints(larger, [])
+    with pytest.raises(TypeError, match="list of checkpoints"):
+        average_checkpoints(larger, str(tmp_path))

@@ -124,10 +124,12 @@ def test_example_eval_scores_greedy_and_beam_search(tiny_bundle, tmp_path):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     reports = json.loads(out.read_text())
-    assert list(reports) == ["test", "validation", "test, beam 2", "validation, beam 2"]
+    beam = ", beam 2, length penalty 0.6"
+    assert list(reports) == ["test", "validation", "test" + beam, "validation" + beam]
     assert reports["test"]["settings"]["beams"] == 1
-    assert reports["test, beam 2"]["settings"]["beams"] == 2
-    assert reports["test, beam 2"]["settings"]["length_penalty"] == 0.6
+    assert "length_penalty" not in reports["test"]["settings"]  # greedy: no length penalty
+    assert reports["test" + beam]["settings"]["beams"] == 2
+    assert reports["test" + beam]["settings"]["length_penalty"] == 0.6
     assert all(r["verses"] == 3 for r in reports.values())
 
 
@@ -238,11 +240,15 @@ def test_recipe_resumes_and_the_model_card_reports_every_run(tmp_path, monkeypat
     assert "mean weights of the checkpoints at steps 3, 13 (`--bundle_weights average:2`" in (
         text.read_text()
     )
-    for bad in ("average:1", "average:x"):  # refused before training
-        with pytest.raises(ValueError, match="whole N >= 2"):
+    for bad in ("average:1", "average:x", "average:\u00b2", "avg:3", "Average:3", "bset",
+                str(tmp_path / "checkpoints" / "ckpt-99")):  # fmt: skip
+        with pytest.raises(ValueError, match="bundle_weights must be"):  # before training
             recipe.train(Recipe(steps=99, **small), tmp_path, verbose=0, bundle_weights=bad)
-    with pytest.raises(ValueError, match="keeps only 3 checkpoint"):
+    with pytest.raises(ValueError, match="holds only 3 checkpoint"):
         recipe.train(Recipe(steps=13, **small), tmp_path, verbose=0, bundle_weights="average:4")
+    assert (
+        json.loads((tmp_path / "checkpoints" / "config.json").read_text())["keep_checkpoints"] == 4
+    )  # a run asked to average 4 keeps 4
 
 
 def test_extra_sources_add_source_paraphrases_of_the_same_target_verses(tmp_path):
