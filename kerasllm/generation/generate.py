@@ -306,7 +306,11 @@ def _format(outputs, prompts, count, first_column, stop_ids, pad_id, tokenizer, 
         for i in range(count)
     ]
     if prompts.is_text:
-        drop = np.asarray(sorted(set(stop_ids) | {pad_id}), np.int32)
+        # Special tokens (mask, start, unknown...) are not text; the served signatures drop
+        # them too. `special_token_ids`: a {role: id} dict here, a list in KerasHub.
+        special = getattr(tokenizer, "special_token_ids", None) or ()
+        special = special.values() if isinstance(special, dict) else special
+        drop = np.asarray(sorted({*stop_ids, pad_id, *(int(i) for i in special)}), np.int32)
         flat = [s[~np.isin(s, drop)].tolist() for row in sequences for s in row]
         texts = tokenizer.detokenize(tf.ragged.constant(flat, dtype=tf.int32, ragged_rank=1))
         # Byte-level vocabularies can end a sequence inside a multi-byte character.
@@ -357,10 +361,10 @@ def generate(
             start id.
 
     Returns:
-        For string inputs, strings (a list, or one string for one prompt), without stop and
-        pad tokens. For id inputs, a numpy int32 array (B, T) (or (T,) for one prompt): for
-        `CausalLM` the prompt and its continuation, for `Seq2SeqLM` the target without the
-        start token; the stop token is kept and `pad_id` fills the rest. With
+        For string inputs, strings (a list, or one string for one prompt), without stop,
+        pad or other special tokens. For id inputs, a numpy int32 array (B, T) (or (T,) for
+        one prompt): for `CausalLM` the prompt and its continuation, for `Seq2SeqLM` the
+        target without the start token; the stop token is kept and `pad_id` fills the rest. With
         `BeamSampler(return_all_beams=True)`: `(outputs, scores)`, beams on a new axis after
         the batch (best first), scores of shape (B, num_beams).
 

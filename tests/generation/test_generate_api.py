@@ -216,3 +216,19 @@ def test_task_specific_errors(seq2seq_lm):
         generate(learned_positions, [[5]], start_id=START, max_new_tokens=32)
     with pytest.raises(ValueError, match="needs a CausalLM or a Seq2SeqLM; got MaskedLM"):
         generate(MaskedLM(Encoder(**tiny_config())), [[5, 6]])
+
+
+@pytest.mark.parametrize("as_list", [False, True], ids=["role_dict", "keras_hub_list"])
+def test_string_outputs_drop_special_tokens(causal_lm, with_tokenizer, as_list):
+    # The prompt's unknown word becomes [UNK] (id 3), a special token: like the served
+    # signatures, text outputs leave special tokens out.
+    tokenizer = WordTokenizer(WORDS)
+    roles = {"pad": 0, "start": START, "end": END, "unk": 3}
+    tokenizer.special_token_ids = list(roles.values()) if as_list else roles
+    model = with_tokenizer(causal_lm)
+    model.tokenizer = tokenizer
+    text = model.generate("w1 zebra w2", max_new_tokens=NEW, stop_token_ids=None)
+    ids = generate(model, tokenizer.tokenize(["w1 zebra w2"]), max_new_tokens=NEW,
+                   stop_token_ids=None)  # fmt: skip
+    assert ids[0][1] == 3 and "[UNK]" not in text
+    assert text == " ".join(VOCABULARY[i] for i in ids[0] if i > 3)

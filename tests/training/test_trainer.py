@@ -228,9 +228,14 @@ def test_time_budget_stops_early_with_a_checkpoint(tmp_path, causal_data):
         TrainerConfig(str(tmp_path), steps=1, max_train_seconds=0)
 
 
-def test_time_budget_ends_the_linear_decay(tmp_path, causal_data):
+def test_time_budget_ends_the_linear_decay(tmp_path, causal_data, monkeypatch):
     # steps=10,000 would keep the learning rate near its peak for the whole run; the budget
-    # ends the decay instead, so the run still anneals.
+    # ends the decay instead, so the run still anneals. A fake clock (0.05 s per reading)
+    # makes the outcome independent of the machine's speed and load.
+    from kerasllm.training import trainer as trainer_module
+
+    readings = iter(range(10**9))
+    monkeypatch.setattr(trainer_module.time, "perf_counter", lambda: 0.05 * next(readings))
     trainer = make_trainer(
         tmp_path,
         10_000,
@@ -246,6 +251,7 @@ def test_time_budget_ends_the_linear_decay(tmp_path, causal_data):
     assert 10 < step < 10_000
     final_rate = float(trainer.optimizer.learning_rate)
     assert final_rate < 0.35e-2, (step, final_rate)
+    monkeypatch.undo()
     # The next run without a budget decays over `steps` again.
     trainer.config.max_train_seconds = None
     trainer.config.steps = step + 2
