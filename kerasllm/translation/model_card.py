@@ -36,11 +36,9 @@ def write_model_card(bundle_dir: str | Path, metadata: dict, reports: dict, comm
          "seconds": metadata.get("train_seconds_this_run")}
     ]  # fmt: skip
     total = metadata.get("train_seconds_total", metadata.get("train_seconds_this_run"))
+    estimated = ", partly estimated" if any(run.get("unrecorded") for run in runs) else ""
     history = "\n".join(
-        f"  {i}. steps {run['steps'][0]} -> {run['steps'][1]} in {run['seconds']} s"
-        + (f" on {run['hardware']}" if run.get("hardware") else "")
-        + (" (interrupted)" if run.get("interrupted") else "")
-        + f": `{run.get('command') or command}`"
+        f"  {i}. steps {run['steps'][0]} -> {run['steps'][1]} " + _run_line(run, command)
         for i, run in enumerate(runs, 1)
     )
     # Steps and time budgets differ between resumed runs; the commands above give them.
@@ -61,8 +59,8 @@ project's own tokenizer trainer, data pipeline, trainer and decoder.
   65 (996 verses, reported only).
 
 ## Training
-- Steps: {metadata.get("steps")}; training time {total} s ({_minutes(total)}) in {len(runs)}
-  run(s), each resuming the previous one's checkpoint:
+- Steps: {metadata.get("steps")}; training time {total} s ({_minutes(total)}{estimated}) in
+  {len(runs)} run(s), each resuming the previous one's checkpoint:
 {history}
 - Recipe: `{json.dumps(shared)}`
 - Weights: {_weights_line(metadata)}
@@ -87,6 +85,22 @@ Examples (test):
     path = bundle_dir / "MODEL_CARD.md"
     path.write_text(card)
     return path
+
+
+def _run_line(run: dict, command: str | None) -> str:
+    if run.get("unrecorded"):
+        seconds = run.get("seconds")
+        time = "time unknown" if seconds is None else f"about {seconds} s"
+        return (
+            f"in {time} (a run killed before it could record itself; its command is unknown, "
+            "its time estimated from its TensorBoard log)"
+        )
+    return (
+        f"in {run['seconds']} s"
+        + (f" on {run['hardware']}" if run.get("hardware") else "")
+        + (" (interrupted)" if run.get("interrupted") else "")
+        + f": `{run.get('command') or command}`"
+    )
 
 
 def _weights_line(metadata: dict) -> str:

@@ -40,12 +40,13 @@ class Recipe:
     """Hyperparameters of a translation training run (most are `--flags` of
     `examples/translate.py --train`).
 
-    The defaults are the shipped model's recipe: `transformer_small` widths (d=256) with a
-    4-layer encoder and a 2-layer decoder, pre-norm, no dropout, a joint 8k SentencePiece
-    vocabulary, label smoothing 0.1, AdamW with warmup then inverse-square-root decay, and
-    static length buckets, so each bucket is one graph and no batch carries more padding than
-    its bucket needs; training steps are XLA-compiled (one compilation per bucket; 1.5x the
-    tokens/s of graph mode on this project's 2-core CPU).
+    The defaults: `transformer_small` widths (d=256) with a 4-layer encoder and a 2-layer
+    decoder, pre-norm, no dropout, a joint 8k SentencePiece vocabulary, label smoothing 0.1,
+    AdamW with warmup then inverse-square-root decay, and static length buckets, so each bucket
+    is one graph and no batch carries more padding than its bucket needs; training steps are
+    XLA-compiled (one compilation per bucket; 1.5x the tokens/s of graph mode on this project's
+    2-core CPU). The 40-minute runs add `decay="linear"` with a time budget; the shipped model
+    also `dropout=0.1` and `extra_sources=("k", "3")` (docs/translation.md).
     """
 
     src: str = "4"
@@ -262,7 +263,7 @@ def train(
         "weights_step": weights_steps[-1],
         **({"averaged_steps": weights_steps} if len(weights_steps) > 1 else {}),
         "train_seconds_this_run": round(seconds, 1),
-        "train_seconds_total": round(sum(run["seconds"] for run in runs), 1),
+        "train_seconds_total": round(sum(run["seconds"] or 0 for run in runs), 1),
         "training_runs": runs,
         "validation": history.get("eval", {}),
         "padding_fraction": round(stats.padding_fraction, 4),
@@ -365,8 +366,51 @@ def _record_run(
                 **({"interrupted": True} if metrics is None else {}),
             }
         )
-        write_json_atomic(path, runs)
-    return runs
+    filled = _with_unrecorded_runs(model_dir, runs)
+    if filled != runs or last > first:
+        write_json_atomic(path, filled)
+    return filled
+
+
+def _with_unrecorded_runs(model_dir: Path, runs: list[dict]) -> list[dict]:
+    """`runs` plus an entry for each step range no recorded run covers: a run killed outright
+    (SIGKILL, a machine shut down) records nothing, yet the next run resumes from its last
+    checkpoint. Its seconds are estimated from the TensorBoard training log's wall times."""
+    filled, end = [], 0
+    for run in runs:
+        start = run["steps"][0]
+        if start > end:
+            rate = _logged_seconds_per_step(model_dir, end, start)
+            filled.append(
+                {
+                    "command": None,
+                    "steps": [end, start],
+                    "seconds": None if rate is None else round(rate * (start - end), 1),
+                    "unrecorded": True,
+                }
+            )
+        filled.append(run)
+        end = max(end, run["steps"][1])
+    return filled
+
+
+def _logged_seconds_per_step(model_dir: Path, first: int, last: int) -> float | None:
+    """Seconds per training step between steps `first` and `last`, from the wall times of the
+    TensorBoard training log (one file per run) that logged most steps in that range; None
+    without two such steps."""
+    import tensorflow as tf
+
+    best = None
+    for file in sorted((model_dir / CHECKPOINT_DIR / "train").glob("events.out.tfevents.*")):
+        times = {}
+        for record in tf.data.TFRecordDataset(str(file)):
+            event = tf.compat.v1.Event.FromString(record.numpy())
+            if event.summary.value and first <= event.step <= last:
+                times.setdefault(event.step, event.wall_time)
+        if len(times) >= 2 and (best is None or len(times) > best[0]):
+            low, high = min(times), max(times)
+            best = (len(times), (times[high] - times[low]) / (high - low))
+    return None if best is None else best[1]
 
 
 def _comparable(value):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from kerasllm import bundle, tokenizers, zoo
 from kerasllm.training import load_model_weights
@@ -296,3 +297,40 @@ def test_recipe_attention_dropout_defaults_to_dropout():
 
     assert rates(Recipe(dropout=0.1)) == {(0.1, 0.1)}
     assert rates(Recipe(dropout=0.1, attention_dropout=0.0)) == {(0.1, 0.0)}
+
+
+def test_a_run_killed_before_recording_itself_is_filled_in_from_its_log(tmp_path):
+    # A SIGKILLed run records nothing in training_runs.json; the next run resumes from its last
+    # checkpoint. The gap gets an entry timed from that run's TensorBoard log (2 s per step).
+    from kerasllm.translation import recipe, write_model_card
+
+    logs = tmp_path / "checkpoints" / "train"
+    logs.mkdir(parents=True)
+    with tf.io.TFRecordWriter(str(logs / "events.out.tfevents.1.host.1.0.v2")) as writer:
+        for step in (100, 150, 200, 250):
+            value = tf.compat.v1.Summary.Value(tag="loss", simple_value=1.0)
+            summary = tf.compat.v1.Summary(value=[value])
+            event = tf.compat.v1.Event(wall_time=1000.0 + 2 * step, step=step, summary=summary)
+            writer.write(event.SerializeToString())
+    recipe._record_run(tmp_path, "first", 0, 90, 50.0, {})
+    runs = recipe._record_run(tmp_path, "third", 240, 300, 30.0, {})
+    assert [run["steps"] for run in runs] == [[0, 90], [90, 240], [240, 300]]
+    assert runs[1]["unrecorded"] and runs[1]["seconds"] == 300.0  # 150 steps x 2 s
+    assert json.loads((tmp_path / "training_runs.json").read_text()) == runs
+    assert recipe._record_run(tmp_path, "no steps", 300, 300, 1.0, {}) == runs
+
+    metadata = {"steps": 300, "training_runs": runs, "train_seconds_total": 380.0}
+    (tmp_path / "bundle").mkdir()
+    report = {"verses": 1, "bleu": 1.0, "chrf": 2.0, "translate_seconds": 0.1,
+              "bleu_signature": "nrefs:1|case:mixed|tok:13a", "examples": []}  # fmt: skip
+    text = write_model_card(tmp_path / "bundle", metadata, {"test": report}, "x").read_text()
+    assert "training time 380.0 s (6.3 min, partly estimated)" in text
+    assert "2. steps 90 -> 240 in about 300.0 s (a run killed before it could record" in text
+
+    # Without a log of the missing steps, the time is unknown rather than made up.
+    (tmp_path / "training_runs.json").unlink()
+    for file in logs.iterdir():
+        file.unlink()
+    recipe._record_run(tmp_path, "late start", 400, 410, 5.0, {})
+    runs = json.loads((tmp_path / "training_runs.json").read_text())
+    assert runs[0] == {"command": None, "steps": [0, 400], "seconds": None, "unrecorded": True}
