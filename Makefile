@@ -1,4 +1,4 @@
-# Two front-door targets: `make demo` (the main job) and `make test` (lint + the whole test suite).
+# Two front-door targets: `make demo` (the main job) and `make test` (lint + the default, non-slow test suite).
 # Each creates .venv from scratch on a machine that has only Python 3.11.
 PYTHON ?= python3.11
 VENV := .venv

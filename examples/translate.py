@@ -94,7 +94,7 @@ flags.DEFINE_string(
     None,
     "--train: bundle this checkpoint instead of the last step: 'best' (validation BLEU), a "
     "step number, a checkpoint path, or 'average:N' (mean weights of the N newest checkpoints; "
-    "3 are kept).",
+    "the run keeps max(3, N)).",
 )
 
 

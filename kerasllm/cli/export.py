@@ -73,7 +73,8 @@ def add_parser(subparsers) -> None:
         default=None,
         metavar="N",
         help="Default most generated tokens per input (seq2seq, causal LM). Default: the "
-        "bundle's target length, or what the model's positions allow.",
+        "bundle's target length - 1 (the start token takes a slot), or what the model's "
+        "positions allow.",
     )
     parser.add_argument(
         "--beams",

@@ -54,8 +54,8 @@ def train_wordpiece(
         strip_accents: strip accents before learning and tokenizing.
         split_on_cjk: make every CJK character its own word.
         suffix_indicator: prefix of word-continuation pieces.
-        special_tokens: `{role: token}`; defaults to `[PAD] [UNK] [CLS] [SEP] [MASK]`
-            (ids 0-4 in that order).
+        special_tokens: `{role: token}`; defaults to `[PAD]` 0, `[UNK]` 1, `[MASK]` 2,
+            `[CLS]` 3, `[SEP]` 4 (ids follow the roles pad, unk, start, end, mask, cls, sep).
 
     Returns:
         A `WordPieceTokenizer`.

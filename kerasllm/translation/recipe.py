@@ -238,15 +238,23 @@ def train(
     except KeyboardInterrupt:
         # The trainer saved a checkpoint; record the run too, so the next run's model card
         # still lists every step and second that went into the model.
-        _record_run(model_dir, command, first_step, trainer.step, time.perf_counter() - start)
+        seconds = time.perf_counter() - start
+        padding = stats.padding_fraction
+        _record_run(model_dir, command, first_step, trainer.step, seconds, None, padding)
         raise
     seconds = time.perf_counter() - start
     runs = _record_run(
-        model_dir, command, first_step, history["step"], seconds, history.get("train", {})
+        model_dir,
+        command,
+        first_step,
+        history["step"],
+        seconds,
+        history.get("train", {}),
+        stats.padding_fraction,
     )
     weights_steps = [history["step"]]
     if bundle_weights is not None:
-        weights_steps = _load_bundle_weights(trainer, model_dir, bundle_weights)
+        weights_steps = _load_bundle_weights(trainer, model_dir, bundle_weights, average)
     metadata = {
         "task": "translation",
         "source_language": "en",
@@ -266,7 +274,7 @@ def train(
         "train_seconds_total": round(sum(run["seconds"] or 0 for run in runs), 1),
         "training_runs": runs,
         "validation": history.get("eval", {}),
-        "padding_fraction": round(stats.padding_fraction, 4),
+        "padding_fraction": _trained_padding_fraction(runs),
         "hardware": hardware_description(),
     }
     bundle = bundle_lib.Bundle(trainer.model, {"source": tokenizer, "target": tokenizer}, metadata)
@@ -274,11 +282,13 @@ def train(
     return bundle
 
 
-def _load_bundle_weights(trainer: Trainer, model_dir: Path, which: str) -> list[int]:
+def _load_bundle_weights(
+    trainer: Trainer, model_dir: Path, which: str, count: int | None
+) -> list[int]:
     """Loads the weights `which` names ("best", a step, "average:N" or a checkpoint path) into
-    the trained model; returns the step(s) they come from (-1 for a path without one)."""
+    the trained model; `count` is N of "average:N" (as `_average_count` parsed it), else None.
+    Returns the step(s) the weights come from (-1 for a path without one)."""
     checkpoints = model_dir / CHECKPOINT_DIR
-    count = _average_count(which)
     if count:
         newest = trainer.checkpointer.candidates()[:count]
         if len(newest) < count:
@@ -346,10 +356,12 @@ def _record_run(
     last: int,
     seconds: float,
     metrics: dict | None = None,
+    padding_fraction: float | None = None,
 ) -> list[dict]:
     """Appends this run to `model_dir/training_runs.json` (atomically) and returns all runs.
 
-    `metrics` is None for an interrupted run (its last training metrics are not known)."""
+    `metrics` is None for an interrupted run (its last training metrics are not known);
+    `padding_fraction` is that of the training batches this run drew."""
     path = model_dir / "training_runs.json"
     runs = json.loads(path.read_text()) if path.exists() else []
     if last > first:
@@ -363,6 +375,11 @@ def _record_run(
                 if tokens_per_second is None
                 else round(float(tokens_per_second), 1),
                 "hardware": hardware_description(),
+                **(
+                    {}
+                    if padding_fraction is None
+                    else {"padding_fraction": round(padding_fraction, 4)}
+                ),
                 **({"interrupted": True} if metrics is None else {}),
             }
         )
@@ -370,6 +387,18 @@ def _record_run(
     if filled != runs or last > first:
         write_json_atomic(path, filled)
     return filled
+
+
+def _trained_padding_fraction(runs: list[dict]) -> float | None:
+    """Padding fraction of the batches the model trained on: the runs' fractions weighted by
+    their steps (runs that did not record one are left out; None when none did). A run that
+    trains no steps, e.g. one that only bundles, draws no batches and adds nothing."""
+    recorded = [r for r in runs if r.get("padding_fraction") is not None]
+    steps = sum(r["steps"][1] - r["steps"][0] for r in recorded)
+    if not steps:
+        return None
+    weighted = sum(r["padding_fraction"] * (r["steps"][1] - r["steps"][0]) for r in recorded)
+    return round(weighted / steps, 4)
 
 
 def _with_unrecorded_runs(model_dir: Path, runs: list[dict]) -> list[dict]:

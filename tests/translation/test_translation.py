@@ -334,3 +334,15 @@ def test_a_run_killed_before_recording_itself_is_filled_in_from_its_log(tmp_path
     recipe._record_run(tmp_path, "late start", 400, 410, 5.0, {})
     runs = json.loads((tmp_path / "training_runs.json").read_text())
     assert runs[0] == {"command": None, "steps": [0, 400], "seconds": None, "unrecorded": True}
+
+
+def test_padding_fraction_is_weighted_by_the_steps_of_the_runs_that_drew_batches(tmp_path):
+    # A run that only bundles (no steps) draws no batches; its 0.0 must not become the model's.
+    from kerasllm.translation import recipe
+
+    recipe._record_run(tmp_path, "first", 0, 100, 10.0, {}, padding_fraction=0.2)
+    recipe._record_run(tmp_path, "second", 100, 400, 30.0, {}, padding_fraction=0.1)
+    runs = recipe._record_run(tmp_path, "bundle only", 400, 400, 1.0, {}, padding_fraction=0.0)
+    assert [run["padding_fraction"] for run in runs] == [0.2, 0.1]
+    assert recipe._trained_padding_fraction(runs) == 0.125  # (0.2 x 100 + 0.1 x 300) / 400
+    assert recipe._trained_padding_fraction([{"steps": [0, 5], "seconds": 1.0}]) is None
