@@ -238,9 +238,15 @@ def train(
     except KeyboardInterrupt:
         # The trainer saved a checkpoint; record the run too, so the next run's model card
         # still lists every step and second that went into the model.
-        seconds = time.perf_counter() - start
-        padding = stats.padding_fraction
-        _record_run(model_dir, command, first_step, trainer.step, seconds, None, padding)
+        _record_run(
+            model_dir,
+            command,
+            first_step,
+            trainer.step,
+            time.perf_counter() - start,
+            metrics=None,  # not known for an interrupted run
+            padding_fraction=stats.padding_fraction,
+        )
         raise
     seconds = time.perf_counter() - start
     runs = _record_run(
@@ -249,8 +255,8 @@ def train(
         first_step,
         history["step"],
         seconds,
-        history.get("train", {}),
-        stats.padding_fraction,
+        metrics=history.get("train", {}),
+        padding_fraction=stats.padding_fraction,
     )
     weights_steps = [history["step"]]
     if bundle_weights is not None:
@@ -393,12 +399,13 @@ def _trained_padding_fraction(runs: list[dict]) -> float | None:
     """Padding fraction of the batches the model trained on: the runs' fractions weighted by
     their steps (runs that did not record one are left out; None when none did). A run that
     trains no steps, e.g. one that only bundles, draws no batches and adds nothing."""
-    recorded = [r for r in runs if r.get("padding_fraction") is not None]
-    steps = sum(r["steps"][1] - r["steps"][0] for r in recorded)
-    if not steps:
-        return None
-    weighted = sum(r["padding_fraction"] * (r["steps"][1] - r["steps"][0]) for r in recorded)
-    return round(weighted / steps, 4)
+    spans = [
+        (run["padding_fraction"], run["steps"][1] - run["steps"][0])
+        for run in runs
+        if run.get("padding_fraction") is not None
+    ]
+    steps = sum(span for _, span in spans)
+    return round(sum(f * span for f, span in spans) / steps, 4) if steps else None
 
 
 def _with_unrecorded_runs(model_dir: Path, runs: list[dict]) -> list[dict]:
