@@ -88,6 +88,12 @@ flags.DEFINE_bool(
     "Compile training steps with XLA, one compilation per length bucket (--nojit_compile: graph "
     "mode); a resumed run may switch it.",
 )
+flags.DEFINE_string(
+    "init_from",
+    None,
+    "--train: start from this translation bundle's weights and tokenizer (a fresh optimizer "
+    "and schedule) instead of random weights; its architecture must match the recipe's.",
+)
 flags.DEFINE_integer("eval_every", 1000, "Validation loss, BLEU and chrF every N steps.")
 flags.DEFINE_string(
     "bundle_weights",
@@ -163,6 +169,7 @@ def _train() -> None:
         vocabulary_size=FLAGS.vocabulary_size,
         jit_compile=FLAGS.jit_compile,
         eval_every=FLAGS.eval_every,
+        init_from=FLAGS.init_from,
     )
     logging.info("Recipe: %s", json.dumps(dataclasses.asdict(recipe)))
     command = "python examples/translate.py " + shlex.join(sys.argv[1:])

@@ -111,6 +111,34 @@ def load(directory: str | os.PathLike, compile: bool = False) -> Bundle:
         ValueError: the bundle has an unknown format or does not fit its weights.
     """
     directory = Path(directory)
+    config = _read_config(directory)
+    model = keras.saving.deserialize_keras_object(config["model"])
+    model.load_weights(directory / WEIGHTS_FILENAME)
+    return Bundle(model, _load_tokenizers(directory, config), config.get("metadata", {}))
+
+
+def load_metadata(directory: str | os.PathLike) -> dict:
+    """A saved bundle's metadata, without building its model (same errors as `load`)."""
+    return _read_config(Path(directory)).get("metadata", {})
+
+
+def load_tokenizers(directory: str | os.PathLike) -> dict:
+    """A saved bundle's `{role: Tokenizer}`; roles that shared one tokenizer share it again."""
+    directory = Path(directory)
+    return _load_tokenizers(directory, _read_config(directory))
+
+
+def _load_tokenizers(directory: Path, config: dict) -> dict:
+    loaded = {}
+    tokenizers = {}
+    for role, relative in config["tokenizers"].items():
+        if relative not in loaded:
+            loaded[relative] = tokenizers_lib.load(directory / relative)
+        tokenizers[role] = loaded[relative]
+    return tokenizers
+
+
+def _read_config(directory: Path) -> dict:
     path = directory / CONFIG_FILENAME
     if not path.is_file():
         raise FileNotFoundError(
@@ -119,12 +147,4 @@ def load(directory: str | os.PathLike, compile: bool = False) -> Bundle:
     config = json.loads(path.read_text())
     if config.get("format") != FORMAT:
         raise ValueError(f"{path}: unknown bundle format {config.get('format')!r}; need {FORMAT}.")
-    model = keras.saving.deserialize_keras_object(config["model"])
-    model.load_weights(directory / WEIGHTS_FILENAME)
-    loaded = {}
-    tokenizers = {}
-    for role, relative in config["tokenizers"].items():
-        if relative not in loaded:
-            loaded[relative] = tokenizers_lib.load(directory / relative)
-        tokenizers[role] = loaded[relative]
-    return Bundle(model, tokenizers, config.get("metadata", {}))
+    return config

@@ -36,11 +36,8 @@ def write_model_card(bundle_dir: str | Path, metadata: dict, reports: dict, comm
          "seconds": metadata.get("train_seconds_this_run")}
     ]  # fmt: skip
     total = metadata.get("train_seconds_total", metadata.get("train_seconds_this_run"))
-    estimated = ", partly estimated" if any(run.get("unrecorded") for run in runs) else ""
-    history = "\n".join(
-        f"  {i}. steps {run['steps'][0]} -> {run['steps'][1]} " + _run_line(run, command)
-        for i, run in enumerate(runs, 1)
-    )
+    history, count, estimated = _history(metadata, runs, command)
+    estimated = ", partly estimated" if estimated else ""
     # Steps and time budgets differ between resumed runs; the commands above give them.
     shared = {k: v for k, v in recipe.items() if k not in PER_RUN_FIELDS}
     card = f"""# translate_en_fr: English to French, trained by kerasllm
@@ -59,8 +56,8 @@ project's own tokenizer trainer, data pipeline, trainer and decoder.
   65 (996 verses, reported only).
 
 ## Training
-- Steps: {metadata.get("steps")}; training time {total} s ({_minutes(total)}{estimated}) in
-  {len(runs)} run(s), each resuming the previous one's checkpoint:
+- Steps: {_steps_line(metadata)}; training time {total} s ({_minutes(total)}{estimated}) in
+  {count} run(s), each resuming the previous one's checkpoint:
 {history}
 - Recipe: `{json.dumps(shared)}`
 - Weights: {_weights_line(metadata)}
@@ -85,6 +82,44 @@ Examples (test):
     path = bundle_dir / "MODEL_CARD.md"
     path.write_text(card)
     return path
+
+
+def _history(metadata: dict, runs: list[dict], command: str) -> tuple[str, int, bool]:
+    """The numbered list of runs, oldest first, with the runs of the bundles this one was
+    initialized from (`initialized_from`, recursively) before its own; how many runs; whether
+    any run's time is estimated."""
+    chain = [(metadata.get("initialized_from"), runs)]
+    while chain[0][0] is not None:
+        start = chain[0][0]
+        chain.insert(0, (start.get("initialized_from"), start.get("training_runs") or []))
+    lines, count, estimated = [], 0, False
+    for start, group in chain:
+        if start is not None:
+            step = start.get("weights_step", start.get("steps"))
+            lines.append(
+                f"  then from the weights of `{start['path']}` (step {step}), with a fresh "
+                "optimizer and schedule (`--init_from`):"
+            )
+        for run in group:
+            count += 1
+            estimated |= bool(run.get("unrecorded"))
+            lines.append(
+                f"  {count}. steps {run['steps'][0]} -> {run['steps'][1]} "
+                + _run_line(run, command)
+            )
+    return "\n".join(lines), count, estimated
+
+
+def _steps_line(metadata: dict) -> str:
+    steps = metadata.get("steps")
+    start = metadata.get("initialized_from")
+    if not start:
+        return f"{steps}"
+    before = 0
+    while start:
+        before += start.get("weights_step", start.get("steps")) or 0
+        start = start.get("initialized_from")
+    return f"{steps} after initialization, {before + (steps or 0)} in all"
 
 
 def _run_line(run: dict, command: str | None) -> str:

@@ -81,6 +81,10 @@ class Recipe:
     eval_every: int = 1000
     checkpoint_every: int = 500
     seed: int = 0
+    # A translation bundle to start from (its weights and tokenizer) instead of random weights:
+    # a warm start with a fresh optimizer and learning-rate schedule. Its architecture must be
+    # the one this recipe builds; its training history carries into the new bundle's metadata.
+    init_from: str | None = None
 
     def model_overrides(self, vocabulary_size: int) -> dict:
         overrides = {
@@ -124,6 +128,10 @@ def build_tokenizer(recipe: Recipe, model_dir: Path, verbose: int = 1):
     path = model_dir / TOKENIZER_DIR
     if (path / "tokenizer.json").exists():
         return tokenizers.load(path)
+    if recipe.init_from is not None:
+        tokenizer = bundle_lib.load_tokenizers(recipe.init_from)["source"]
+        tokenizer.save(path)
+        return tokenizer
     first, *extra = _pairs_by_source(recipe)
     texts = [text for pair in first for text in pair]
     texts += [source for group in extra for source, _ in group]
@@ -193,12 +201,17 @@ def train(
                 f"{model_dir} was trained with a different recipe ({sorted(changed)} differ); "
                 "use a new --model_dir or the same settings to resume."
             )
+    overrides = None
+    start_bundle = None
+    if recipe.init_from is not None:
+        start_bundle = _initial_bundle(recipe)  # a mismatched bundle fails before any writes
+        overrides = start_bundle["model_overrides"]
     recipe_path.write_text(json.dumps(dataclasses.asdict(recipe), indent=2) + "\n")
 
     tokenizer = build_tokenizer(recipe, model_dir, verbose)
     train_pairs = training_pairs(recipe)
     train_data, valid_data, stats = datasets(recipe, tokenizer, train_pairs)
-    overrides = recipe.model_overrides(tokenizer.vocabulary_size)
+    overrides = overrides or recipe.model_overrides(tokenizer.vocabulary_size)
     config = TrainerConfig(
         model_dir=str(model_dir / CHECKPOINT_DIR),
         steps=recipe.steps,
@@ -221,7 +234,11 @@ def train(
     )
 
     def build_model():
-        return zoo.get(recipe.preset, task="seq2seq_lm", weights=None, **overrides)
+        # A resumed run's checkpoint replaces these initial weights.
+        weights = None
+        if recipe.init_from is not None:
+            weights = str(Path(recipe.init_from) / bundle_lib.WEIGHTS_FILENAME)
+        return zoo.get(recipe.preset, task="seq2seq_lm", weights=weights, **overrides)
 
     def validation_scores(model) -> dict:
         """Greedy validation BLEU and chrF of the model being trained."""
@@ -277,8 +294,13 @@ def train(
         "weights_step": weights_steps[-1],
         **({"averaged_steps": weights_steps} if len(weights_steps) > 1 else {}),
         "train_seconds_this_run": round(seconds, 1),
-        "train_seconds_total": round(sum(run["seconds"] or 0 for run in runs), 1),
+        "train_seconds_total": round(
+            sum(run["seconds"] or 0 for run in runs)
+            + ((start_bundle or {}).get("train_seconds_total") or 0),
+            1,
+        ),
         "training_runs": runs,
+        **({"initialized_from": start_bundle} if start_bundle else {}),
         "validation": history.get("eval", {}),
         "padding_fraction": _trained_padding_fraction(runs),
         "hardware": hardware_description(),
@@ -286,6 +308,33 @@ def train(
     bundle = bundle_lib.Bundle(trainer.model, {"source": tokenizer, "target": tokenizer}, metadata)
     bundle.save(model_dir / "bundle")
     return bundle
+
+
+def _initial_bundle(recipe: Recipe) -> dict:
+    """What `recipe.init_from` names: its path, architecture and training history (the
+    `initialized_from` metadata of the bundles trained from it). Raises a ValueError unless it
+    is a translation bundle of the architecture `recipe` builds."""
+    path = Path(recipe.init_from)
+    metadata = bundle_lib.load_metadata(path)  # FileNotFoundError unless a bundle
+    if metadata.get("task") != "translation" or "model_overrides" not in metadata:
+        raise ValueError(f"init_from={str(path)!r} is not a translation bundle of this recipe.")
+    vocabulary_size = metadata["model_overrides"].get("vocabulary_size")
+    wanted = {"preset": recipe.preset, **recipe.model_overrides(vocabulary_size)}
+    found = {"preset": metadata.get("preset"), **metadata["model_overrides"]}
+    differ = sorted(k for k in {*wanted, *found} if wanted.get(k) != found.get(k))
+    if differ:
+        raise ValueError(
+            f"init_from={str(path)!r} is another architecture than this recipe's: "
+            + ", ".join(f"{k} {found.get(k)!r} there, {wanted.get(k)!r} here" for k in differ)
+            + "."
+        )
+    keep = ("steps", "weights_step", "train_seconds_total", "training_runs", "initialized_from")
+    return {
+        "path": str(path),
+        "model_overrides": metadata["model_overrides"],
+        "validation": metadata.get("validation", {}),
+        **{k: metadata[k] for k in keep if k in metadata},
+    }
 
 
 def _load_bundle_weights(

@@ -346,3 +346,47 @@ def test_padding_fraction_is_weighted_by_the_steps_of_the_runs_that_drew_batches
     assert [run["padding_fraction"] for run in runs] == [0.2, 0.1]
     assert recipe._trained_padding_fraction(runs) == 0.125  # (0.2 x 100 + 0.1 x 300) / 400
     assert recipe._trained_padding_fraction([{"steps": [0, 5], "seconds": 1.0}]) is None
+
+
+def test_init_from_starts_a_new_run_from_a_bundle_and_keeps_its_history(tmp_path, monkeypatch):
+    from kerasllm.translation import Recipe, recipe, write_model_card
+
+    corpus = recipe.data.parallel_corpus
+    monkeypatch.setattr(recipe.data, "parallel_corpus", lambda *a, **k: corpus(*a, **k)[:48])
+    small = dict(preset="transformer_tiny", encoder_layers=1, decoder_layers=1,
+                 vocabulary_size=400, source_length=24, target_length=24, batch_size=8,
+                 bucket_boundaries=(16,), eval_every=100, jit_compile=False)  # fmt: skip
+    first = recipe.train(Recipe(steps=2, **small), tmp_path / "a", verbose=0, command="first")
+    start = str(tmp_path / "a" / "bundle")
+
+    # A learning rate of ~0: the new run's weights are the bundle's, not a random start.
+    warm = Recipe(steps=1, learning_rate=1e-12, init_from=start, **small)
+    second = recipe.train(warm, tmp_path / "b", verbose=0, command="second")
+    for got, want in zip(second.model.weights, first.model.weights):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-9)
+    assert (
+        second.tokenizers["source"].get_vocabulary() == first.tokenizers["source"].get_vocabulary()
+    )
+    assert (tmp_path / "b" / "tokenizer" / "tokenizer.json").exists()  # a resume keeps its ids
+
+    started = second.metadata["initialized_from"]
+    assert started["path"] == start and started["steps"] == 2 and started["weights_step"] == 2
+    assert started["training_runs"] == first.metadata["training_runs"]
+    assert second.metadata["train_seconds_total"] == pytest.approx(
+        first.metadata["train_seconds_total"] + second.metadata["train_seconds_this_run"],
+        abs=0.11,
+    )
+    report = {"verses": 1, "bleu": 1.0, "chrf": 2.0, "translate_seconds": 0.1,
+              "bleu_signature": "nrefs:1|case:mixed|tok:13a", "examples": []}  # fmt: skip
+    text = write_model_card(tmp_path / "b" / "bundle", second.metadata, {"test": report}, "x")
+    text = text.read_text()
+    assert "- Steps: 1 after initialization, 3 in all;" in text and "in\n  2 run(s)" in text
+    assert text.index("1. steps 0 -> 2 in") < text.index(f"then from the weights of `{start}`")
+    assert text.index(f"`{start}` (step 2)") < text.index("2. steps 0 -> 1 in")
+
+    # The bundle must be a translation bundle of the same architecture; checked before any work.
+    with pytest.raises(ValueError, match=r"another architecture.*num_layers 1 there, 2 here"):
+        recipe.train(Recipe(**{**small, "encoder_layers": 2}, init_from=start), tmp_path / "c")
+    with pytest.raises(FileNotFoundError, match="not a kerasllm model bundle"):
+        recipe.train(Recipe(init_from=str(tmp_path / "a"), **small), tmp_path / "c")
+    assert not (tmp_path / "c" / "recipe.json").exists()
