@@ -201,17 +201,14 @@ def train(
                 f"{model_dir} was trained with a different recipe ({sorted(changed)} differ); "
                 "use a new --model_dir or the same settings to resume."
             )
-    overrides = None
-    start_bundle = None
-    if recipe.init_from is not None:
-        start_bundle = _initial_bundle(recipe)  # a mismatched bundle fails before any writes
-        overrides = start_bundle["model_overrides"]
+    # A mismatched bundle fails before any writes.
+    start_bundle = None if recipe.init_from is None else _initial_bundle(recipe)
     recipe_path.write_text(json.dumps(dataclasses.asdict(recipe), indent=2) + "\n")
 
     tokenizer = build_tokenizer(recipe, model_dir, verbose)
     train_pairs = training_pairs(recipe)
     train_data, valid_data, stats = datasets(recipe, tokenizer, train_pairs)
-    overrides = overrides or recipe.model_overrides(tokenizer.vocabulary_size)
+    overrides = recipe.model_overrides(tokenizer.vocabulary_size)
     config = TrainerConfig(
         model_dir=str(model_dir / CHECKPOINT_DIR),
         steps=recipe.steps,
@@ -318,8 +315,7 @@ def _initial_bundle(recipe: Recipe) -> dict:
     metadata = bundle_lib.load_metadata(path)  # FileNotFoundError unless a bundle
     if metadata.get("task") != "translation" or "model_overrides" not in metadata:
         raise ValueError(f"init_from={str(path)!r} is not a translation bundle of this recipe.")
-    vocabulary_size = metadata["model_overrides"].get("vocabulary_size")
-    wanted = {"preset": recipe.preset, **recipe.model_overrides(vocabulary_size)}
+    wanted = {"preset": recipe.preset, **recipe.model_overrides(recipe.vocabulary_size)}
     found = {"preset": metadata.get("preset"), **metadata["model_overrides"]}
     differ = sorted(k for k in {*wanted, *found} if wanted.get(k) != found.get(k))
     if differ:
@@ -331,7 +327,6 @@ def _initial_bundle(recipe: Recipe) -> dict:
     keep = ("steps", "weights_step", "train_seconds_total", "training_runs", "initialized_from")
     return {
         "path": str(path),
-        "model_overrides": metadata["model_overrides"],
         "validation": metadata.get("validation", {}),
         **{k: metadata[k] for k in keep if k in metadata},
     }
