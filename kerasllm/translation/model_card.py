@@ -84,16 +84,25 @@ Examples (test):
     return path
 
 
+def _starts(metadata: dict) -> list[dict]:
+    """The bundles this one was initialized from (`initialized_from`, recursively), oldest
+    first."""
+    starts = []
+    start = metadata.get("initialized_from")
+    while start:
+        starts.insert(0, start)
+        start = start.get("initialized_from")
+    return starts
+
+
 def _history(metadata: dict, runs: list[dict], command: str) -> tuple[str, int, bool]:
     """The numbered list of runs, oldest first, with the runs of the bundles this one was
-    initialized from (`initialized_from`, recursively) before its own; how many runs; whether
-    any run's time is estimated."""
-    chain = [(metadata.get("initialized_from"), runs)]
-    while chain[0][0] is not None:
-        start = chain[0][0]
-        chain.insert(0, (start.get("initialized_from"), start.get("training_runs") or []))
+    initialized from before its own; how many runs; whether any run's time is estimated."""
+    starts = _starts(metadata)
+    # Each group of runs, with the bundle it started from (None: random initialization).
+    groups = zip([None, *starts], [*(start.get("training_runs") or [] for start in starts), runs])
     lines, count, estimated = [], 0, False
-    for start, group in chain:
+    for start, group in groups:
         if start is not None:
             step = start.get("weights_step", start.get("steps"))
             lines.append(
@@ -112,13 +121,10 @@ def _history(metadata: dict, runs: list[dict], command: str) -> tuple[str, int, 
 
 def _steps_line(metadata: dict) -> str:
     steps = metadata.get("steps")
-    start = metadata.get("initialized_from")
-    if not start:
+    starts = _starts(metadata)
+    if not starts:
         return f"{steps}"
-    before = 0
-    while start:
-        before += start.get("weights_step", start.get("steps")) or 0
-        start = start.get("initialized_from")
+    before = sum(start.get("weights_step", start.get("steps")) or 0 for start in starts)
     return f"{steps} after initialization, {before + (steps or 0)} in all"
 
 

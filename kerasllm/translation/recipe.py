@@ -308,9 +308,9 @@ def train(
 
 
 def _initial_bundle(recipe: Recipe) -> dict:
-    """What `recipe.init_from` names: its path, architecture and training history (the
-    `initialized_from` metadata of the bundles trained from it). Raises a ValueError unless it
-    is a translation bundle of the architecture `recipe` builds."""
+    """What `recipe.init_from` names: its path, steps, validation scores and training history
+    (the `initialized_from` metadata of the bundles trained from it). Raises a ValueError unless
+    it is a translation bundle of the architecture `recipe` builds."""
     path = Path(recipe.init_from)
     metadata = bundle_lib.load_metadata(path)  # FileNotFoundError unless a bundle
     if metadata.get("task") != "translation" or "model_overrides" not in metadata:
