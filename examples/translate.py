@@ -92,7 +92,8 @@ flags.DEFINE_string(
     "init_from",
     None,
     "--train: start from this translation bundle's weights and tokenizer (a fresh optimizer "
-    "and schedule) instead of random weights; its architecture must match the recipe's.",
+    "and schedule) instead of random weights; its architecture must match the recipe's, except "
+    "deeper --encoder_layers/--decoder_layers, which grow it (new layers start as the identity).",
 )
 flags.DEFINE_integer("eval_every", 1000, "Validation loss, BLEU and chrF every N steps.")
 flags.DEFINE_string(

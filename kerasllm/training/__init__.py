@@ -18,6 +18,7 @@ from kerasllm.training.checkpointing import (
 )
 from kerasllm.training.config import TrainerConfig
 from kerasllm.training.distribution import get_strategy, is_chief
+from kerasllm.training.growth import grow_depth
 from kerasllm.training.objectives import Objective
 from kerasllm.training.optimization import AdamW, WarmupDecay, create_optimizer
 from kerasllm.training.summaries import SummaryWriter
@@ -38,6 +39,7 @@ __all__ = [
     "distribution",
     "finetuning",
     "get_strategy",
+    "grow_depth",
     "is_chief",
     "load_model_weights",
     "ModelState",

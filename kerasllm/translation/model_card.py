@@ -107,7 +107,7 @@ def _history(metadata: dict, runs: list[dict], command: str) -> tuple[str, int, 
             step = start.get("weights_step", start.get("steps"))
             lines.append(
                 f"  then from the weights of `{start['path']}` (step {step}), with a fresh "
-                "optimizer and schedule (`--init_from`):"
+                f"optimizer and schedule{_growth(start)} (`--init_from`):"
             )
         for run in group:
             count += 1
@@ -117,6 +117,18 @@ def _history(metadata: dict, runs: list[dict], command: str) -> tuple[str, int, 
                 + _run_line(run, command)
             )
     return "\n".join(lines), count, estimated
+
+
+_STACKS = {"num_layers": "encoder", "num_decoder_layers": "decoder"}
+
+
+def _growth(start: dict) -> str:
+    """ ", grown from 2 to 4 decoder layers ..." for a start that `init_from` deepened."""
+    grown = start.get("grown") or {}
+    if not grown:
+        return ""
+    parts = [f"{a} to {b} {_STACKS.get(key, key)} layers" for key, (a, b) in grown.items()]
+    return ", grown from " + " and ".join(parts) + " (the new layers starting as the identity)"
 
 
 def _steps_line(metadata: dict) -> str:

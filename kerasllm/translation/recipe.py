@@ -25,6 +25,7 @@ from kerasllm.training.checkpointing import (
     load_model_weights,
     write_json_atomic,
 )
+from kerasllm.training.growth import grow_depth
 from kerasllm.translation.evaluation import evaluate
 from kerasllm.translation.translator import Translator
 
@@ -83,7 +84,9 @@ class Recipe:
     seed: int = 0
     # A translation bundle to start from (its weights and tokenizer) instead of random weights:
     # a warm start with a fresh optimizer and learning-rate schedule. Its architecture must be
-    # the one this recipe builds; its training history carries into the new bundle's metadata.
+    # the one this recipe builds, except that deeper encoder/decoder stacks (pre-norm) grow it:
+    # the layers it lacks start as the identity (`kerasllm.training.grow_depth`). Its training
+    # history carries into the new bundle's metadata.
     init_from: str | None = None
 
     def model_overrides(self, vocabulary_size: int) -> dict:
@@ -232,10 +235,19 @@ def train(
 
     def build_model():
         # A resumed run's checkpoint replaces these initial weights.
-        weights = None
-        if recipe.init_from is not None:
-            weights = str(Path(recipe.init_from) / bundle_lib.WEIGHTS_FILENAME)
-        return zoo.get(recipe.preset, task="seq2seq_lm", weights=weights, **overrides)
+        if start_bundle is None:
+            return zoo.get(recipe.preset, task="seq2seq_lm", weights=None, **overrides)
+        weights = str(Path(recipe.init_from) / bundle_lib.WEIGHTS_FILENAME)
+        if "grown" not in start_bundle:
+            return zoo.get(recipe.preset, task="seq2seq_lm", weights=weights, **overrides)
+        source = zoo.get(
+            recipe.preset, task="seq2seq_lm", weights=weights, **start_bundle["model_overrides"]
+        )
+        model = zoo.get(recipe.preset, task="seq2seq_lm", weights=None, **overrides)
+        added = grow_depth(model, source)
+        if verbose:
+            print(f"Grown from {recipe.init_from}: {', '.join(added)} start as the identity.")
+        return model
 
     def validation_scores(model) -> dict:
         """Greedy validation BLEU and chrF of the model being trained."""
@@ -307,6 +319,9 @@ def train(
     return bundle
 
 
+_GROWABLE = ("num_layers", "num_decoder_layers")
+
+
 def _initial_bundle(recipe: Recipe) -> dict:
     """What `recipe.init_from` names: its path, steps, validation scores and training history
     (the `initialized_from` metadata of the bundles trained from it). Raises a ValueError unless
@@ -317,18 +332,30 @@ def _initial_bundle(recipe: Recipe) -> dict:
         raise ValueError(f"init_from={str(path)!r} is not a translation bundle of this recipe.")
     wanted = {"preset": recipe.preset, **recipe.model_overrides(recipe.vocabulary_size)}
     found = {"preset": metadata.get("preset"), **metadata["model_overrides"]}
-    differ = sorted(k for k in {*wanted, *found} if wanted.get(k) != found.get(k))
+    # Deeper stacks than the bundle's grow it (`kerasllm.training.grow_depth`); pre-norm only.
+    grown = {
+        key: [found[key], wanted[key]]
+        for key in _GROWABLE
+        if wanted.get("norm_first")
+        and isinstance(found.get(key), int)
+        and isinstance(wanted.get(key), int)
+        and wanted[key] > found[key]
+    }
+    differ = sorted(
+        k for k in {*wanted, *found} if wanted.get(k) != found.get(k) and k not in grown
+    )
     if differ:
         raise ValueError(
             f"init_from={str(path)!r} is another architecture than this recipe's: "
             + ", ".join(f"{k} {found.get(k)!r} there, {wanted.get(k)!r} here" for k in differ)
-            + "."
+            + " (only num_layers and num_decoder_layers may grow, with norm_first)."
         )
     keep = ("steps", "weights_step", "train_seconds_total", "training_runs", "initialized_from")
     return {
         "path": str(path),
         "validation": metadata.get("validation", {}),
         **{k: metadata[k] for k in keep if k in metadata},
+        **({"grown": grown, "model_overrides": metadata["model_overrides"]} if grown else {}),
     }
 
 

@@ -348,8 +348,10 @@ def test_padding_fraction_is_weighted_by_the_steps_of_the_runs_that_drew_batches
     assert recipe._trained_padding_fraction([{"steps": [0, 5], "seconds": 1.0}]) is None
 
 
-def test_init_from_starts_a_new_run_from_a_bundle_and_keeps_its_history(tmp_path, monkeypatch):
-    from kerasllm.translation import Recipe, recipe, write_model_card
+def test_init_from_starts_a_new_run_from_a_bundle_or_grows_it_and_keeps_its_history(
+    tmp_path, monkeypatch
+):
+    from kerasllm.translation import Recipe, Translator, recipe, write_model_card
 
     corpus = recipe.data.parallel_corpus
     monkeypatch.setattr(recipe.data, "parallel_corpus", lambda *a, **k: corpus(*a, **k)[:48])
@@ -384,9 +386,23 @@ def test_init_from_starts_a_new_run_from_a_bundle_and_keeps_its_history(tmp_path
     assert text.index("1. steps 0 -> 2 in") < text.index(f"then from the weights of `{start}`")
     assert text.index(f"`{start}` (step 2)") < text.index("2. steps 0 -> 1 in")
 
-    # The bundle must be a translation bundle of the same architecture; checked before any work.
-    with pytest.raises(ValueError, match=r"another architecture.*num_layers 1 there, 2 here"):
-        recipe.train(Recipe(**{**small, "encoder_layers": 2}, init_from=start), tmp_path / "c")
+    # Deeper stacks grow the bundle: the new decoder layer starts as the identity.
+    deeper = Recipe(steps=1, learning_rate=1e-12, init_from=start, **{**small, "decoder_layers": 2})
+    grown = recipe.train(deeper, tmp_path / "g", verbose=0, command="grown")
+    assert grown.metadata["initialized_from"]["grown"] == {"num_decoder_layers": [1, 2]}
+    assert grown.metadata["model_overrides"]["num_decoder_layers"] == 2
+    verses = ["In the beginning God created the heavens and the earth.", "Jesus wept."]
+    assert Translator(grown).translate(verses) == Translator(first).translate(verses)
+    text = write_model_card(tmp_path / "g" / "bundle", grown.metadata, {"test": report}, "x")
+    assert "schedule, grown from 1 to 2 decoder layers (the new" in text.read_text()
+
+    # Otherwise the bundle must be a translation bundle of the same architecture; checked before
+    # any work.
+    with pytest.raises(ValueError, match=r"another architecture.*dropout 0.0 there, 0.2 here"):
+        recipe.train(Recipe(**{**small, "dropout": 0.2}, init_from=start), tmp_path / "c")
+    post_norm = {**small, "encoder_layers": 2, "norm_first": False}
+    with pytest.raises(ValueError, match=r"norm_first True there, False here, num_layers 1 there"):
+        recipe.train(Recipe(**post_norm, init_from=start), tmp_path / "c")
     with pytest.raises(FileNotFoundError, match="not a kerasllm model bundle"):
         recipe.train(Recipe(init_from=str(tmp_path / "a"), **small), tmp_path / "c")
     assert not (tmp_path / "c" / "recipe.json").exists()
