@@ -61,6 +61,16 @@ def canonical_path(path: str, model_name: str) -> str:
     return _SEED_GENERATOR.sub(r"\1seed_generator", path)
 
 
+def weights_by_path(model: keras.Model) -> dict[str, keras.Variable]:
+    """A model's weights by `canonical_path`, without dropout seed states (which are not
+    weights), as checkpoint loading, averaging and depth growth match them."""
+    return {
+        canonical_path(v.path, model.name): v
+        for v in model.variables
+        if "seed_generator" not in v.path
+    }
+
+
 class ModelState(tf.train.Checkpoint):
     """Every variable of a model (weights, non-trainable state, RNG seeds), in Keras' variable
     order, plus their paths.
@@ -152,7 +162,7 @@ def load_model_weights(
             "a checkpoint of a model with the same backbone?"
         )
     if require_all:
-        expected = sum("seed_generator" not in v.path for v in model.variables)
+        expected = len(weights_by_path(model))
         if loaded != expected:
             raise ValueError(
                 f"Checkpoint {prefix} holds {loaded} of the {expected} weights of {model.name!r}; "
@@ -206,11 +216,7 @@ def average_checkpoints(model: keras.Model, paths: list[str | os.PathLike]) -> N
     prefixes = [resolve_checkpoint(path) for path in paths]
     if not prefixes:
         raise ValueError("average_checkpoints needs at least one checkpoint; got none.")
-    targets = {
-        canonical_path(v.path, model.name): v
-        for v in model.variables
-        if "seed_generator" not in v.path
-    }
+    targets = weights_by_path(model)
     values: dict[str, np.ndarray] = {}
     for prefix in prefixes:
         reader, saved = _read_model_state(prefix)

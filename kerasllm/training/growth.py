@@ -22,14 +22,12 @@ import re
 
 import keras
 
+from kerasllm.training.checkpointing import weights_by_path
+
 # The projections that write into the residual stream; zero, they make a pre-norm block the
 # identity (self- and cross-attention output, feed-forward output).
 _RESIDUAL_OUTPUTS = re.compile(r"/(attention_output|feed_forward/output)/(kernel|bias)$")
 _STACKED_LAYER = re.compile(r"^((?:encoder|decoder)_layer)_(\d+)/")
-
-
-def _weights(model: keras.Model) -> dict[str, keras.Variable]:
-    return {v.path: v for v in model.variables if "seed_generator" not in v.path}
 
 
 def grow_depth(model: keras.Model, source: keras.Model) -> list[str]:
@@ -54,7 +52,7 @@ def grow_depth(model: keras.Model, source: keras.Model) -> list[str]:
                 f"Depth growth needs pre-norm (norm_first=True) blocks; the {name} is post-norm, "
                 "where a new block with zeroed outputs is not the identity."
             )
-    target, given = _weights(model), _weights(source)
+    target, given = weights_by_path(model), weights_by_path(source)
     missing = sorted(set(given) - set(target))
     if missing:
         raise ValueError(
@@ -67,16 +65,16 @@ def grow_depth(model: keras.Model, source: keras.Model) -> list[str]:
                 f"{path}: shape {tuple(given[path].shape)} in the source, "
                 f"{tuple(target[path].shape)} in the grown model; growth changes depth only."
             )
-    new_layers: set[str] = set()
+    new_layers: set[tuple[str, int]] = set()
     for path in target.keys() - given.keys():
         layer = _STACKED_LAYER.match(path)
         if layer is None:
             raise ValueError(f"{path} is neither in the source nor in a new encoder/decoder layer.")
         # Backbones name their stacks 0..n-1, so what the source lacks sits on top.
-        new_layers.add(layer.group(0).rstrip("/"))
+        new_layers.add((layer.group(1), int(layer.group(2))))
     for path, variable in target.items():
         if path in given:
             variable.assign(given[path])
         elif _RESIDUAL_OUTPUTS.search(path):
             variable.assign(keras.ops.zeros_like(variable))
-    return sorted(new_layers, key=lambda n: (n.rsplit("_", 1)[0], int(n.rsplit("_", 1)[1])))
+    return [f"{stack}_{index}" for stack, index in sorted(new_layers)]

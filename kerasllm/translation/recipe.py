@@ -324,8 +324,10 @@ _GROWABLE = ("num_layers", "num_decoder_layers")
 
 def _initial_bundle(recipe: Recipe) -> dict:
     """What `recipe.init_from` names: its path, steps, validation scores and training history
-    (the `initialized_from` metadata of the bundles trained from it). Raises a ValueError unless
-    it is a translation bundle of the architecture `recipe` builds."""
+    (the `initialized_from` metadata of the bundles trained from it), plus `grown` (key: [its
+    depth, the recipe's]) and its `model_overrides` when the recipe's stacks are deeper. Raises a
+    ValueError unless it is a translation bundle of the architecture `recipe` builds, deeper
+    pre-norm stacks aside."""
     path = Path(recipe.init_from)
     metadata = bundle_lib.load_metadata(path)  # FileNotFoundError unless a bundle
     if metadata.get("task") != "translation" or "model_overrides" not in metadata:
@@ -348,7 +350,7 @@ def _initial_bundle(recipe: Recipe) -> dict:
         raise ValueError(
             f"init_from={str(path)!r} is another architecture than this recipe's: "
             + ", ".join(f"{k} {found.get(k)!r} there, {wanted.get(k)!r} here" for k in differ)
-            + " (only num_layers and num_decoder_layers may grow, with norm_first)."
+            + f" (only {' and '.join(_GROWABLE)} may grow, with norm_first)."
         )
     keep = ("steps", "weights_step", "train_seconds_total", "training_runs", "initialized_from")
     return {
