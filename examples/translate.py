@@ -47,6 +47,13 @@ flags.DEFINE_integer("max_length", None, "Most target tokens per sentence.")
 flags.DEFINE_integer("batch_size", 64, "Sentences decoded together.")
 flags.DEFINE_bool("eval", False, "Evaluate --model on the test and validation verses (JSON).")
 flags.DEFINE_string("eval_output", None, "Also write the evaluation JSON to this file.")
+flags.DEFINE_bool(
+    "update_card",
+    False,
+    "--eval: also rewrite --model's MODEL_CARD.md and eval.json with these figures (e.g. to time "
+    "decoding in a process of its own, not the training process; the card's table gives the "
+    "number of verses, so --eval_limit shows).",
+)
 flags.DEFINE_integer("eval_limit", None, "Evaluate only the first N verses of each split.")
 flags.DEFINE_integer(
     "eval_beams", 4, "--eval/--train also score beam search of this width (1: only --beams)."
@@ -82,6 +89,15 @@ flags.DEFINE_enum(
     "Learning-rate decay after warmup; linear and cosine reach 0 at --steps.",
 )
 flags.DEFINE_integer("vocabulary_size", 8000, "Joint SentencePiece vocabulary size.")
+flags.DEFINE_float(
+    "subword_alpha",
+    None,
+    "Subword regularization: tokenize training pairs with segmentations sampled at this "
+    "inverse temperature (e.g. 0.1); default: the most likely segmentation.",
+)
+flags.DEFINE_integer(
+    "subword_nbest", 64, "With --subword_alpha: sample among this many best segmentations."
+)
 flags.DEFINE_bool(
     "jit_compile",
     True,
@@ -94,6 +110,9 @@ flags.DEFINE_string(
     "--train: start from this translation bundle's weights and tokenizer (a fresh optimizer "
     "and schedule) instead of random weights; its architecture must match the recipe's, except "
     "deeper --encoder_layers/--decoder_layers, which grow it (new layers start as the identity).",
+)
+flags.DEFINE_integer(
+    "seed", 0, "Seed of the training data order and initialization (vary it for a continuation)."
 )
 flags.DEFINE_integer("eval_every", 1000, "Validation loss, BLEU and chrF every N steps.")
 flags.DEFINE_string(
@@ -168,8 +187,11 @@ def _train() -> None:
         warmup_steps=FLAGS.warmup_steps,
         decay=FLAGS.decay,
         vocabulary_size=FLAGS.vocabulary_size,
+        subword_alpha=FLAGS.subword_alpha,
+        subword_nbest=FLAGS.subword_nbest,
         jit_compile=FLAGS.jit_compile,
         eval_every=FLAGS.eval_every,
+        seed=FLAGS.seed,
         init_from=FLAGS.init_from,
     )
     logging.info("Recipe: %s", json.dumps(dataclasses.asdict(recipe)))
@@ -182,6 +204,16 @@ def _train() -> None:
     logging.info("Bundle and model card written to %s", bundle_dir)
 
 
+def _update_card(model: str, reports: dict) -> None:
+    from kerasllm import bundle
+    from kerasllm.translation import write_model_card
+
+    metadata = bundle.load_metadata(model)
+    runs = metadata.get("training_runs") or [{}]
+    write_model_card(model, metadata, reports, runs[-1].get("command") or "unknown")
+    logging.info("Model card and eval.json of %s rewritten", model)
+
+
 def main(argv) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}; text goes in --text.")
@@ -192,11 +224,15 @@ def main(argv) -> None:
         # Ctrl-C or `kill`: the trainer saves a checkpoint, then the process ends at once.
         exit_when_interrupted(_train)
         return
+    if FLAGS.update_card and not FLAGS.eval:
+        raise app.UsageError("--update_card rewrites a card from --eval's figures; add --eval.")
     if FLAGS.eval:
         reports = _evaluate(FLAGS.model)
         text = json.dumps(reports, indent=2, ensure_ascii=False)
         if FLAGS.eval_output:
             Path(FLAGS.eval_output).write_text(text + "\n")
+        if FLAGS.update_card:
+            _update_card(FLAGS.model, reports)
         print(text)
         return
     # Text on standard input is translated line by line; an empty or closed standard input

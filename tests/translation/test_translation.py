@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -132,6 +133,25 @@ def test_example_eval_scores_greedy_and_beam_search(tiny_bundle, tmp_path):
     assert reports["test" + beam]["settings"]["beams"] == 2
     assert reports["test" + beam]["settings"]["length_penalty"] == 0.6
     assert all(r["verses"] == 3 for r in reports.values())
+
+
+def test_example_eval_update_card_rewrites_the_bundles_card(tiny_bundle, tmp_path):
+    model = tmp_path / "model"
+    shutil.copytree(tiny_bundle, model)
+    result = subprocess.run(
+        [sys.executable, str(REPO / "examples" / "translate.py"), "--eval", "--update_card",
+         "--model", str(model), "--eval_limit", "2", "--eval_beams", "1", "--max_length", "4"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    reports = json.loads(result.stdout)
+    assert json.loads((model / "eval.json").read_text()) == reports
+    card = (model / "MODEL_CARD.md").read_text()
+    for split in ("test", "validation"):
+        row = f"| {split} | 2 | {reports[split]['bleu']} | {reports[split]['chrf']} |"
+        assert row in card
 
 
 def test_example_reports_missing_model(tmp_path):
@@ -285,6 +305,28 @@ def test_extra_sources_add_source_paraphrases_of_the_same_target_verses(tmp_path
         not in write_model_card(tmp_path, plain, {"test": report}, "cmd").read_text()
     )
 
+    # A model continued with --init_from names the sources of each run; a start recorded
+    # without its recipe gets them from its runs' commands (one directory, one recipe).
+    def one_run(command):
+        return [{"command": command, "steps": [0, 1], "seconds": 1.0}]
+
+    killed = {"command": None, "steps": [0, 1], "seconds": None, "unrecorded": True}
+    oldest = {"path": "a", "steps": 2, "training_runs": [killed, *one_run("x --extra_sources k,3")]}
+    middle = {"path": "b", "steps": 1, "training_runs": one_run("y"), "initialized_from": oldest,
+              "recipe": dataclasses.asdict(Recipe(extra_sources=("k", "3")))}  # fmt: skip
+    chain = {**plain, "training_runs": one_run("z"), "initialized_from": middle}
+    text = " ".join(write_model_card(tmp_path, chain, {"test": report}, "z").read_text().split())
+    assert (
+        "- Sources by training run: runs 1-3: the same verses also in King James Version 1611 "
+        "(`k`), Bible in Basic English 1949 (`3`), each paired with the same French verses; "
+        "run 4: the World English Bible alone (validation and test" in text
+    )
+    assert "4. steps 0 -> 1 in 1.0 s: `z`" in text
+    no_extra = {**chain, "initialized_from": {**middle, "recipe": plain["recipe"],
+                                              "initialized_from": None}}  # fmt: skip
+    text = write_model_card(tmp_path, no_extra, {"test": report}, "z").read_text()
+    assert "Sources by" not in text and "Extra sources" not in text
+
 
 def test_recipe_attention_dropout_defaults_to_dropout():
     from kerasllm.translation import Recipe
@@ -373,6 +415,8 @@ def test_init_from_starts_a_new_run_from_a_bundle_or_grows_it_and_keeps_its_hist
 
     started = second.metadata["initialized_from"]
     assert started["path"] == start and started["steps"] == 2 and started["weights_step"] == 2
+    # The data its runs trained on (as read back from JSON: tuples become lists).
+    assert started["recipe"] == json.loads(json.dumps(first.metadata["recipe"]))
     assert started["training_runs"] == first.metadata["training_runs"]
     assert second.metadata["train_seconds_total"] == pytest.approx(
         first.metadata["train_seconds_total"] + second.metadata["train_seconds_this_run"],
