@@ -211,7 +211,7 @@ def _extra_sources_line(metadata: dict, runs: list[dict]) -> str:
             return "the World English Bible alone"
         return f"the same verses also in {names(extra)}, each paired with the same French verses"
 
-    if len(spans) == 1:
+    if len(spans) == 1 and spans[0][0]:  # one recipe with extra sources: no run numbers
         return (
             f"\n- Extra sources: the same training verses in {names(spans[0][0])}, each paired"
             "\n  with the same French verses (validation and test translate the World English"
