@@ -7,8 +7,11 @@
     python examples/translate.py --eval --model saved_models/translate_en_fr   # BLEU/chrF JSON
     python examples/translate.py --train --model_dir runs/translate_en_fr      # train (resumes)
 
-Logs and progress go to standard error; with text on standard input, standard output carries
-exactly one translation per input line and nothing else.
+Logs and progress go to standard error. With text piped or redirected into standard input,
+standard output carries exactly one translation per input line and nothing else: an empty line
+gives an empty line, an empty input gives no output, and bytes that are not UTF-8 are replaced
+by U+FFFD (with one warning on standard error). Standard output is always UTF-8, whatever the
+locale. A terminal or /dev/null on standard input translates the built-in sentences.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import dataclasses  # noqa: E402
 import json  # noqa: E402
 import shlex  # noqa: E402
+import stat  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -38,13 +42,13 @@ EXAMPLES = [
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("text", None, "Text to translate (repeatable).")
 flags.DEFINE_string("model", str(DEFAULT_MODEL), "Translation bundle directory.")
-flags.DEFINE_integer("beams", 1, "Beam width; 1 decodes with --sampler.")
+flags.DEFINE_integer("beams", 1, "Beam width; 1 decodes with --sampler.", lower_bound=1)
 flags.DEFINE_float(
     "length_penalty", 1.0, "Beam search ranks by log-probability / length ** this (0: raw)."
 )
 flags.DEFINE_enum("sampler", "greedy", ["greedy", "top_k", "top_p", "random"], "Sampler.")
-flags.DEFINE_integer("max_length", None, "Most target tokens per sentence.")
-flags.DEFINE_integer("batch_size", 64, "Sentences decoded together.")
+flags.DEFINE_integer("max_length", None, "Most target tokens per sentence.", lower_bound=1)
+flags.DEFINE_integer("batch_size", 64, "Sentences decoded together.", lower_bound=1)
 flags.DEFINE_bool("eval", False, "Evaluate --model on the test and validation verses (JSON).")
 flags.DEFINE_string("eval_output", None, "Also write the evaluation JSON to this file.")
 flags.DEFINE_bool(
@@ -134,6 +138,57 @@ def _translator(path: str):
     return Translator(path)
 
 
+def _piped_lines() -> list[str] | None:
+    """The lines of a pipe or file on standard input, or None when there is none to read.
+
+    A pipe or regular file is read even when empty (0 lines in, 0 lines out), while a terminal,
+    a closed standard input or a device such as /dev/null (what cron, nohup and
+    `subprocess.DEVNULL` give) means "no input": the built-in sentences are translated.
+
+    The input is read as bytes and decoded as UTF-8 with undecodable bytes replaced by U+FFFD,
+    whatever the locale says (a strict decoder raised UnicodeDecodeError on the first bad byte
+    and no line came out); one warning on standard error says that bytes were replaced. Lines
+    end at "\\n" only, as `wc -l` and line-oriented tools count them (`str.splitlines` would
+    also split at form feeds, U+2028 and the like, so more lines would come out than went in);
+    a "\\r" before it (Windows line ends) is dropped, and a last line without "\\n" counts.
+    """
+    stream = sys.stdin
+    if stream is None or stream.isatty():
+        return None
+    try:
+        mode = os.fstat(stream.fileno()).st_mode
+    except (OSError, ValueError):  # no file descriptor (e.g. replaced by a test harness)
+        mode = None
+    if mode is not None and not (stat.S_ISFIFO(mode) or stat.S_ISREG(mode) or stat.S_ISSOCK(mode)):
+        return None
+    data = stream.buffer.read() if hasattr(stream, "buffer") else stream.read().encode()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        text = data.decode("utf-8", errors="replace")
+        # U+FFFD already in the input is kept by both decodings; the difference is what was
+        # replaced.
+        replaced = text.count("\ufffd") - data.decode("utf-8", errors="ignore").count("\ufffd")
+        print(
+            f"WARNING: standard input is not valid UTF-8 (first bad byte at offset "
+            f"{error.start}); {replaced} undecodable byte sequence(s) replaced by U+FFFD.",
+            file=sys.stderr,
+            flush=True,
+        )
+    if not text:
+        return []
+    lines = text.split("\n")
+    if lines[-1] == "":  # the newline that ends the last line starts no new one
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
+def _one_line(text: str) -> str:
+    """`text` with every line break (including "\\r", U+2028, U+0085) made a space, so that
+    each translation is exactly one line of output."""
+    return " ".join(text.splitlines())
+
+
 def _decode_settings(beams: int | None = None) -> dict:
     """Translator settings from the flags (`beams` overrides --beams); the length penalty
     only where beam search uses it, so that evaluation reports record what applied."""
@@ -218,11 +273,16 @@ def main(argv) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}; text goes in --text.")
     logging.set_stderrthreshold("info")
+    # Translations are French: under LANG=C or PYTHONIOENCODING=ascii, printing them raised
+    # UnicodeEncodeError. A pipeline reading this program's output gets UTF-8 in every locale.
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(encoding="utf-8")
     if FLAGS.train:
         from kerasllm.cli import exit_when_interrupted
 
         # Ctrl-C or `kill`: the trainer saves a checkpoint, then the process ends at once.
-        exit_when_interrupted(_train)
+        # A full disk or no readable checkpoint: one line and status 1, no traceback.
+        exit_when_interrupted(_train, where=FLAGS.model_dir)
         return
     if FLAGS.update_card and not FLAGS.eval:
         raise app.UsageError("--update_card rewrites a card from --eval's figures; add --eval.")
@@ -230,19 +290,18 @@ def main(argv) -> None:
         reports = _evaluate(FLAGS.model)
         text = json.dumps(reports, indent=2, ensure_ascii=False)
         if FLAGS.eval_output:
-            Path(FLAGS.eval_output).write_text(text + "\n")
+            Path(FLAGS.eval_output).write_text(text + "\n", encoding="utf-8")
         if FLAGS.update_card:
             _update_card(FLAGS.model, reports)
         print(text)
         return
-    # Text on standard input is translated line by line; an empty or closed standard input
-    # (e.g. </dev/null) falls back to the built-in sentences.
-    lines = [] if FLAGS.text or sys.stdin is None or sys.stdin.isatty() else sys.stdin.readlines()
-    lines = [line.rstrip("\r\n") for line in lines]
+    lines = None if FLAGS.text else _piped_lines()
+    # The model is loaded even for an empty input, so that a wrong --model still fails.
     translator = _translator(FLAGS.model)
-    if lines:
-        for translation in translator.translate(lines, **_decode_settings()):
-            print(translation.replace("\n", " "), flush=True)
+    if lines is not None:
+        if lines:
+            for translation in translator.translate(lines, **_decode_settings()):
+                print(_one_line(translation), flush=True)
         return
     texts = FLAGS.text or EXAMPLES
     for source, translation in zip(texts, translator.translate(texts, **_decode_settings())):

@@ -11,12 +11,16 @@ BUNDLE/
 ```
 
 Roles that share one tokenizer object are saved once and point at the same folder.
+
+Every tokenizer must have the model's vocabulary size (`Bundle(...)`, `save` and `load`
+refuse a mismatch), and every folder or file a bundle names must lie inside the bundle
+folder, after symbolic links are resolved (`load` refuses `../x`, absolute paths and links
+that lead out).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import shutil
 import tempfile
@@ -25,6 +29,8 @@ from pathlib import Path
 import keras
 
 from kerasllm import tokenizers as tokenizers_lib
+from kerasllm.tokenizers.base import check_vocabulary_match
+from kerasllm.utils.files import read_json, resolve_inside, write_json
 
 FORMAT = "kerasllm.bundle/1"
 CONFIG_FILENAME = "bundle.json"
@@ -45,7 +51,8 @@ class Bundle:
     >>> import tempfile
     >>> from kerasllm import zoo, tokenizers
     >>> tok = tokenizers.train_sentencepiece(["a b c d"] * 20, vocabulary_size=270)
-    >>> model = zoo.get("transformer_tiny", task="seq2seq_lm", vocabulary_size=270, weights=None)
+    >>> model = zoo.get("transformer_tiny", task="seq2seq_lm", vocabulary_size=tok.vocabulary_size,
+    ...                 weights=None)
     >>> path = Bundle(model, {"source": tok, "target": tok}).save(tempfile.mkdtemp())
     >>> type(load(path).model).__name__
     'Seq2SeqLM'
@@ -55,8 +62,22 @@ class Bundle:
     tokenizers: dict
     metadata: dict = dataclasses.field(default_factory=dict)
 
+    def __post_init__(self):
+        if not isinstance(self.tokenizers, dict):
+            raise TypeError(
+                "`tokenizers` must be a dict {role: Tokenizer}; got "
+                f"{type(self.tokenizers).__name__}."
+            )
+        check_vocabulary_match(self.model, self.tokenizers, "Bundle")
+
     def save(self, directory: str | os.PathLike) -> Path:
-        """Writes the bundle; the folder is replaced atomically (written beside, then renamed)."""
+        """Writes the bundle; the folder is replaced atomically (written beside, then renamed).
+
+        Raises:
+            ValueError: a tokenizer's vocabulary size differs from the model's (the
+                tokenizers may have been replaced since the bundle was made).
+        """
+        check_vocabulary_match(self.model, self.tokenizers, "Bundle.save")
         directory = Path(directory)
         directory.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
@@ -74,6 +95,9 @@ class Bundle:
         return directory
 
     def _write(self, folder: Path, keep_from: Path) -> None:
+        # `folder` is a fresh staging folder that `save` renames into place once complete, so
+        # the weights are never seen half-written; bundle.json goes through the shared
+        # atomic writer all the same.
         folder.mkdir(parents=True, exist_ok=True)
         self.model.save_weights(folder / WEIGHTS_FILENAME)
         roles = {}
@@ -90,12 +114,14 @@ class Bundle:
             "tokenizers": roles,
             "metadata": self.metadata,
         }
-        (folder / CONFIG_FILENAME).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+        write_json(folder / CONFIG_FILENAME, config, sort_keys=True, ensure_ascii=True)
         # Files a person wrote beside the model (model card, evaluation reports) are kept.
+        # A symbolic link is kept as a link, never followed: re-saving a received bundle must
+        # not copy the content of whatever file a link in it points at into the new bundle.
         if keep_from.is_dir():
             for path in keep_from.iterdir():
                 if path.is_file() and not (folder / path.name).exists():
-                    shutil.copy2(path, folder / path.name)
+                    shutil.copy2(path, folder / path.name, follow_symlinks=False)
 
 
 def is_bundle(directory: str | os.PathLike) -> bool:
@@ -108,13 +134,18 @@ def load(directory: str | os.PathLike, compile: bool = False) -> Bundle:
 
     Raises:
         FileNotFoundError: the folder holds no bundle.
-        ValueError: the bundle has an unknown format or does not fit its weights.
+        ValueError: the bundle has an unknown format, a `bundle.json` that does not parse, a
+            tokenizer folder or file outside the bundle folder, tokenizers whose vocabulary
+            size differs from the model's, or weights that do not fit the model.
     """
     directory = Path(directory)
     config = _read_config(directory)
+    tokenizers = _load_tokenizers(directory, config)
     model = keras.saving.deserialize_keras_object(config["model"])
-    model.load_weights(directory / WEIGHTS_FILENAME)
-    return Bundle(model, _load_tokenizers(directory, config), config.get("metadata", {}))
+    # Before the weights: a mismatched bundle is refused without reading them.
+    check_vocabulary_match(model, tokenizers, f"Bundle {os.fspath(directory)}")
+    model.load_weights(resolve_inside(directory, WEIGHTS_FILENAME, "weights file"))
+    return Bundle(model, tokenizers, config.get("metadata", {}))
 
 
 def load_metadata(directory: str | os.PathLike) -> dict:
@@ -129,12 +160,20 @@ def load_tokenizers(directory: str | os.PathLike) -> dict:
 
 
 def _load_tokenizers(directory: Path, config: dict) -> dict:
+    roles = config.get("tokenizers")
+    if not isinstance(roles, dict) or not all(isinstance(v, str) for v in roles.values()):
+        raise ValueError(
+            f"{directory / CONFIG_FILENAME}: `tokenizers` must map roles to tokenizer folders "
+            f"inside the bundle; got {roles!r}."
+        )
     loaded = {}
     tokenizers = {}
-    for role, relative in config["tokenizers"].items():
-        if relative not in loaded:
-            loaded[relative] = tokenizers_lib.load(directory / relative)
-        tokenizers[role] = loaded[relative]
+    for role, relative in roles.items():
+        # Confined: "../x", absolute paths and symbolic links leading out are refused.
+        folder = resolve_inside(directory, relative, f"tokenizer folder of role {role!r}")
+        if folder not in loaded:
+            loaded[folder] = tokenizers_lib.load(folder)
+        tokenizers[role] = loaded[folder]
     return tokenizers
 
 
@@ -144,7 +183,9 @@ def _read_config(directory: Path) -> dict:
         raise FileNotFoundError(
             f"{directory} is not a kerasllm model bundle (no {CONFIG_FILENAME} in it)."
         )
-    config = json.loads(path.read_text())
+    config = read_json(resolve_inside(directory, CONFIG_FILENAME, "bundle config"), "Bundle config")
+    if not isinstance(config, dict):
+        raise ValueError(f"{path} must hold a JSON object; got {type(config).__name__}.")
     if config.get("format") != FORMAT:
         raise ValueError(f"{path}: unknown bundle format {config.get('format')!r}; need {FORMAT}.")
     return config

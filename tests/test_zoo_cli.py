@@ -20,9 +20,26 @@ def test_zoo_show(capsys):
 def test_zoo_show_names_where_pretrained_weights_come_from(capsys):
     assert main(["zoo", "show", "minilm_l6"]) == 0
     shown = json.loads(capsys.readouterr().out)
-    assert shown["weights_loader"] == "kerasllm.zoo.pretrained:load_minilm_l6_weights"
+    assert shown["weights_loader"] == "minilm_l6_weights"  # a registered loader's name
 
 
 def test_zoo_show_unknown_is_a_clear_error(capsys):
     assert main(["zoo", "show", "gpt_bas"]) == 2
     assert "Did you mean 'gpt_base'" in capsys.readouterr().err
+
+
+def test_zoo_show_a_preset_file_but_not_one_shadowing_a_built_in(tmp_path, capsys, monkeypatch):
+    from kerasllm import zoo
+    from kerasllm.zoo import registry
+
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    config = {**zoo.get_preset("gpt_tiny").config, "num_layers": 1}
+    user = tmp_path / "mine.json"
+    user.write_text(json.dumps({"name": "test_cli_mine", "family": "decoder", "config": config}))
+    assert main(["zoo", "show", str(user)]) == 0
+    assert json.loads(capsys.readouterr().out)["config"]["num_layers"] == 1
+    shadow = tmp_path / "gpt_tiny.json"
+    shadow.write_text(json.dumps({"name": "gpt_tiny", "family": "decoder", "config": config}))
+    assert main(["zoo", "show", str(shadow)]) == 2
+    assert "the name of a built-in preset" in capsys.readouterr().err
+    assert zoo.get_preset("gpt_tiny").config["num_layers"] == 2

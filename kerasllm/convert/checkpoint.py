@@ -7,7 +7,6 @@ A checkpoint folder holds `config.json`, the weights (`model.safetensors`, a sha
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from kerasllm.convert.bert import (
 from kerasllm.convert.tensor_files import read_tensors, write_safetensors
 from kerasllm.models import Encoder
 from kerasllm.tokenizers import WordPieceTokenizer
+from kerasllm.utils.files import atomic_write_text, read_json, resolve_inside, write_json
 
 CONFIG_FILE = "config.json"
 VOCAB_FILE = "vocab.txt"
@@ -51,10 +51,10 @@ _DEFAULT_SPECIAL_TOKENS = {
 
 
 def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path} is not valid JSON: {error}") from None
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} must hold a JSON object.")
+    return data
 
 
 def _checkpoint_dir(directory: str | os.PathLike) -> Path:
@@ -85,12 +85,33 @@ def read_checkpoint_tensors(directory: str | os.PathLike) -> dict:
             continue
         if not name.endswith(".index.json"):
             return read_tensors(path)
-        shards = sorted(set(_read_json(path)["weight_map"].values()))
         tensors = {}
-        for shard in shards:
-            tensors.update(read_tensors(directory / shard))
+        for shard in _shard_files(directory, path):
+            tensors.update(read_tensors(shard))
         return tensors
     raise FileNotFoundError(f"{directory} has no weights file; looked for {list(WEIGHTS_FILES)}.")
+
+
+def _shard_files(directory: Path, index: Path) -> list[Path]:
+    """The shard files a sharded checkpoint's index names, each confined to the checkpoint folder.
+
+    The names come from the (untrusted) index's `weight_map`; one like `../../secret.bin`, an
+    absolute path or a symbolic link out of the folder is refused, naming it.
+    """
+    weight_map = _read_json(index).get("weight_map")
+    if not isinstance(weight_map, dict) or not all(
+        isinstance(shard, str) for shard in weight_map.values()
+    ):
+        raise ValueError(
+            f"{index}: 'weight_map' must be an object mapping tensor names to shard file names."
+        )
+    shards = []
+    for shard in sorted(set(weight_map.values())):
+        try:
+            shards.append(resolve_inside(directory, shard, "weight shard"))
+        except ValueError as error:
+            raise ValueError(f"{index}: {error}") from None
+    return shards
 
 
 def load_bert_checkpoint(directory: str | os.PathLike, **overrides) -> Encoder:
@@ -232,12 +253,12 @@ def save_bert_checkpoint(
 
 
 def _write_json(path: Path, data: dict) -> None:
-    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_json(path, data)
 
 
 def _save_tokenizer(tokenizer: WordPieceTokenizer, directory: Path, max_length: int) -> None:
-    (directory / VOCAB_FILE).write_text(
-        "".join(token + "\n" for token in tokenizer.get_vocabulary()), encoding="utf-8"
+    atomic_write_text(
+        directory / VOCAB_FILE, "".join(token + "\n" for token in tokenizer.get_vocabulary())
     )
     roles = tokenizer.special_tokens
     special = {key: roles[role] for key, role in _SPECIAL_TOKEN_KEYS.items() if role in roles}

@@ -7,6 +7,7 @@ state dict (`pytorch_model.bin`); both come back here as `{name: np.ndarray}`, w
 from __future__ import annotations
 
 import json
+import math
 import os
 import struct
 from pathlib import Path
@@ -15,6 +16,7 @@ import numpy as np
 from safetensors.numpy import load_file, save_file
 
 from kerasllm.convert.torch_pickle import bfloat16_bits_to_float32, load_torch_state_dict
+from kerasllm.utils.files import atomic_path
 
 SAFETENSORS_SUFFIX = ".safetensors"
 TORCH_SUFFIXES = (".bin", ".pt", ".pth")
@@ -61,14 +63,12 @@ def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
         (header_size,) = struct.unpack("<Q", file.read(8))
         data = memoryview(file.read())[header_size:]
     for name, info in header.items():
-        start, end = info["data_offsets"]
+        start, end = _checked_offsets(path, name, info, len(data))
         if info["dtype"] == "BF16":
             bits = np.frombuffer(data[start:end], dtype="<u2").reshape(info["shape"])
             tensors[name] = bfloat16_bits_to_float32(bits)
         else:
-            dtype = _SAFETENSORS_DTYPES.get(info["dtype"])
-            if dtype is None:
-                raise ValueError(f"{path}: tensor {name!r} has unsupported dtype {info['dtype']}.")
+            dtype = _SAFETENSORS_DTYPES[info["dtype"]]
             array = np.frombuffer(data[start:end], dtype=dtype).reshape(info["shape"])
             tensors[name] = array.copy()
     return tensors
@@ -78,6 +78,7 @@ _SAFETENSORS_DTYPES = {
     "F64": "<f8",
     "F32": "<f4",
     "F16": "<f2",
+    "BF16": "<u2",
     "I64": "<i8",
     "I32": "<i4",
     "I16": "<i2",
@@ -85,20 +86,65 @@ _SAFETENSORS_DTYPES = {
     "U8": "u1",
     "BOOL": "?",
 }
+# The safetensors format's own limit on the JSON header (the Rust reader refuses larger ones).
+MAX_SAFETENSORS_HEADER = 100_000_000
+
+
+def _checked_offsets(path: Path, name: str, info, data_size: int) -> tuple[int, int]:
+    """A tensor's `data_offsets`, checked against its dtype, shape and the data present."""
+    if not isinstance(info, dict) or info.get("dtype") not in _SAFETENSORS_DTYPES:
+        dtype = info.get("dtype") if isinstance(info, dict) else info
+        raise ValueError(f"{path}: tensor {name!r} has unsupported dtype {dtype!r:.50}.")
+    shape, offsets = info.get("shape"), info.get("data_offsets")
+    if not (
+        isinstance(shape, list)
+        and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape)
+        and isinstance(offsets, list)
+        and len(offsets) == 2
+        and all(isinstance(n, int) and not isinstance(n, bool) for n in offsets)
+    ):
+        raise ValueError(
+            f"{path}: tensor {name!r} has a malformed shape {shape!r:.100} or data_offsets "
+            f"{offsets!r:.100}."
+        )
+    start, end = offsets
+    expected = math.prod(shape) * np.dtype(_SAFETENSORS_DTYPES[info["dtype"]]).itemsize
+    if not 0 <= start <= end <= data_size or end - start != expected:
+        raise ValueError(
+            f"{path}: tensor {name!r} of shape {tuple(shape)} ({info['dtype']}, {expected} "
+            f"bytes) has data_offsets {offsets}, which do not fit the {data_size} bytes of data."
+        )
+    return start, end
 
 
 def _safetensors_header(path: Path) -> dict:
-    """The safetensors JSON header: `{name: {"dtype", "shape", "data_offsets"}}`."""
+    """The safetensors JSON header: `{name: {"dtype", "shape", "data_offsets"}}`.
+
+    The header size comes from the file, so it is checked against the file's length (and the
+    format's limit) before it is read: a crafted size must not make us allocate gigabytes.
+    """
+    file_size = path.stat().st_size
     with open(path, "rb") as file:
         prefix = file.read(8)
         if len(prefix) < 8:
             raise ValueError(f"{path} is not a safetensors file (too short).")
         (header_size,) = struct.unpack("<Q", prefix)
+        if header_size > min(file_size - 8, MAX_SAFETENSORS_HEADER):
+            raise ValueError(
+                f"{path} is not a safetensors file: its header claims {header_size} bytes, but "
+                f"the file has {file_size - 8} after the size field (and headers are limited "
+                f"to {MAX_SAFETENSORS_HEADER})."
+            )
         try:
             header = json.loads(file.read(header_size))
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
             raise ValueError(f"{path} is not a safetensors file: bad header ({error}).") from None
+    if not isinstance(header, dict):
+        raise ValueError(f"{path} is not a safetensors file: its header is not a JSON object.")
     header.pop("__metadata__", None)
+    for name, info in header.items():
+        if not isinstance(info, dict) or "dtype" not in info:
+            raise ValueError(f"{path}: tensor {name!r} has a malformed header entry.")
     return header
 
 
@@ -118,10 +164,11 @@ def write_safetensors(
         The path written.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(
-        {name: np.ascontiguousarray(value) for name, value in sorted(tensors.items())},
-        path,
-        metadata=metadata,
-    )
+    # Written beside the destination and renamed over it: a crash leaves no half-written file.
+    with atomic_path(path) as temporary:
+        save_file(
+            {name: np.ascontiguousarray(value) for name, value in sorted(tensors.items())},
+            temporary,
+            metadata=metadata,
+        )
     return path

@@ -11,15 +11,23 @@ Example:
 >>> from kerasllm import bundle, tokenizers, zoo
 >>> from kerasllm.export import export
 >>> tok = tokenizers.train_wordpiece(["good film", "bad film"] * 20, vocabulary_size=40)
->>> clf = zoo.get("bert_tiny", task="classifier", num_classes=2, vocabulary_size=40,
-...               num_layers=1, weights=None)
+>>> clf = zoo.get("bert_tiny", task="classifier", num_classes=2,
+...               vocabulary_size=tok.vocabulary_size, num_layers=1, weights=None)
 >>> path = export(bundle.Bundle(clf, {"text": tok}), tempfile.mkdtemp() + "/sentiment")
 >>> serve = tf.saved_model.load(str(path)).signatures["serving_default"]
 >>> serve(text=tf.constant(["good film", ""]))["probabilities"].shape
 TensorShape([2, 2])
 """
 
-from kerasllm.export.exporter import existing_versions, export, python_ops, write
+from kerasllm.export.exporter import (
+    TENSORFLOW_TEXT_OPS,
+    existing_versions,
+    export,
+    graph_ops,
+    non_core_ops,
+    python_ops,
+    write,
+)
 from kerasllm.export.sampling import RuntimeSampler
 from kerasllm.export.serving import (
     CausalLMServing,
@@ -35,11 +43,14 @@ __all__ = [
     "CausalLMServing",
     "EncoderServing",
     "RuntimeSampler",
+    "TENSORFLOW_TEXT_OPS",
     "Seq2SeqServing",
     "ServingModule",
     "TokenClassifierServing",
     "existing_versions",
     "export",
+    "graph_ops",
+    "non_core_ops",
     "predict_request",
     "python_ops",
     "serving_module",

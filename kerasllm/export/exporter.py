@@ -16,6 +16,18 @@ from kerasllm.export.warmup import write_warmup_requests
 #: Ops that call back into Python; TF Serving has no Python, so an export must not hold them.
 PYTHON_OPS = ("PyFunc", "PyFuncStateless", "EagerPyFunc")
 
+#: The ops beyond core TensorFlow that kerasllm's tokenizers put in an export, all from
+#: tensorflow-text: the model server must link them (docs/serving.md lists which do).
+TENSORFLOW_TEXT_OPS = (
+    "NormalizeUTF8",  # NFKC / NFD normalization (SentencePiece, WordPiece)
+    "SentencepieceOp",  # the SentencePiece model resource
+    "SentencepieceTokenizeOp",
+    "SentencepieceDetokenizeOp",
+    "RegexSplitWithOffsets",  # pre-tokenization of byte-level BPE and WordPiece
+    "FastWordpieceTokenizeWithOffsets",
+    "TFText>FastWordpieceDetokenize",  # tensorflow-text registers it under this name
+)
+
 
 def existing_versions(model_base: str | os.PathLike) -> list[int]:
     """Version numbers already under `model_base` (its all-digit subfolders), ascending."""
@@ -88,8 +100,8 @@ def export(
     >>> import tempfile
     >>> from kerasllm import bundle, tokenizers, zoo
     >>> tok = tokenizers.train_wordpiece(["good film", "bad film"] * 20, vocabulary_size=40)
-    >>> clf = zoo.get("bert_tiny", task="classifier", num_classes=2, vocabulary_size=40,
-    ...               num_layers=1, weights=None)
+    >>> clf = zoo.get("bert_tiny", task="classifier", num_classes=2,
+    ...               vocabulary_size=tok.vocabulary_size, num_layers=1, weights=None)
     >>> path = export(bundle.Bundle(clf, {"text": tok}), tempfile.mkdtemp() + "/sentiment")
     >>> path.name
     '1'
@@ -138,19 +150,43 @@ def write(module: ServingModule, out: str | os.PathLike, version: int | None = N
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def python_ops(export_dir: str | os.PathLike) -> list[str]:
-    """Names of Python-callback ops in a SavedModel's graph and functions (empty when clean)."""
+def graph_ops(export_dir: str | os.PathLike) -> list[str]:
+    """Every op type a SavedModel runs: in its graphs and in all their library functions.
+
+    A node whose type is a library function's name (a direct function call) is not an op
+    and is left out; the function's own nodes are listed instead.
+    """
     from tensorflow.core.protobuf import saved_model_pb2
 
     proto = saved_model_pb2.SavedModel()
     proto.ParseFromString((Path(export_dir) / "saved_model.pb").read_bytes())
     found = set()
     for meta_graph in proto.meta_graphs:
+        library = meta_graph.graph_def.library
+        functions = {function.signature.name for function in library.function}
         nodes = list(meta_graph.graph_def.node)
-        for function in meta_graph.graph_def.library.function:
+        for function in library.function:
             nodes.extend(function.node_def)
-        found.update(node.op for node in nodes if node.op in PYTHON_OPS)
+        found.update(node.op for node in nodes if node.op not in functions)
     return sorted(found)
+
+
+def python_ops(export_dir: str | os.PathLike) -> list[str]:
+    """Names of Python-callback ops in a SavedModel's graph and functions (empty when clean)."""
+    return [op for op in graph_ops(export_dir) if op in PYTHON_OPS]
+
+
+def non_core_ops(export_dir: str | os.PathLike) -> list[str]:
+    """The ops of a SavedModel that core TensorFlow does not register, sorted.
+
+    Core ops are those of `tf.raw_ops`, which is generated when TensorFlow is built and so
+    lists none of the ops that tensorflow-text (or any other library) registers when it is
+    imported. An export of kerasllm's tokenizers needs exactly `TENSORFLOW_TEXT_OPS` beyond
+    them (tested); TF Serving must link those (docs/serving.md). An `Xla*` op is not core:
+    a graph that is not XLA-compiled should hold none.
+    """
+    core = set(dir(tf.raw_ops))
+    return [op for op in graph_ops(export_dir) if op not in core]
 
 
 def _check_no_python_ops(export_dir: Path) -> None:

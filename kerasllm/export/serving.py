@@ -16,10 +16,15 @@ them all, and defines its signatures as `tf.function`s with fixed input signatur
 
 A SignatureDef has no optional inputs, so settings that a client may change are separate
 signatures with extra inputs; the plain signatures use the defaults fixed at export time.
+
+Every signature runs behind one wrapper (`_guarded`): inputs of the wrong rank fail with
+INVALID_ARGUMENT naming the input, and an empty batch gets empty outputs without running the
+model. Signatures are traced with `core_tf_cache_writes`, so the graph holds no XLA op.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 
 import numpy as np
@@ -30,6 +35,7 @@ from kerasllm.data.pipelines import boundary_ids
 from kerasllm.export.sampling import RuntimeSampler
 from kerasllm.export.text import check_token_ids, decode, encode, encode_words
 from kerasllm.generation import BeamSampler, GreedySampler, decode_causal, decode_seq2seq
+from kerasllm.layers.attention import core_tf_cache_writes
 from kerasllm.models import (
     CausalLM,
     Encoder,
@@ -38,6 +44,7 @@ from kerasllm.models import (
     SequenceClassifier,
     TokenClassifier,
 )
+from kerasllm.tokenizers.base import check_vocabulary_match
 
 _TEXT = tf.TensorSpec([None], tf.string)
 _IDS = tf.TensorSpec([None, None], tf.int32)
@@ -68,15 +75,35 @@ class ServingModule(tf.Module):
         self.metadata = self._no_dependency(dict(metadata or {}))
         self.signature_functions: dict = self._no_dependency({})
 
-    def _add(self, name: str, fn, *specs) -> None:
-        function = tf.function(fn, input_signature=list(specs), autograph=False)
+    def _add(self, name: str, fn, *specs: tf.TensorSpec) -> None:
+        """Registers `fn` as signature `name`, behind the checks every signature shares.
+
+        `fn` sees only well-formed, non-empty batches: `_guarded` rejects inputs whose rank
+        differs from `specs` and answers an empty batch with empty outputs without calling it.
+        """
+        body = tf.function(fn, input_signature=list(specs), autograph=False)
+        names = list(inspect.signature(fn).parameters)
+
+        @functools.wraps(fn)  # the SignatureDef's input names are `fn`'s parameter names
+        def signature(*args):
+            return _guarded(body, dict(zip(names, args)), dict(zip(names, specs)))
+
+        function = tf.function(signature, input_signature=list(specs), autograph=False)
         self.signature_functions[name] = function
         # Kept off the module's attributes: TF Serving calls SignatureDefs only, and saving
         # each function again as a restorable method took the save from 5.6 s to 20 s.
 
     def signatures(self) -> dict:
-        """`{name: concrete function}` for `tf.saved_model.save(..., signatures=...)`."""
-        return {name: fn.get_concrete_function() for name, fn in self.signature_functions.items()}
+        """`{name: concrete function}` for `tf.saved_model.save(..., signatures=...)`.
+
+        Traced with `core_tf_cache_writes`, so the decoding loops write their KV caches with
+        a core TensorFlow op rather than `XlaDynamicUpdateSlice`: the served graph is not
+        XLA-compiled and holds no `Xla*` op.
+        """
+        with core_tf_cache_writes():
+            return {
+                name: fn.get_concrete_function() for name, fn in self.signature_functions.items()
+            }
 
     def warmup_requests(self) -> list[tuple[str, dict[str, np.ndarray]]]:
         """`(signature name, inputs)` pairs for the warm-up file; every signature once."""
@@ -103,6 +130,74 @@ class ServingModule(tf.Module):
 
 def _arg_names(fn) -> list[str]:
     return list(inspect.signature(fn.python_function).parameters)
+
+
+def _runtime_rank(x: tf.Tensor) -> tf.Tensor:
+    """The rank `x` has when the graph runs, as an int32 scalar.
+
+    Neither TF Serving nor a loaded SavedModel's signature checks a request's shapes against
+    the SignatureDef, yet Grappler folds `Rank`, `Size` and `EnsureShape` of a signature input
+    to what its spec declares (measured: `tf.rank` of a (1, 2) string input read 1 after
+    loading). `ParseTensor`'s output has no static shape, so the rank of this round trip is
+    computed from the tensor actually fed.
+    """
+    return tf.rank(tf.io.parse_tensor(tf.io.serialize_tensor(x), out_type=x.dtype))
+
+
+def _rank_rule(name: str, rank: int) -> str:
+    if rank == 0:
+        return f"`{name}` must be a scalar (shape [])"
+    if rank == 1:
+        return f"`{name}` must be a 1-D batch (shape [batch])"
+    return f"`{name}` must be {rank}-D (shape [batch, length])"
+
+
+def _guarded(body, inputs: dict, specs: dict) -> dict:
+    """Runs a signature's `body` on `inputs` after the checks every signature shares.
+
+    - Each input must have its spec's rank, else the request fails with INVALID_ARGUMENT
+      saying what is allowed: a 2-D string batch would otherwise be flattened by the
+      tokenizer (1 row in, 2 rows out) and a vector `max_length` would reach the decoding
+      loop.
+    - Batched inputs (rank >= 1) must agree on the batch size.
+    - An empty batch returns empty outputs of the right dtypes without running the model:
+      tokenizing, framing and decoding zero rows reduce over empty tensors (`reduce_max` of
+      no lengths is the dtype's minimum) and fail on `Range` / `SequenceMask`.
+    """
+    checks = [
+        tf.debugging.assert_equal(
+            _runtime_rank(value),
+            specs[name].shape.rank,
+            message=_rank_rule(name, specs[name].shape.rank),
+        )
+        for name, value in inputs.items()
+    ]
+    batched = [name for name, spec in specs.items() if spec.shape.rank]
+    with tf.control_dependencies(checks):
+        batch = tf.shape(inputs[batched[0]])[0]
+    checks.extend(
+        tf.debugging.assert_equal(
+            tf.shape(inputs[name])[0],
+            batch,
+            message=f"`{name}` and `{batched[0]}` must have the same batch size",
+        )
+        for name in batched[1:]
+    )
+    with tf.control_dependencies(checks):
+        inputs = {name: tf.identity(value) for name, value in inputs.items()}
+        batch = tf.identity(batch)
+    # The body's trace gives the output structure (dtypes, static inner dimensions).
+    outputs = body.get_concrete_function().structured_outputs
+
+    def empty():
+        return {key: _empty(value) for key, value in outputs.items()}
+
+    return tf.cond(batch > 0, lambda: body(**inputs), empty)
+
+
+def _empty(like: tf.Tensor) -> tf.Tensor:
+    """A tensor of `like`'s dtype with batch size 0 (unknown inner dimensions as 0)."""
+    return tf.zeros([0, *(dim or 0 for dim in like.shape[1:])], like.dtype)
 
 
 # ---------------------------------------------------------------------------------- seq2seq
@@ -195,11 +290,16 @@ class Seq2SeqServing(ServingModule):
         )
         token_ids = token_ids[:, : self.source_length]
         padding_mask = padding_mask[:, : self.source_length]
+        is_empty = tf.reduce_sum(padding_mask, axis=1) == 0
         # A row without tokens gets one masked-in pad token (attention needs a key).
         padding_mask = _at_least_one(padding_mask)
         out = self._generate(token_ids, padding_mask, self.max_length, GreedySampler())
-        # Drop the start token: the output is what was generated, end token included.
-        return {"token_ids": out["token_ids"][:, 1:], "lengths": out["lengths"] - 1}
+        # Drop the start token: the output is what was generated, end token included. A
+        # source without tokens translates to nothing, as an empty text translates to "".
+        return {
+            "token_ids": tf.where(is_empty[:, None], 0, out["token_ids"][:, 1:]),
+            "lengths": tf.where(is_empty, 0, out["lengths"] - 1),
+        }
 
 
 def _at_least_one(padding_mask):
@@ -272,16 +372,19 @@ class CausalLMServing(ServingModule):
             token_ids, padding_mask, self.model.backbone.vocabulary_size
         )
         lengths = tf.reduce_sum(padding_mask, axis=1)
-        checks = [
-            tf.debugging.assert_positive(lengths, message="every prompt needs >= 1 token"),
-            tf.debugging.assert_less_equal(
-                lengths,
-                self.prompt_length,
-                message=f"prompts may hold at most {self.prompt_length} tokens",
-            ),
-        ]
-        with tf.control_dependencies(checks):
+        too_long = tf.debugging.assert_less_equal(
+            lengths,
+            self.prompt_length,
+            message=f"prompts may hold at most {self.prompt_length} tokens",
+        )
+        with tf.control_dependencies([too_long]):
             token_ids = tf.identity(token_ids[:, : self.prompt_length])
+        # An empty prompt is continued from the filler token, as an empty text prompt is (so
+        # both paths generate the same tokens); the spare column holds it when T is 0.
+        token_ids = tf.pad(token_ids, [[0, 0], [0, 1]])
+        first = tf.range(tf.shape(token_ids)[1])[None, :] == 0
+        token_ids = tf.where(first & (lengths == 0)[:, None], self.filler_id, token_ids)
+        lengths = tf.maximum(lengths, 1)
         out = self._generate(token_ids, lengths, max_new_tokens, GreedySampler())
         # New tokens only, left-aligned, padded with 0.
         new = _drop_prefix(out["token_ids"], lengths, out["lengths"])
@@ -412,10 +515,14 @@ class TokenClassifierServing(ServingModule):
         return {"words": encoded["words"], **self._labels(logits, encoded["classified"])}
 
     def _serve_ids(self, token_ids, padding_mask):
-        token_ids, padding_mask = _checked_ids(
-            token_ids, padding_mask, self.model.backbone.vocabulary_size, self.sequence_length
+        token_ids, padding_mask = check_token_ids(
+            token_ids, padding_mask, self.model.backbone.vocabulary_size
         )
-        logits = self.model({"token_ids": token_ids, "padding_mask": padding_mask})
+        # Only the client's tokens are labelled: a row without tokens gets no label, as an
+        # empty text gets no word (`_at_least_one` adds a key for attention only).
+        padding_mask = padding_mask[:, : self.sequence_length]
+        inputs = {"token_ids": token_ids[:, : self.sequence_length]}
+        logits = self.model({**inputs, "padding_mask": _at_least_one(padding_mask)})
         return self._labels(logits, padding_mask == 1)
 
 
@@ -474,6 +581,7 @@ def serving_module(
         ValueError: an unsupported model or missing tokenizer role.
     """
     metadata = dict(metadata or {})
+    check_vocabulary_match(model, tokenizers, "export")
 
     def role(name, fallback=None):
         tokenizer = tokenizers.get(name, tokenizers.get(fallback) if fallback else None)

@@ -179,6 +179,30 @@ def _check_ids(rows: list[np.ndarray], vocabulary_size: int, what: str) -> None:
             )
 
 
+def _is_int(value) -> bool:
+    """A Python or numpy integer; not a bool (True would silently mean token 1)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _token_id(value, name: str, vocabulary_size: int, origin: str = "") -> int:
+    """Checks a token id argument before any op indexes an embedding or a vocabulary with it.
+
+    Out-of-range ids do not fail in the XLA-compiled loop (XLA clamps gather indices), so a
+    bad start id would silently generate from another token.
+    """
+    if not _is_int(value):
+        raise ValueError(
+            f"`{name}`{origin} must be an integer token id in [0, {vocabulary_size}); "
+            f"got {value!r}."
+        )
+    if not 0 <= int(value) < vocabulary_size:
+        raise ValueError(
+            f"`{name}`{origin} must be a token id in [0, {vocabulary_size}) (the model's "
+            f"vocabulary_size); got {int(value)}."
+        )
+    return int(value)
+
+
 def _stop_ids(stop_token_ids, tokenizer, vocabulary_size) -> tuple[int, ...]:
     if isinstance(stop_token_ids, str):
         if stop_token_ids != "auto":
@@ -187,11 +211,22 @@ def _stop_ids(stop_token_ids, tokenizer, vocabulary_size) -> tuple[int, ...]:
                 f"{stop_token_ids!r}."
             )
         end_id = getattr(tokenizer, "end_id", None) if tokenizer is not None else None
-        return () if end_id is None else (int(end_id),)
+        if end_id is None:
+            return ()
+        return (_token_id(end_id, "stop_token_ids", vocabulary_size, " (the tokenizer's end id)"),)
     if stop_token_ids is None:
         return ()
-    if isinstance(stop_token_ids, (int, np.integer)):
+    if _is_int(stop_token_ids):
         stop_token_ids = (stop_token_ids,)
+    if isinstance(stop_token_ids, tf.Tensor):
+        stop_token_ids = stop_token_ids.numpy()
+    if isinstance(stop_token_ids, np.ndarray):
+        stop_token_ids = stop_token_ids.reshape([-1]).tolist()
+    if not isinstance(stop_token_ids, Sequence) or not all(_is_int(i) for i in stop_token_ids):
+        raise ValueError(
+            "`stop_token_ids` must be 'auto', None, an int or a sequence of ints; got "
+            f"{stop_token_ids!r}."
+        )
     ids = tuple(int(i) for i in stop_token_ids)
     bad = [i for i in ids if not 0 <= i < vocabulary_size]
     if bad:
@@ -357,8 +392,15 @@ def generate(
             end id when the model has a tokenizer, else none. None: never stop early.
         seed: seed of random samplers; the same seed gives the same output. None draws one.
         strip_prompt: (`CausalLM` only) return only the generated continuation.
-        start_id: (`Seq2SeqLM` only) the decoder's first token; defaults to the tokenizer's
-            start id.
+        start_id: (`Seq2SeqLM` only) the decoder's first token, in [0, vocabulary_size);
+            defaults to the tokenizer's start id.
+
+    Raises:
+        ValueError: naming the argument and what it allows, for any argument out of its
+            range or of the wrong type: token ids (prompts, sources, `start_id`,
+            `stop_token_ids`, the tokenizer's pad, start and end ids) outside
+            [0, vocabulary_size), `max_new_tokens` < 1, a non-int `seed`, a non-bool
+            `strip_prompt`, an unknown sampler. Checked before anything is compiled or run.
 
     Returns:
         For string inputs, strings (a list, or one string for one prompt), without stop,
@@ -382,19 +424,25 @@ def generate(
 
     if not isinstance(model, (CausalLM, Seq2SeqLM)):
         raise ValueError(f"`generate` needs a CausalLM or a Seq2SeqLM; got {type(model).__name__}.")
-    if not isinstance(max_new_tokens, (int, np.integer)) or max_new_tokens < 1:
+    if not _is_int(max_new_tokens) or max_new_tokens < 1:
         raise ValueError(f"`max_new_tokens` must be a positive integer; got {max_new_tokens!r}.")
     max_new_tokens = int(max_new_tokens)
     sampler = get_sampler(sampler)
     if seed is None:
         seed = secrets.randbelow(2**31 - 1)
-    elif not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+    elif not _is_int(seed):
         raise ValueError(f"`seed` must be an int or None; got {seed!r}.")
     seed = int(seed) % (2**31 - 1)
+    if not isinstance(strip_prompt, (bool, np.bool_)):
+        raise ValueError(f"`strip_prompt` must be True or False; got {strip_prompt!r}.")
     tokenizer = getattr(model, "tokenizer", None)
     backbone = model.backbone
     vocabulary_size = backbone.vocabulary_size
-    pad_id = int(getattr(tokenizer, "pad_id", None) or 0)
+    # Pads fill unused rows and positions of the compiled loop's inputs; ids outside the
+    # vocabulary there would reach the embedding lookup.
+    pad_id = _token_id(
+        getattr(tokenizer, "pad_id", None) or 0, "pad_id", vocabulary_size, " (the tokenizer's)"
+    )
     stop_ids = _stop_ids(stop_token_ids, tokenizer, vocabulary_size)
     # A fixed-size (bucketed) vector, -1 in unused slots: new stop ids do not retrace.
     stops = np.full([_bucket(len(stop_ids), MIN_STOP_SLOTS)], -1, np.int32)
@@ -409,6 +457,10 @@ def generate(
     batch = _bucket(count, 1)
 
     if isinstance(model, CausalLM):
+        if start_id is not None:
+            raise ValueError(
+                "`start_id` applies to Seq2SeqLM only; a CausalLM continues its prompts."
+            )
         _check_ids(prompts.rows, vocabulary_size, "Prompt")
         longest = max(r.size for r in prompts.rows)
         if limit is not None and longest + max_new_tokens > limit:
@@ -430,14 +482,16 @@ def generate(
     else:
         if strip_prompt:
             raise ValueError("`strip_prompt` applies to CausalLM only; Seq2SeqLM returns targets.")
+        origin = ""
         if start_id is None:
             start_id = getattr(tokenizer, "start_id", None) if tokenizer is not None else None
+            origin = " (the tokenizer's start id)"
             if start_id is None:
                 raise ValueError(
                     "Seq2SeqLM generation starts from a start token: pass `start_id`, or set "
                     "`model.tokenizer` to a tokenizer that has one."
                 )
-        start_id = int(start_id)
+        start_id = _token_id(start_id, "start_id", vocabulary_size, origin)
         _check_ids(prompts.rows, vocabulary_size, "Source")
         longest = max(r.size for r in prompts.rows)
         if limit is not None and (longest > limit or 1 + max_new_tokens > limit):

@@ -23,11 +23,22 @@ Example:
 
 from __future__ import annotations
 
+import math
+import numbers
 from typing import Any
 
 import tensorflow as tf
 
 from kerasllm.models.backbone import closest
+
+
+def _is_real(value) -> bool:
+    """A finite real number (numpy scalars included), not a bool (True would silently mean 1)."""
+    return (
+        isinstance(value, numbers.Real)
+        and not isinstance(value, bool)
+        and math.isfinite(float(value))
+    )
 
 
 class Sampler:
@@ -44,7 +55,7 @@ class Sampler:
     is_beam = False
 
     def __init__(self, temperature: float = 1.0):
-        if not isinstance(temperature, (int, float)) or temperature <= 0:
+        if not _is_real(temperature) or temperature <= 0:
             raise ValueError(f"`temperature` must be a positive number; got {temperature!r}.")
         self.temperature = float(temperature)
 
@@ -161,7 +172,7 @@ class TopPSampler(Sampler):
 
     def __init__(self, p: float = 0.9, k: int | None = None, temperature: float = 1.0):
         super().__init__(temperature)
-        if not isinstance(p, (int, float)) or not 0.0 < p <= 1.0:
+        if not _is_real(p) or not 0.0 < p <= 1.0:
             raise ValueError(f"`p` must be in (0, 1]; got {p!r}.")
         if k is not None and (not isinstance(k, int) or isinstance(k, bool) or k < 1):
             raise ValueError(f"`k` must be None or a positive integer; got {k!r}.")
@@ -213,8 +224,10 @@ class BeamSampler(Sampler):
         super().__init__(temperature=1.0)
         if not isinstance(num_beams, int) or isinstance(num_beams, bool) or num_beams < 1:
             raise ValueError(f"`num_beams` must be a positive integer; got {num_beams!r}.")
-        if not isinstance(length_penalty, (int, float)) or isinstance(length_penalty, bool):
-            raise ValueError(f"`length_penalty` must be a number; got {length_penalty!r}.")
+        if not _is_real(length_penalty):
+            raise ValueError(f"`length_penalty` must be a finite number; got {length_penalty!r}.")
+        if not isinstance(return_all_beams, bool):
+            raise ValueError(f"`return_all_beams` must be True or False; got {return_all_beams!r}.")
         self.num_beams = num_beams
         self.length_penalty = float(length_penalty)
         self.return_all_beams = bool(return_all_beams)

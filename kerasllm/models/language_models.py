@@ -16,13 +16,20 @@ class _Generative:
     attribute that `generate` uses for string inputs.
 
     It is a runtime attribute, not part of the model: never in `get_config`, checkpoints or
-    SavedModels (the export bundles its tokenizer explicitly).
+    SavedModels (the export bundles its tokenizer explicitly). Setting it to a tokenizer whose
+    vocabulary size differs from the model's raises a `ValueError` giving both sizes: such a
+    model would generate ids the tokenizer cannot turn back into text.
     """
 
     tokenizer = None
 
     def __setattr__(self, name, value):
         if name == "tokenizer":
+            if value is not None:
+                # Imported here: the models do not load the tokenizer ops (keras_hub, tf_text).
+                from kerasllm.tokenizers.base import check_vocabulary_match
+
+                check_vocabulary_match(self, value, f"{type(self).__name__}.tokenizer")
             value = self._no_dependency(value)  # keep TF object tracking off it
         super().__setattr__(name, value)
 

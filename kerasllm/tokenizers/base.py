@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
+
+from kerasllm.tokenizers.typography import unify_typography
+from kerasllm.utils.files import read_json, resolve_inside, write_json
 
 #: The special-token roles every tokenizer may expose, in their canonical order.
 SPECIAL_ROLES = ("pad", "unk", "start", "end", "mask", "cls", "sep")
@@ -61,6 +63,157 @@ def unique_tokens(special_tokens: dict[str, str]) -> list[str]:
     return out
 
 
+def check_token_ids(
+    ids: tf.Tensor | tf.RaggedTensor, vocabulary_size: int, name: str = "ids"
+) -> tf.Tensor | tf.RaggedTensor:
+    """Refuses token ids outside `[0, vocabulary_size)`; returns `ids` unchanged.
+
+    The one range check every tokenizer's `detokenize` runs before its lookup op: those ops
+    read their tables without bounds checks (tensorflow-text's FastWordpiece detokenizer
+    reads out of bounds and can kill the process), raise an opaque `OutOfRangeError`
+    (SentencePiece) or drop the id silently (byte BPE's hash table). It works in both modes:
+
+    - eagerly it raises a `ValueError` naming `name` and listing the offending ids;
+    - in a graph (`tf.function`, `tf.data`, an exported SavedModel) it attaches a
+      `tf.debugging.Assert`, so the call fails with an `InvalidArgumentError` carrying the
+      same message instead of reaching the op.
+
+    Args:
+        ids: an integer `tf.Tensor` or `tf.RaggedTensor`.
+        vocabulary_size: the number of ids of the vocabulary.
+        name: the argument name for the message.
+
+    Returns:
+        `ids` (in a graph: with the assertion as a control dependency of its values).
+
+    Raises:
+        TypeError: `ids` is not of an integer dtype.
+        ValueError: eagerly, when an id is out of range.
+
+    Example:
+
+    >>> import tensorflow as tf
+    >>> check_token_ids(tf.constant([0, 5]), 6).numpy().tolist()
+    [0, 5]
+    >>> check_token_ids(tf.constant([3, -1, 6]), 6)
+    Traceback (most recent call last):
+    ...
+    ValueError: `ids` holds token ids outside the vocabulary [0, 6): [-1, 6].
+    """
+    ragged = isinstance(ids, tf.RaggedTensor)
+    values = ids.flat_values if ragged else ids
+    if not values.dtype.is_integer:
+        raise TypeError(f"`{name}` must hold integer token ids; got dtype {values.dtype.name}.")
+    # No quote characters: a graph assertion prints its message with quotes escaped.
+    message = f"`{name}` holds token ids outside the vocabulary [0, {vocabulary_size}):"
+    if tf.executing_eagerly() and hasattr(values, "numpy"):
+        array = np.asarray(values.numpy()).astype(np.int64, copy=False).reshape(-1)
+        bad = array[(array < 0) | (array >= vocabulary_size)]
+        if bad.size:
+            shown = bad[:8].tolist()
+            more = f" (and {bad.size - 8} more)" if bad.size > 8 else ""
+            raise ValueError(f"{message} {shown}{more}.")
+        return ids
+    # Compare in int64 so that no id wraps around (an int64 2**32 is not id 0).
+    wide = tf.cast(values, tf.int64)
+    outside = (wide < 0) | (wide >= vocabulary_size)
+    assertion = tf.debugging.Assert(
+        tf.logical_not(tf.reduce_any(outside)),
+        [message, tf.boolean_mask(wide, outside)],
+        summarize=8,
+        name="check_token_ids",
+    )
+    with tf.control_dependencies([assertion]):
+        values = tf.identity(values)
+    return ids.with_flat_values(values) if ragged else values
+
+
+def read_lines(path: str | os.PathLike, what: str) -> list[str]:
+    """The lines of a UTF-8 text file without their line ends; a file that is not UTF-8
+    raises a `ValueError` naming it (a vocabulary or merges file of a tokenizer)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return [line.rstrip("\n") for line in f]
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{what} {os.fspath(path)} is not UTF-8 text: {error}") from None
+
+
+def tokenizer_vocabulary_size(tokenizer: Any) -> int:
+    """The number of ids a tokenizer produces and accepts.
+
+    Reads `vocabulary_size` (an int property, as on kerasllm tokenizers, or a method, as on
+    keras_hub tokenizers), else the length of `get_vocabulary()` or of `vocabulary`.
+
+    Raises:
+        TypeError: the tokenizer exposes none of these.
+    """
+    size = getattr(tokenizer, "vocabulary_size", None)
+    if callable(size):
+        size = size()
+    if size is None and callable(getattr(tokenizer, "get_vocabulary", None)):
+        size = len(tokenizer.get_vocabulary())
+    if size is None and hasattr(getattr(tokenizer, "vocabulary", None), "__len__"):
+        size = len(tokenizer.vocabulary)
+    if size is None or isinstance(size, bool):
+        raise TypeError(
+            f"Cannot tell the vocabulary size of the tokenizer {type(tokenizer).__name__}: it "
+            "needs a `vocabulary_size` (or `get_vocabulary()`) to be paired with a model."
+        )
+    return int(size)
+
+
+def model_vocabulary_size(model: Any) -> int | None:
+    """The vocabulary size of a kerasllm model or backbone (None when it has none).
+
+    Task models carry it on their `backbone`; backbones (`Encoder`, `Decoder`,
+    `EncoderDecoder`) on themselves. An int is returned as is.
+    """
+    if isinstance(model, int) and not isinstance(model, bool):
+        return model
+    for owner in (model, getattr(model, "backbone", None)):
+        size = getattr(owner, "vocabulary_size", None)
+        if isinstance(size, int) and not isinstance(size, bool):
+            return size
+    return None
+
+
+def check_vocabulary_match(model: Any, tokenizers: Any, what: str = "model and tokenizer") -> None:
+    """Refuses to pair a model with a tokenizer of another vocabulary size.
+
+    A model whose vocabulary is larger than its tokenizer's generates ids the tokenizer cannot
+    detokenize (in exported graphs the lookup op used to read out of bounds); a smaller one
+    cannot embed every id the tokenizer produces. kerasllm trains and converts models with
+    exactly their tokenizer's vocabulary size (the shipped presets and bundles all agree), so
+    equality is required; pad a tokenizer or resize the model's embedding rather than relying
+    on unused rows.
+
+    Args:
+        model: a kerasllm task model or backbone, or a vocabulary size. A model without a
+            known vocabulary size is not checked.
+        tokenizers: one tokenizer, or a `{role: tokenizer}` dict (each is checked).
+        what: where the pair is put together, for the message (e.g. "Bundle.save").
+
+    Raises:
+        ValueError: a tokenizer's vocabulary size differs from the model's; the message
+            gives both sizes.
+        TypeError: a tokenizer exposes no vocabulary size.
+    """
+    expected = model_vocabulary_size(model)
+    if expected is None or tokenizers is None:
+        return
+    items = tokenizers.items() if isinstance(tokenizers, dict) else [("tokenizer", tokenizers)]
+    for role, tokenizer in items:
+        size = tokenizer_vocabulary_size(tokenizer)
+        if size != expected:
+            label = "tokenizer" if role == "tokenizer" else f"{role!r} tokenizer"
+            raise ValueError(
+                f"{what}: the model's vocabulary has {expected:,} ids but the {label} "
+                f"({type(tokenizer).__name__}) has {size:,}. A model must be paired with the "
+                "tokenizer it was trained with: pass that tokenizer, or build the model with "
+                f"vocabulary_size={size}."
+            )
+
+
 class Tokenizer(tf.Module):
     """Base class of kerasllm tokenizers: a `tf.Module` made of pure TensorFlow ops.
 
@@ -98,13 +251,18 @@ class Tokenizer(tf.Module):
         self._special_tokens = self._no_dependency(
             tuple(validate_special_tokens(special_tokens).items())
         )
+        # Off unless asked for: tokenizers saved before the option existed, and vocabularies
+        # imported from other libraries, must keep producing the ids they always did.
+        self._unify_typography = False
         self._tokenize_fn = tf.function(
             self._tokenize_impl,
             input_signature=[tf.TensorSpec([None], tf.string)],
             autograph=False,
         )
+        # The range check is traced into the function too, so a SavedModel that keeps this
+        # function (and calls it without `detokenize`) cannot reach the lookup op either.
         self._detokenize_fn = tf.function(
-            self._detokenize_impl,
+            self._checked_detokenize,
             input_signature=[tf.RaggedTensorSpec([None, None], tf.int32, ragged_rank=1)],
             autograph=False,
         )
@@ -138,6 +296,9 @@ class Tokenizer(tf.Module):
 
     def _normalize_impl(self, strings: tf.Tensor) -> tf.Tensor:
         raise NotImplementedError
+
+    def _checked_detokenize(self, ids: tf.RaggedTensor) -> tf.Tensor:
+        return self._detokenize_impl(check_token_ids(ids, self.vocabulary_size))
 
     def get_vocabulary(self) -> list[str]:
         """Returns the vocabulary as a list of token strings, indexed by id."""
@@ -187,7 +348,7 @@ class Tokenizer(tf.Module):
             For a batch: a `tf.RaggedTensor` of shape `(batch, None)` (or a dense
             `(batch, sequence_length)` tensor); for a scalar: a 1-D tensor of ids.
         """
-        strings = self._as_strings(inputs)
+        strings = self._typography(self._as_strings(inputs))
         scalar = strings.shape.rank == 0
         ids = self._tokenize_fn(tf.reshape(strings, [-1]))
         if sequence_length is not None:
@@ -212,17 +373,27 @@ class Tokenizer(tf.Module):
 
         Returns:
             A `tf.string` tensor: a scalar for a single sequence, else shape `(batch,)`.
+
+        Raises:
+            ValueError: an id is outside `[0, vocabulary_size)` (eagerly; in a graph the
+                call fails with an `InvalidArgumentError` carrying the same message).
+            TypeError: `ids` are not integers.
         """
         if not isinstance(ids, tf.RaggedTensor):
             if isinstance(ids, (list, tuple)) and ids and isinstance(ids[0], (list, tuple)):
-                ids = tf.ragged.constant(ids, dtype=tf.int32)
+                # int64, checked below: an int32 constant would wrap large ids into range.
+                ids = tf.ragged.constant(ids, dtype=tf.int64)
             else:
                 ids = tf.convert_to_tensor(ids)
+                if ids.shape.num_elements() == 0 and not ids.dtype.is_integer:
+                    ids = tf.cast(ids, tf.int32)  # `[]` converts to float32
         scalar = ids.shape.rank == 1
         if scalar:
             ids = ids[tf.newaxis]
         if ids.shape.rank != 2:
             raise ValueError(f"`detokenize` expects ids of rank 1 or 2. Received {ids.shape}.")
+        # Checked before the int32 cast, which would wrap a large int64 id into range.
+        ids = check_token_ids(ids, self.vocabulary_size)
         ids = tf.cast(ids, tf.int32)
         if not isinstance(ids, tf.RaggedTensor):
             ids = tf.RaggedTensor.from_tensor(ids)
@@ -236,13 +407,31 @@ class Tokenizer(tf.Module):
         text = self._detokenize_fn(ids)
         return text[0] if scalar else text
 
+    @property
+    def unify_typography(self) -> bool:
+        """Whether `tokenize` (and `normalize`) first map typographic punctuation to ASCII:
+        curly quotes and apostrophes, no-break and other Unicode spaces, dashes, the ellipsis,
+        fullwidth forms (`kerasllm.tokenizers.typography.unify_typography`, TensorFlow ops, so
+        `tf.data`, eager code and exported graphs agree). Saved in `tokenizer.json`; `False`
+        for files that predate it. `detokenize` is never affected."""
+        return self._unify_typography
+
+    @unify_typography.setter
+    def unify_typography(self, value: bool) -> None:
+        if not isinstance(value, bool):
+            raise TypeError(f"`unify_typography` must be True or False; got {value!r}.")
+        self._unify_typography = value
+
+    def _typography(self, strings: tf.Tensor) -> tf.Tensor:
+        return unify_typography(strings) if self._unify_typography else strings
+
     def normalize(self, inputs) -> tf.Tensor:
         """Applies the text normalization that a tokenize/detokenize round trip applies.
 
         `detokenize(tokenize(x)) == normalize(x)` for text whose characters are all in the
         vocabulary (for SentencePiece with byte fallback and byte-level BPE: any text).
         """
-        strings = self._as_strings(inputs)
+        strings = self._typography(self._as_strings(inputs))
         out = self._normalize_fn(tf.reshape(strings, [-1]))
         return out[0] if strings.shape.rank == 0 else out
 
@@ -305,10 +494,14 @@ class Tokenizer(tf.Module):
             "special_tokens": dict(self._special_tokens),
             "special_token_ids": self.special_token_ids,
             "options": self._options(),
+            "unify_typography": self._unify_typography,
         }
 
     def save(self, directory: str | os.PathLike) -> str:
         """Writes the tokenizer as plain files plus `tokenizer.json` into `directory`.
+
+        Every file is written atomically (beside its destination, then renamed over it), and
+        `tokenizer.json` last: a crash while saving leaves each file whole, old or new.
 
         Returns:
             The directory path, for `kerasllm.tokenizers.load`.
@@ -318,10 +511,20 @@ class Tokenizer(tf.Module):
         files = self._save_files(directory)
         config = self.get_config()
         config["files"] = files
-        with open(os.path.join(directory, CONFIG_FILENAME), "w", encoding="utf-8") as f:
-            json.dump(config, f, indent=2, ensure_ascii=False)
-            f.write("\n")
+        write_json(os.path.join(directory, CONFIG_FILENAME), config)
         return directory
+
+    @staticmethod
+    def _config_file(directory: str, config: dict[str, Any], key: str) -> str:
+        """The path of the file `tokenizer.json` names under `files[key]`, confined to
+        `directory` (no `..`, absolute paths or symbolic links leading out of it)."""
+        files = config.get("files")
+        if not isinstance(files, dict) or key not in files:
+            raise ValueError(
+                f"{os.path.join(directory, CONFIG_FILENAME)}: `files` must name the "
+                f"tokenizer's {key!r} file; got {files!r}."
+            )
+        return os.fspath(resolve_inside(directory, files[key], f"tokenizer {key} file"))
 
     def __repr__(self) -> str:
         return (
@@ -352,12 +555,28 @@ def load(directory: str | os.PathLike) -> Tokenizer:
     path = os.path.join(directory, CONFIG_FILENAME)
     if not os.path.exists(path):
         raise FileNotFoundError(f"No {CONFIG_FILENAME} in {directory!r}: not a saved tokenizer.")
-    with open(path, encoding="utf-8") as f:
-        config = json.load(f)
+    # A tokenizer.json that is a symbolic link out of the folder is refused like any file.
+    config = read_json(
+        resolve_inside(directory, CONFIG_FILENAME, "tokenizer config"), "Tokenizer config"
+    )
+    if not isinstance(config, dict):
+        raise ValueError(f"{path} must hold a JSON object; got {type(config).__name__}.")
     kind = config.get("kind")
     if kind not in _REGISTRY:
         raise ValueError(f"Unknown tokenizer kind {kind!r} in {path}. Known: {sorted(_REGISTRY)}.")
-    return _REGISTRY[kind]._from_files(directory, config)
+    tokenizer = _REGISTRY[kind]._from_files(directory, config)
+    # Absent from files written before the option existed: those tokenized text unchanged.
+    unify = config.get("unify_typography", False)
+    if not isinstance(unify, bool):
+        raise ValueError(f"{path}: `unify_typography` must be true or false; got {unify!r}.")
+    tokenizer.unify_typography = unify
+    recorded = config.get("vocabulary_size")
+    if recorded is not None and recorded != tokenizer.vocabulary_size:
+        raise ValueError(
+            f"{path} records vocabulary_size={recorded!r}, but its files hold "
+            f"{tokenizer.vocabulary_size} tokens (a file was replaced or truncated)."
+        )
+    return tokenizer
 
 
 def as_text_list(texts: Iterable[str] | tf.data.Dataset) -> Sequence[str]:

@@ -11,7 +11,8 @@ import numpy as np
 import tensorflow as tf
 from keras_hub.src.tokenizers.byte_pair_tokenizer import bytes_to_unicode
 
-from kerasllm.tokenizers.base import Tokenizer, register_kind, unique_tokens
+from kerasllm.tokenizers.base import Tokenizer, read_lines, register_kind, unique_tokens
+from kerasllm.utils.files import atomic_write_text, read_json
 
 VOCAB_FILENAME = "vocab.json"
 MERGES_FILENAME = "merges.txt"
@@ -59,11 +60,9 @@ class ByteBPETokenizer(Tokenizer):
     ):
         super().__init__(dict(special_tokens or DEFAULT_SPECIAL_TOKENS), name=name)
         if isinstance(vocabulary, (str, os.PathLike)):
-            with open(vocabulary, encoding="utf-8") as f:
-                vocabulary = json.load(f)
+            vocabulary = read_json(vocabulary, "Byte BPE vocabulary")
         if isinstance(merges, (str, os.PathLike)):
-            with open(merges, encoding="utf-8") as f:
-                merges = [line.rstrip("\n") for line in f if line.strip()]
+            merges = [line for line in read_lines(merges, "Byte BPE merges") if line.strip()]
         merges = [m for m in merges if not m.startswith("#version")]
         vocabulary = {str(k): int(v) for k, v in dict(vocabulary).items()}
         ids = sorted(vocabulary.values())
@@ -121,19 +120,17 @@ class ByteBPETokenizer(Tokenizer):
         return {"add_prefix_space": self.add_prefix_space}
 
     def _save_files(self, directory: str) -> dict[str, str]:
-        with open(os.path.join(directory, VOCAB_FILENAME), "w", encoding="utf-8") as f:
-            json.dump(self._vocab_dict, f, ensure_ascii=False)
-        with open(os.path.join(directory, MERGES_FILENAME), "w", encoding="utf-8") as f:
-            f.write("#version: 0.2\n")
-            f.writelines(m + "\n" for m in self._merges)
+        vocabulary = json.dumps(self._vocab_dict, ensure_ascii=False)
+        atomic_write_text(os.path.join(directory, VOCAB_FILENAME), vocabulary)
+        merges = "#version: 0.2\n" + "".join(m + "\n" for m in self._merges)
+        atomic_write_text(os.path.join(directory, MERGES_FILENAME), merges)
         return {"vocabulary": VOCAB_FILENAME, "merges": MERGES_FILENAME}
 
     @classmethod
     def _from_files(cls, directory: str, config: dict[str, Any]) -> ByteBPETokenizer:
-        files = config["files"]
         return cls(
-            os.path.join(directory, files["vocabulary"]),
-            os.path.join(directory, files["merges"]),
+            cls._config_file(directory, config, "vocabulary"),
+            cls._config_file(directory, config, "merges"),
             special_tokens=config["special_tokens"],
             **config["options"],
         )

@@ -11,6 +11,7 @@ import tensorflow as tf
 import tensorflow_text as tf_text
 
 from kerasllm.tokenizers.base import Tokenizer, register_kind
+from kerasllm.utils.files import atomic_write_bytes
 
 MODEL_FILENAME = "spm.model"
 DEFAULT_SPECIAL_TOKENS = {
@@ -56,12 +57,21 @@ class SentencePieceTokenizer(Tokenizer):
         name: str | None = None,
     ):
         super().__init__(dict(special_tokens or DEFAULT_SPECIAL_TOKENS), name=name)
+        source = "`model`"
         if isinstance(model, (str, os.PathLike)):
+            source = f"The SentencePiece model file {os.fspath(model)}"
             with open(model, "rb") as f:
                 model = f.read()
         if not isinstance(model, bytes):
             raise ValueError(f"`model` must be bytes or a file path. Received {type(model)}.")
-        processor = spm.SentencePieceProcessor(model_proto=model)
+        try:
+            processor = spm.SentencePieceProcessor(model_proto=model)
+        except RuntimeError as error:  # sentencepiece's parse error names neither file nor cause
+            raise ValueError(
+                f"{source} is not a SentencePiece model (truncated or corrupt?): {error}"
+            ) from None
+        if processor.get_piece_size() == 0:  # an empty proto parses, then fails in the TF op
+            raise ValueError(f"{source} is an empty SentencePiece model (no pieces).")
         self._model_proto = self._no_dependency(model)
         self._vocabulary = self._no_dependency(
             [processor.id_to_piece(i) for i in range(processor.get_piece_size())]
@@ -111,6 +121,7 @@ class SentencePieceTokenizer(Tokenizer):
                 f"segmentations); got {nbest_size} (0 and 1 do not sample)."
             )
         copy = type(self)(self._model_proto, dict(self._special_tokens), name=self.name)
+        copy.unify_typography = self.unify_typography
         copy._op = tf_text.SentencepieceTokenizer(
             model=self._model_proto, out_type=tf.int32, nbest_size=nbest_size, alpha=alpha
         )
@@ -147,8 +158,7 @@ class SentencePieceTokenizer(Tokenizer):
         return self._model_proto
 
     def _save_files(self, directory: str) -> dict[str, str]:
-        with open(os.path.join(directory, MODEL_FILENAME), "wb") as f:
-            f.write(self._model_proto)
+        atomic_write_bytes(os.path.join(directory, MODEL_FILENAME), self._model_proto)
         return {"model": MODEL_FILENAME}
 
     def _options(self) -> dict[str, Any]:
@@ -157,6 +167,6 @@ class SentencePieceTokenizer(Tokenizer):
     @classmethod
     def _from_files(cls, directory: str, config: dict[str, Any]) -> SentencePieceTokenizer:
         return cls(
-            os.path.join(directory, config["files"]["model"]),
+            cls._config_file(directory, config, "model"),
             special_tokens=config["special_tokens"],
         )

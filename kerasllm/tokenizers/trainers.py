@@ -16,6 +16,7 @@ from kerasllm.tokenizers import byte_bpe, sentencepiece, wordpiece
 from kerasllm.tokenizers.base import as_text_list, unique_tokens, validate_special_tokens
 from kerasllm.tokenizers.byte_bpe import ByteBPETokenizer
 from kerasllm.tokenizers.sentencepiece import SentencePieceTokenizer
+from kerasllm.tokenizers.typography import unify_typography as unify_typography_op
 from kerasllm.tokenizers.wordpiece import WordPieceTokenizer
 
 _BATCH = 1024
@@ -29,11 +30,26 @@ def _check_size(vocabulary_size: int, minimum: int, kind: str) -> None:
         )
 
 
-def _non_empty(texts: Iterable[str] | tf.data.Dataset) -> list[str]:
+def _non_empty(texts: Iterable[str] | tf.data.Dataset, unify_typography: bool) -> list[str]:
+    """The non-empty training texts, typography unified when the tokenizer will unify it (so
+    the vocabulary is learned on the text the tokenizer will see)."""
     out = [t for t in as_text_list(texts) if t.strip()]
     if not out:
         raise ValueError("No non-empty training texts were given.")
+    if not isinstance(unify_typography, bool):
+        raise TypeError(f"`unify_typography` must be True or False; got {unify_typography!r}.")
+    if unify_typography:
+        unified = []
+        for start in range(0, len(out), _BATCH):
+            batch = unify_typography_op(tf.constant(out[start : start + _BATCH]))
+            unified.extend(t.decode("utf-8", errors="replace") for t in batch.numpy())
+        out = unified
     return out
+
+
+def _with_typography(tokenizer, unify_typography: bool):
+    tokenizer.unify_typography = unify_typography
+    return tokenizer
 
 
 def train_wordpiece(
@@ -44,6 +60,7 @@ def train_wordpiece(
     split_on_cjk: bool = True,
     suffix_indicator: str = "##",
     special_tokens: dict[str, str] | None = None,
+    unify_typography: bool = True,
 ) -> WordPieceTokenizer:
     """Trains a BERT-style WordPiece vocabulary (tensorflow-text learner).
 
@@ -56,6 +73,9 @@ def train_wordpiece(
         suffix_indicator: prefix of word-continuation pieces.
         special_tokens: `{role: token}`; defaults to `[PAD]` 0, `[UNK]` 1, `[MASK]` 2,
             `[CLS]` 3, `[SEP]` 4 (ids follow the roles pad, unk, start, end, mask, cls, sep).
+        unify_typography: map curly quotes, typographic dashes and spaces, the ellipsis and
+            fullwidth forms to ASCII before learning and at every `tokenize` (the
+            tokenizer's `unify_typography` option; see `kerasllm.tokenizers.typography`).
 
     Returns:
         A `WordPieceTokenizer`.
@@ -74,7 +94,7 @@ def train_wordpiece(
     # WordPiece learner; searching thresholds from 1 to the top word count (instead of the
     # learner's 10 to 10M default) is faster and keeps rare words of small corpora.
     words = (
-        tf.data.Dataset.from_tensor_slices(_non_empty(texts))
+        tf.data.Dataset.from_tensor_slices(_non_empty(texts, unify_typography))
         .batch(_BATCH)
         .map(lambda t: wordpiece.pretokenize_words(t, lowercase, strip_accents, split_on_cjk))
     )
@@ -88,7 +108,7 @@ def train_wordpiece(
         include_joiner_token=True,
         joiner=suffix_indicator,
     )[:vocabulary_size]
-    return WordPieceTokenizer(
+    tokenizer = WordPieceTokenizer(
         vocab,
         lowercase=lowercase,
         strip_accents=strip_accents,
@@ -96,6 +116,7 @@ def train_wordpiece(
         suffix_indicator=suffix_indicator,
         special_tokens=specials,
     )
+    return _with_typography(tokenizer, unify_typography)
 
 
 def train_sentencepiece(
@@ -107,6 +128,7 @@ def train_sentencepiece(
     character_coverage: float = 0.9995,
     max_sentence_length: int = 1 << 16,
     num_threads: int = 2,
+    unify_typography: bool = True,
 ) -> SentencePieceTokenizer:
     """Trains a SentencePiece model (unigram or BPE) with the `sentencepiece` trainer.
 
@@ -124,6 +146,8 @@ def train_sentencepiece(
         max_sentence_length: longest training text in bytes (longer ones are skipped by
             the trainer).
         num_threads: trainer threads.
+        unify_typography: map typographic punctuation to ASCII before learning and at every
+            `tokenize` (as for `train_wordpiece`).
 
     Returns:
         A `SentencePieceTokenizer`.
@@ -147,7 +171,7 @@ def train_sentencepiece(
     _check_size(vocabulary_size, minimum, "SentencePiece")
     model = io.BytesIO()
     spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(_non_empty(texts)),
+        sentence_iterator=iter(_non_empty(texts, unify_typography)),
         model_writer=model,
         vocab_size=vocabulary_size,
         model_type=model_type,
@@ -165,7 +189,8 @@ def train_sentencepiece(
         num_threads=num_threads,
         minloglevel=2,
     )
-    return SentencePieceTokenizer(model.getvalue(), special_tokens=specials)
+    tokenizer = SentencePieceTokenizer(model.getvalue(), special_tokens=specials)
+    return _with_typography(tokenizer, unify_typography)
 
 
 def _pretokenize_for_bpe(texts: list[str], specials: list[str], add_prefix_space: bool):
@@ -235,6 +260,7 @@ def train_byte_bpe(
     special_tokens: dict[str, str] | None = None,
     min_frequency: int = 2,
     add_prefix_space: bool = False,
+    unify_typography: bool = False,
 ) -> ByteBPETokenizer:
     """Trains a GPT-2 style byte-level BPE vocabulary and merge list.
 
@@ -248,6 +274,9 @@ def train_byte_bpe(
             `<|endoftext|>`, `<|mask|>`.
         min_frequency: stop merging when the best pair occurs fewer times than this.
         add_prefix_space: prepend a space to every text (also at tokenization).
+        unify_typography: map typographic punctuation to ASCII before learning and at every
+            `tokenize`. Off by default: byte-level BPE is lossless by design (GPT-2
+            style), so it keeps every character unless asked.
 
     Returns:
         A `ByteBPETokenizer`.
@@ -264,7 +293,7 @@ def train_byte_bpe(
     _check_size(vocabulary_size, len(reserved) + 256, "byte-level BPE")
     byte_list, symbols = bytes_to_unicode()
     byte_to_symbol = {b[0]: s for b, s in zip(byte_list, symbols)}
-    counts = _pretokenize_for_bpe(_non_empty(texts), reserved, add_prefix_space)
+    counts = _pretokenize_for_bpe(_non_empty(texts, unify_typography), reserved, add_prefix_space)
     word_counts: dict[tuple[str, ...], int] = collections.defaultdict(int)
     for word, count in sorted(counts.items()):
         word_counts[tuple(byte_to_symbol[b] for b in word)] += count
@@ -275,9 +304,10 @@ def train_byte_bpe(
     merges = _learn_merges(word_counts, num_merges, min_frequency)
     for a, b in merges:
         vocabulary.setdefault(a + b, len(vocabulary))
-    return ByteBPETokenizer(
+    tokenizer = ByteBPETokenizer(
         vocabulary,
         [f"{a} {b}" for a, b in merges],
         special_tokens=specials,
         add_prefix_space=add_prefix_space,
     )
+    return _with_typography(tokenizer, unify_typography)

@@ -14,7 +14,8 @@ from keras_hub.src.tokenizers.word_piece_tokenizer import (
     pretokenize,
 )
 
-from kerasllm.tokenizers.base import Tokenizer, register_kind, unique_tokens
+from kerasllm.tokenizers.base import Tokenizer, read_lines, register_kind, unique_tokens
+from kerasllm.utils.files import atomic_write_text
 
 VOCAB_FILENAME = "vocab.txt"
 DEFAULT_SPECIAL_TOKENS = {
@@ -149,8 +150,7 @@ class WordPieceTokenizer(Tokenizer):
     ):
         super().__init__(dict(special_tokens or DEFAULT_SPECIAL_TOKENS), name=name)
         if isinstance(vocabulary, (str, os.PathLike)):
-            with open(vocabulary, encoding="utf-8") as f:
-                vocabulary = [line.rstrip("\n") for line in f]
+            vocabulary = read_lines(vocabulary, "WordPiece vocabulary")
         vocabulary = list(vocabulary)
         if len(set(vocabulary)) != len(vocabulary):
             raise ValueError("The WordPiece vocabulary contains duplicate tokens.")
@@ -209,14 +209,14 @@ class WordPieceTokenizer(Tokenizer):
         }
 
     def _save_files(self, directory: str) -> dict[str, str]:
-        with open(os.path.join(directory, VOCAB_FILENAME), "w", encoding="utf-8") as f:
-            f.writelines(token + "\n" for token in self._vocabulary)
+        text = "".join(token + "\n" for token in self._vocabulary)
+        atomic_write_text(os.path.join(directory, VOCAB_FILENAME), text)
         return {"vocabulary": VOCAB_FILENAME}
 
     @classmethod
     def _from_files(cls, directory: str, config: dict[str, Any]) -> WordPieceTokenizer:
         return cls(
-            os.path.join(directory, config["files"]["vocabulary"]),
+            cls._config_file(directory, config, "vocabulary"),
             special_tokens=config["special_tokens"],
             **config["options"],
         )

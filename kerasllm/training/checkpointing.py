@@ -2,12 +2,21 @@
 the best one by a validation metric apart.
 
 Atomicity comes from `tf.train.CheckpointManager`: a checkpoint's data and index files are written
-first and the `checkpoint` state file (the list of checkpoints) is rewritten atomically last, so a
-crash while saving leaves the previous state intact. On restore, every candidate is read in full
-(TensorFlow verifies each tensor's CRC32C) and matched against the model and optimizer; a
-truncated or corrupted checkpoint is reported loudly and the previous one is tried. If
-checkpoints exist but none can be read, `CheckpointError` is raised instead of silently starting
-from scratch.
+first (into a `ckpt-<n>_temp/` folder, then moved into place) and the `checkpoint` state file (the
+list of checkpoints) is rewritten atomically last; older checkpoints are deleted only after that,
+so a crash or a full disk while saving leaves the previous checkpoints intact. What an
+interrupted save leaves behind (the `ckpt-<n>_temp/` folder, or data files whose index was never
+written) is removed when the next run starts, and right away when a save fails, so that a full
+disk is not kept full by the failed attempt.
+
+On restore, every candidate is read in full (TensorFlow verifies each tensor's CRC32C) and
+matched against the model and optimizer; a truncated or corrupted checkpoint is reported loudly
+and the previous one is tried.
+
+`CheckpointError` says in one line what went wrong, where, and what to do, when checkpoints
+exist but none can be read (instead of silently starting from scratch) and when a save fails
+(the disk is full, the directory is not writable); the command line prints it without a
+traceback and exits with a non-zero status.
 
 Model variables are stored in order with their paths (`ModelState`), so a checkpoint of one task
 model can also initialize another that shares its backbone (`load_model_weights`).
@@ -16,15 +25,18 @@ model can also initialize another that shares its backbone (`load_model_weights`
 from __future__ import annotations
 
 import contextlib
-import json
+import errno
 import os
 import re
+import shutil
 import sys
 from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
+
+from kerasllm.utils.files import read_json, write_json
 
 _CKPT_NAME = "ckpt"
 _BEST_DIR = "best"
@@ -33,11 +45,62 @@ _PATHS_KEY = "model/paths/.ATTRIBUTES/VARIABLE_VALUE"
 
 
 class CheckpointError(RuntimeError):
-    """Checkpoints exist in the model directory but none of them can be restored."""
+    """A checkpoint cannot be saved (a full disk, a directory that is not writable), or
+    checkpoints exist in the model directory but none of them can be restored.
+
+    The message is one line that names the problem, the place and what to do; the command line
+    (`kerasllm`, `examples/translate.py --train`) prints it without a traceback and exits with
+    status 1.
+    """
 
 
 def _warn(message: str) -> None:
     print(f"WARNING: {message}", file=sys.stderr, flush=True)
+
+
+# "No space left on device" (ENOSPC) and "Disk quota exceeded" (EDQUOT), as Python and TensorFlow
+# word them: TensorFlow turns ENOSPC into a ResourceExhaustedError, which is also what it raises
+# when memory runs out, so only the text tells the two apart.
+_DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
+_DISK_FULL_TEXTS = ("No space left on device", "Disk quota exceeded")
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """Whether `error`, or an error it was raised from, says that the disk (or quota) is full.
+
+    Example:
+    >>> import errno
+    >>> is_disk_full(OSError(errno.ENOSPC, "No space left on device"))
+    True
+    >>> is_disk_full(OSError(errno.EACCES, "Permission denied"))
+    False
+    """
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno in _DISK_FULL_ERRNOS:
+            return True
+        if isinstance(error, OSError | tf.errors.OpError) and any(
+            text in str(error) for text in _DISK_FULL_TEXTS
+        ):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def _first_line(error: BaseException) -> str:
+    """`error`'s message on one line, without TensorFlow's `{{function_node ...}}` and
+    `[Op:...]` decorations."""
+    text = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", str(error))
+    text = re.sub(r"\s*\[Op:\w+\]", "", text).strip()
+    lines = text.splitlines()
+    return f"{type(error).__name__}: {lines[0][:300] if lines else ''}".rstrip(": ")
+
+
+# What an interrupted save leaves in a manager's directory: TensorFlow writes a checkpoint's
+# shards into `<prefix>_temp/` and moves the data files into place before writing the index.
+_TEMP_DIR = re.compile(rf"^{_CKPT_NAME}-(\d+)_temp$")
+_DATA_FILE = re.compile(rf"^{_CKPT_NAME}-(\d+)\.data-\d+-of-\d+$")
 
 
 _SEED_GENERATOR = re.compile(r"(^|/)seed_generator_\d+(?=/)")
@@ -281,39 +344,101 @@ class Checkpointer:
         self.best_manager = tf.train.CheckpointManager(
             self.checkpoint, best_dir, max_to_keep=1, checkpoint_name=_CKPT_NAME
         )
+        for manager in (self.manager, self.best_manager):
+            if is_chief:
+                _remove_interrupted_saves(manager.directory)
+            elif os.path.isdir(manager.directory):
+                # A non-chief worker's directory only ever holds the save in progress; one
+                # left over was interrupted.
+                shutil.rmtree(manager.directory, ignore_errors=True)
 
     def _temp_dir(self, name: str) -> str:
         return os.path.join(self.model_dir, ".tmp", name)
 
     def _cleanup_non_chief(self, manager) -> None:
         if not self.is_chief:
-            tf.io.gfile.rmtree(manager.directory)
+            # Also after a failed save, which may not have created the directory.
+            shutil.rmtree(manager.directory, ignore_errors=True)
             with contextlib.suppress(OSError):  # `.tmp` goes once every worker is done
                 os.rmdir(os.path.dirname(manager.directory))
 
     # ------------------------------------------------------------------ saving
     def save(self, step: int) -> str | None:
-        """Writes `ckpt-<step>`; returns its prefix on the chief, None on other workers."""
-        path = self.manager.save(checkpoint_number=step)
-        self._cleanup_non_chief(self.manager)
+        """Writes `ckpt-<step>`; returns its prefix on the chief, None on other workers.
+
+        Raises:
+            CheckpointError: the checkpoint could not be written (e.g. the disk is full). The
+                checkpoints saved before are left intact and the failed one's files removed.
+        """
+        path = self._save(self.manager, step)
         return path if self.is_chief else None
 
     def save_best(self, step: int, metric: str, value: float) -> str | None:
-        """Replaces `model_dir/best` with the current state and records the metric."""
-        path = self.best_manager.save(checkpoint_number=step)
-        self._cleanup_non_chief(self.best_manager)
+        """Replaces `model_dir/best` with the current state and records the metric.
+
+        Raises:
+            CheckpointError: as `save`.
+        """
+        path = self._save(self.best_manager, step)
         if not self.is_chief:
             return None
         record = {"metric": metric, "value": value, "step": step, "checkpoint": Path(path).name}
-        write_json_atomic(Path(self.best_manager.directory) / _BEST_FILE, record)
+        target = Path(self.best_manager.directory) / _BEST_FILE
+        try:
+            write_json_atomic(target, record)
+        except OSError as error:
+            what = f"Cannot write the best checkpoint's record {target}"
+            raise CheckpointError(self._save_failure(what, str(target.parent), error)) from error
         return path
+
+    def _save(self, manager: tf.train.CheckpointManager, step: int) -> str:
+        """`manager.save(step)`, turning a failure into a `CheckpointError` after removing the
+        incomplete checkpoint's files, so that a full disk is not kept full by them."""
+        prefix = os.path.join(manager.directory, f"{_CKPT_NAME}-{step}")
+        # A checkpoint of this number saved earlier (a run resumed from an older checkpoint
+        # saves the same numbers again) is never deleted here, even if this save fails.
+        existed = os.path.exists(prefix + ".index")
+        try:
+            return manager.save(checkpoint_number=step)
+        except (OSError, tf.errors.OpError) as error:
+            # The manager records a checkpoint as its latest once its files are complete, then
+            # rewrites the state file: if only that failed, the checkpoint is kept (a resume
+            # finds it on disk).
+            complete = os.path.normpath(manager.latest_checkpoint or "") == prefix
+            if self.is_chief:
+                _discard_failed_save(manager.directory, step, keep_files=existed or complete)
+            if complete:
+                what = (
+                    f"Checkpoint {prefix} was written but the checkpoint list in "
+                    f"{manager.directory} was not updated"
+                )
+            else:
+                what = f"Cannot save checkpoint {prefix}"
+            raise CheckpointError(self._save_failure(what, manager.directory, error)) from error
+        finally:
+            self._cleanup_non_chief(manager)
+
+    def _save_failure(self, what: str, where: str, error: BaseException) -> str:
+        """The one-line message of a failed save: `what` failed, in directory `where`."""
+        kept = self.manager.latest_checkpoint if self.is_chief else None
+        kept = f"the newest is {kept}" if kept else "there were none yet"
+        if is_disk_full(error):
+            return (
+                f"{what}: no space left on device. Checkpoints saved before are intact "
+                f"({kept}). Free space on the disk of {where} (or keep fewer checkpoints), "
+                "then rerun the same command to resume."
+            )
+        return (
+            f"{what} ({_first_line(error)}). Checkpoints saved before are intact ({kept}). "
+            f"Check that {where} exists and is writable, then rerun the same command to resume."
+        )
 
     def best_record(self) -> dict | None:
         """`{"metric", "value", "step", "checkpoint"}` of the best checkpoint, or None."""
         target = Path(self.model_dir) / _BEST_DIR / _BEST_FILE
         if not target.exists():
             return None
-        return json.loads(target.read_text())
+        return read_json(target, "best checkpoint record")
 
     # --------------------------------------------------------------- restoring
     def candidates(self) -> list[str]:
@@ -372,10 +497,12 @@ class Checkpointer:
                 _warn(f"Resumed from the older checkpoint {prefix} after skipping {len(failures)}.")
             return prefix
         if candidates:
+            # One line: each checkpoint's own failure was reported above as it was tried.
             raise CheckpointError(
-                f"{self.model_dir} holds {len(candidates)} checkpoint(s) but none could be "
-                "restored:\n  " + "\n  ".join(failures) + "\nRefusing to start from scratch: "
-                "fix or move these files, or use another model directory."
+                f"None of the {len(candidates)} checkpoint(s) in {self.model_dir} could be "
+                f"restored (the newest, {failures[0]}); they are corrupt or belong to another "
+                "model. Refusing to start from scratch: move the ckpt-* files and the "
+                "`checkpoint` file out of that directory, or use another model directory."
             )
         return None
 
@@ -388,10 +515,56 @@ class Checkpointer:
             reader.get_tensor(key)
 
 
+def _remove_interrupted_saves(directory: str) -> None:
+    """Removes what interrupted saves of a checkpoint manager left in its `directory`.
+
+    That is `ckpt-<n>_temp/` folders (a save killed while writing) and `ckpt-<n>.data-*` files
+    without their `ckpt-<n>.index` (killed between moving the data into place and writing the
+    index): such a checkpoint can never be restored, and on a full disk these leftovers kept
+    the disk full so that the rerun failed at once. Only names of this manager's checkpoints
+    are touched, never another file or folder, nor the data of a checkpoint that has its index.
+    """
+    if not os.path.isdir(directory):
+        return
+    names = set(os.listdir(directory))
+    for name in sorted(names):
+        temp, data = _TEMP_DIR.match(name), _DATA_FILE.match(name)
+        path = os.path.join(directory, name)
+        temp = temp and os.path.isdir(path)  # TensorFlow makes a folder; leave other things
+        orphan = (
+            data and f"{_CKPT_NAME}-{data.group(1)}.index" not in names and os.path.isfile(path)
+        )
+        if (temp or orphan) and _remove(path):
+            _warn(f"Removed {path}, left by a checkpoint save that did not complete.")
+
+
+def _discard_failed_save(directory: str, number: int, keep_files: bool) -> None:
+    """Removes the files of checkpoint `number` whose save just failed: its `_temp/` folder,
+    and unless `keep_files`, its index and data files (incomplete, and on a full disk they
+    hold the space the next save needs)."""
+    stem = f"{_CKPT_NAME}-{number}"
+    _remove(os.path.join(directory, stem + "_temp"))
+    if keep_files:
+        return
+    for name in os.listdir(directory) if os.path.isdir(directory) else ():
+        data = _DATA_FILE.match(name)
+        if name == stem + ".index" or (data and int(data.group(1)) == number):
+            _remove(os.path.join(directory, name))
+
+
+def _remove(path: str) -> bool:
+    """Removes a file or a folder (not a symbolic link's target); whether anything went."""
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+        return not os.path.exists(path)
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        return False
+    return True
+
+
 def write_json_atomic(path: str | os.PathLike, record) -> None:
     """Writes `record` as indented JSON to `path` so that readers (and a crash) only ever see
-    the old file or the complete new one: write a sibling temporary file, then rename it."""
-    path = Path(path)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(record, indent=2) + "\n")
-    os.replace(temporary, path)
+    the old file or the complete new one (`kerasllm.utils.files.write_json`)."""
+    write_json(path, record, ensure_ascii=True)

@@ -71,9 +71,11 @@ class Trainer:
             TensorBoard, and `config.best_metric` may name one), e.g. the BLEU of generated
             translations. Called on every worker: all hold the same weights.
 
-    On construction the trainer builds the model, applies the fine-tuning settings, and restores
-    the newest readable checkpoint in `config.model_dir` (or loads `config.init_checkpoint` when
-    there is none), so `fit` resumes where a previous run stopped.
+    On construction the trainer builds the model, applies the fine-tuning settings, removes what
+    interrupted checkpoint saves left in `config.model_dir`, and restores the newest readable
+    checkpoint there (or loads `config.init_checkpoint` when there is none), so `fit` resumes
+    where a previous run stopped; a `CheckpointError` when checkpoints exist but none can be
+    restored.
 
     Example:
     >>> import numpy as np, tensorflow as tf
@@ -491,6 +493,8 @@ class Trainer:
 
         Raises:
             TrainingDivergedError: the loss became NaN or infinite (nothing is saved after it).
+            CheckpointError: a checkpoint could not be saved (e.g. the disk is full); the ones
+                saved before are intact.
         """
         config = self.config
         if self.is_chief:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 import unicodedata
 
-# Sentence ends: . ! ? ; : followed by space, keeping the punctuation with its sentence.
-_SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+")
+# Sentence ends: . ! ? ; : followed by space, keeping the punctuation with its sentence; also
+# when a closing quote or bracket follows the mark (`He said, "Go." Then...`), ASCII or
+# typographic (the source tokenizer maps typography later; splitting sees the raw text).
+_SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+|(?<=[.!?;:][\"'\u2019\u201d\u00bb)\]])\s+")
 # Clause breaks used when one sentence alone is still too long.
 _CLAUSE_BREAK = re.compile(r"(?<=[,])\s+")
 

@@ -3,15 +3,55 @@
 from __future__ import annotations
 
 import logging
+import math
+import numbers
 import os
+from collections.abc import Iterator, Sequence
 
 import numpy as np
+import tensorflow as tf
 
 from kerasllm import bundle as bundle_lib
-from kerasllm.generation import BeamSampler, get_sampler
+from kerasllm.generation import BeamSampler, Sampler, get_sampler
 from kerasllm.translation.text import clean, split_to_fit
 
 logger = logging.getLogger(__name__)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _as_texts(texts) -> tuple[list[str], bool]:
+    """`texts` as a list of str, and whether it was one text.
+
+    `bytes` are decoded as UTF-8 (undecodable bytes become U+FFFD, as in the command line
+    and the served signatures, which take any bytes); anything else that is not text is
+    refused here rather than deep inside tokenization.
+    """
+    if isinstance(texts, (str, bytes)):
+        texts, single = [texts], True
+    elif isinstance(texts, tf.Tensor) and texts.dtype == tf.string and texts.shape.rank == 1:
+        texts, single = texts.numpy().tolist(), False
+    elif isinstance(texts, np.ndarray) and texts.ndim == 1:
+        texts, single = texts.tolist(), False
+    elif isinstance(texts, (Sequence, Iterator)):
+        texts, single = list(texts), False
+    else:
+        raise TypeError(
+            f"`texts` must be a str (or UTF-8 bytes) or a list of them; got {type(texts).__name__}."
+        )
+    out = []
+    for i, text in enumerate(texts):
+        if isinstance(text, bytes):
+            text = text.decode("utf-8", errors="replace")
+        if not isinstance(text, str):
+            raise TypeError(
+                f"`texts[{i}]` must be a str (or UTF-8 bytes); got {type(text).__name__} "
+                f"{text!r:.80}."
+            )
+        out.append(str(text))
+    return out, single
 
 
 class Translator:
@@ -20,7 +60,13 @@ class Translator:
     Never crashes and never hangs on awkward input: empty or whitespace-only text translates to
     an empty string; control characters are dropped; input longer than the model's source length
     is split into sentences (then clauses, then words) that are translated one by one and joined;
-    every output is bounded by `max_length` tokens.
+    every output is bounded by `max_length` tokens. Arguments of the wrong type or out of range
+    raise a `TypeError` / `ValueError` that names them.
+
+    Typographic punctuation (curly quotes and apostrophes, no-break spaces, dashes, `…`) is
+    mapped to the ASCII forms of the training text by the source tokenizer when its
+    `unify_typography` option is on, as in the shipped bundle (see docs/data.md); the exported
+    SavedModel does the same, since it runs the same tokenizer.
 
     Args:
         bundle: a loaded `Bundle` or the path of a bundle directory.
@@ -51,41 +97,61 @@ class Translator:
 
     def translate(
         self,
-        texts: list[str] | str,
+        texts: list[str] | str | bytes,
         beams: int = 1,
-        sampler: str = "greedy",
+        sampler: str | Sampler = "greedy",
         max_length: int | None = None,
         batch_size: int = 64,
         length_penalty: float = 1.0,
-        seed: int = 0,
+        seed: int | None = 0,
     ) -> list[str] | str:
         """Translates one string or a list of strings.
 
         Args:
-            texts: source text(s).
-            beams: beam width; > 1 uses beam search (overrides `sampler`).
-            sampler: "greedy", "top_k", "top_p" or "random" when `beams == 1`.
-            max_length: most target tokens per sentence; defaults to the model's target length.
-            batch_size: sentences decoded together (sorted by length to cut padding).
-            length_penalty: beam search's length normalization exponent.
-            seed: seed of random samplers.
+            texts: source text(s): a str, or a list (tuple, 1-D array) of str. `bytes` are
+                decoded as UTF-8, undecodable bytes becoming U+FFFD. An empty list gives an
+                empty list.
+            beams: beam width, an int >= 1; > 1 uses beam search (overrides `sampler`).
+            sampler: "greedy", "top_k", "top_p", "random" or a `Sampler`, when `beams == 1`.
+            max_length: most target tokens per sentence, a positive int; None (the default)
+                and values above the model's target length mean the model's target length.
+            batch_size: sentences decoded together (sorted by length to cut padding), >= 1.
+            length_penalty: beam search's length normalization exponent, a finite number.
+            seed: seed of random samplers, an int (None draws one).
 
         Returns:
             The translations, in order (one string for one string).
+
+        Raises:
+            TypeError: `texts` (or one of its items) is not text.
+            ValueError: another argument is of the wrong type or out of range.
         """
-        single = isinstance(texts, str)
-        texts = [texts] if single else list(texts)
-        if beams < 1:
-            raise ValueError(f"`beams` must be >= 1; got {beams}.")
-        if batch_size < 1:
-            raise ValueError(f"`batch_size` must be >= 1; got {batch_size}.")
-        max_length = min(max_length or self.target_length, self.target_length)
-        if max_length < 1:
-            raise ValueError(f"`max_length` must be >= 1; got {max_length}.")
+        texts, single = _as_texts(texts)
+        if not _is_int(beams) or beams < 1:
+            raise ValueError(f"`beams` must be an int >= 1; got {beams!r}.")
+        if not _is_int(batch_size) or batch_size < 1:
+            raise ValueError(f"`batch_size` must be an int >= 1; got {batch_size!r}.")
+        if max_length is not None and (not _is_int(max_length) or max_length < 1):
+            # 0 used to mean "the default" through `max_length or ...`: refuse it instead.
+            raise ValueError(
+                f"`max_length` must be a positive int or None (the model's target length, "
+                f"{self.target_length}); got {max_length!r}."
+            )
+        max_length = self.target_length if max_length is None else int(max_length)
+        max_length = min(max_length, self.target_length)
+        if (
+            not isinstance(length_penalty, numbers.Real)
+            or isinstance(length_penalty, bool)
+            or not math.isfinite(float(length_penalty))
+        ):
+            raise ValueError(f"`length_penalty` must be a finite number; got {length_penalty!r}.")
+        if seed is not None and not _is_int(seed):
+            raise ValueError(f"`seed` must be an int or None; got {seed!r}.")
+        sampler = get_sampler(sampler)  # checked even when beams > 1 overrides it
         chosen = (
-            BeamSampler(num_beams=beams, length_penalty=length_penalty)
+            BeamSampler(num_beams=int(beams), length_penalty=float(length_penalty))
             if beams > 1
-            else get_sampler(sampler)
+            else sampler
         )
 
         # Tokenize everything once; only texts too long for the encoder are split into pieces.

@@ -6,7 +6,7 @@ against the built model, and for BERT, GPT-2 and T5 against the published figure
 
 from __future__ import annotations
 
-from kerasllm.zoo.registry import register
+from kerasllm.zoo.registry import _register_built_in as register
 
 BERT_TOKENIZER = {"kind": "wordpiece", "vocabulary_size": 30522, "lowercase": True}
 GPT2_TOKENIZER = {"kind": "byte_bpe", "vocabulary_size": 50257}

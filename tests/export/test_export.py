@@ -19,8 +19,16 @@ from export_helpers import (
 from kerasllm import bundle, tokenizers
 from kerasllm.cli import main
 from kerasllm.data import boundary_ids, token_classification_dataset
-from kerasllm.export import existing_versions, export, python_ops
+from kerasllm.export import (
+    TENSORFLOW_TEXT_OPS,
+    existing_versions,
+    export,
+    graph_ops,
+    non_core_ops,
+    python_ops,
+)
 from kerasllm.generation import BeamSampler
+from kerasllm.layers.attention import core_tf_cache_writes, write_cache
 from kerasllm.models import Decoder, Encoder
 
 SIGNATURES = {
@@ -416,3 +424,118 @@ def test_served_whitespace_is_pythons_over_every_code_point():
     matched = tf.strings.regex_full_match([c.encode() for c in chars], export_text._SPACE)
     differ = [hex(ord(c)) for c, m in zip(chars, matched.numpy()) if bool(m) != c.isspace()]
     assert not differ
+
+
+#: What `_guarded` says about an input of the wrong rank, by the rank its spec declares.
+RANK_RULES = {0: "must be a scalar", 1: "must be a 1-D batch", 2: "must be 2-D"}
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_every_signature_answers_an_empty_batch_with_empty_outputs(served, family):
+    checks = served["checks"][family]
+    assert set(checks) == set(SIGNATURES[family])
+    for signature, check in checks.items():
+        # Same outputs and dtypes as a real batch, each with 0 rows.
+        assert {k: dtype for k, (_, dtype) in check["empty"].items()} == check["dtypes"]
+        for name, (shape, _) in check["empty"].items():
+            assert shape[0] == 0, (signature, name, shape)
+
+
+def test_encoder_signatures_answer_empty_batches_and_reject_wrong_ranks(encoder_export):
+    _, path = encoder_export
+    signatures = tf.saved_model.load(str(path)).signatures
+    embed = signatures["serving_default"]
+    assert embed(text=tf.zeros([0], tf.string))["embedding"].shape == [0, 8]
+    with pytest.raises(tf.errors.InvalidArgumentError, match="`text` must be a 1-D batch"):
+        embed(text=tf.constant([["what a", "good film"]]))
+    ids = signatures["embed_token_ids"]
+    empty = tf.zeros([0, 3], tf.int32)
+    assert ids(token_ids=empty, padding_mask=empty)["embedding"].shape == [0, 8]
+    with pytest.raises(tf.errors.InvalidArgumentError, match="`token_ids` must be 2-D"):
+        ids(token_ids=tf.ones([1, 2, 3], tf.int32), padding_mask=tf.ones([1, 2, 3], tf.int32))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="same batch size"):
+        ids(token_ids=tf.ones([0, 3], tf.int32), padding_mask=tf.ones([2, 3], tf.int32))
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_every_input_of_the_wrong_rank_is_rejected(served, family):
+    # A (1, 2) string batch used to be flattened into 2 rows, and a vector `max_length`
+    # reached the decoding loop; each now fails with INVALID_ARGUMENT naming the rule.
+    for signature, check in served["checks"][family].items():
+        inputs = SIGNATURES[family][signature][0]
+        assert set(check["rank_errors"]) == set(inputs)
+        for name, error in check["rank_errors"].items():
+            rank = {"text": 1, "prompt": 1, "token_ids": 2, "padding_mask": 2}.get(name, 0)
+            assert error is not None, (signature, name)
+            assert f"`{name}` {RANK_RULES[rank]}" in error[0], (signature, name, error)
+
+
+def test_token_and_text_paths_agree_on_empty_input(families, served):
+    # Seq2seq: a source without tokens translates to nothing, as "" translates to "".
+    seq2seq = served["empty_row"]["seq2seq"]
+    assert seq2seq["text"][0] == ""
+    assert seq2seq["token_ids"]["lengths"][0] == 0
+    assert not any(seq2seq["token_ids"]["token_ids"][0])
+    assert seq2seq["token_ids"]["lengths"][1] > 0
+    # Causal LM: an empty prompt is continued from the same filler token on both paths.
+    causal = served["empty_row"]["causal"]
+    tok = families["causal"][0].tokenizers["text"]
+    for ids, length, text in zip(
+        causal["token_ids"]["token_ids"], causal["token_ids"]["lengths"], causal["text"]
+    ):
+        assert 0 < length <= CAUSAL_MAX_LENGTH
+        detokenized = tok.detokenize(np.array(ids[:length]), skip_special_tokens=True)
+        # As the served graph does: invalid UTF-8 (a byte-level piece) becomes U+FFFD.
+        detokenized = tf.strings.unicode_transcode(
+            detokenized, "UTF-8", "UTF-8", errors="replace", replace_control_characters=False
+        )
+        assert detokenized.numpy().decode() == text
+    # Tagger: a row without tokens gets no label, as "" has no word.
+    tagger = served["empty_row"]["tagger"]
+    assert tagger["text"]["class_ids"][0] == [-1] * len(tagger["text"]["class_ids"][0])
+    assert tagger["token_ids"]["class_ids"][0] == [-1, -1]
+    assert tagger["token_ids"]["labels"][0] == ["", ""]
+    assert min(tagger["token_ids"]["class_ids"][1]) >= 0
+
+
+def test_exports_hold_only_core_tf_and_the_documented_tensorflow_text_ops(families, encoder_export):
+    paths = {name: path for name, (_, path) in families.items()}
+    paths["encoder"] = encoder_export[1]
+    needed = set()
+    for name, path in paths.items():
+        ops = graph_ops(path)
+        # The decoding loops' cache writes used to be XlaDynamicUpdateSlice.
+        assert not [op for op in ops if op.startswith("Xla")], name
+        extra = set(non_core_ops(path))
+        assert extra <= set(TENSORFLOW_TEXT_OPS), (name, sorted(extra - set(TENSORFLOW_TEXT_OPS)))
+        needed |= extra
+    assert {"SentencepieceOp", "RegexSplitWithOffsets"} <= needed  # the check sees them
+    docs = (Path(__file__).parents[2] / "docs" / "serving.md").read_text()
+    assert [op for op in TENSORFLOW_TEXT_OPS if f"`{op}`" not in docs] == []
+
+
+@pytest.mark.parametrize("length", [1, 3])
+def test_core_tf_cache_writes_equal_slice_update(length):
+    cache = tf.random.stateless_normal([2, 2, 6, 3, 4], seed=[1, 2])
+    update = tf.random.stateless_normal([2, 2, length, 3, 4], seed=[3, 4])
+
+    @tf.function(autograph=False)
+    def core(index):
+        with core_tf_cache_writes():
+            return write_cache(cache, update, index)
+
+    for index in range(6 - length + 1):
+        want = write_cache(cache, update, index)  # keras.ops.slice_update
+        np.testing.assert_array_equal(core(tf.constant(index)).numpy(), want.numpy())
+    ops = {op.type for op in core.get_concrete_function(tf.constant(0)).graph.get_operations()}
+    assert "TensorStridedSliceUpdate" in ops and not any(op.startswith("Xla") for op in ops)
+
+
+def test_tokenizers_travel_inside_saved_model_pb(families):
+    # docs/serving.md: `assets/` holds no file; the SentencePiece model is a graph constant.
+    for name, (_, path) in families.items():
+        assets = path / "assets"
+        assert not assets.exists() or list(assets.iterdir()) == [], name
+    item, path = families["seq2seq"]
+    model_proto = item.tokenizers["source"]._model_proto
+    assert model_proto in (path / "saved_model.pb").read_bytes()

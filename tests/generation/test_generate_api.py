@@ -10,6 +10,7 @@ import kerasllm.tokenizers as kt
 from kerasllm.generation import (
     BeamSampler,
     GreedySampler,
+    RandomSampler,
     decode_causal,
     decode_seq2seq,
     generate,
@@ -232,3 +233,62 @@ def test_string_outputs_drop_special_tokens(causal_lm, with_tokenizer, as_list):
                    stop_token_ids=None)  # fmt: skip
     assert ids[0][1] == 3 and "[UNK]" not in text
     assert text == " ".join(VOCABULARY[i] for i in ids[0] if i > 3)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(start_id=99999), r"`start_id` must be a token id in \[0, 97\).*got 99999"),
+        (dict(start_id=-1), r"`start_id` must be a token id in \[0, 97\).*got -1"),
+        (dict(start_id=97), r"`start_id` must be a token id in \[0, 97\)"),
+        (dict(start_id=1.0), r"`start_id` must be an integer token id"),
+        (dict(start_id=True), r"`start_id` must be an integer token id"),
+        (dict(start_id=START, stop_token_ids=[2.5]), "`stop_token_ids` must be 'auto', None"),
+        (dict(start_id=START, max_new_tokens=True), "`max_new_tokens` must be a positive"),
+    ],
+)
+def test_seq2seq_id_arguments_are_range_checked_before_decoding(seq2seq_lm, kwargs, message):
+    # Inside the XLA loop an out-of-range start id is clamped, not an error: it used to
+    # generate silently from another token.
+    before = trace_count(seq2seq_lm)
+    with pytest.raises(ValueError, match=message):
+        generate(seq2seq_lm, [[5, 6]], **kwargs)
+    assert trace_count(seq2seq_lm) == before  # refused before anything was compiled
+
+
+def test_tokenizer_ids_and_causal_only_arguments_are_checked(seq2seq_lm, causal_lm):
+    class OutOfRange(WordTokenizer):
+        """A tokenizer whose start, end or pad id lies outside the model's 97 ids."""
+
+    tokenizer = OutOfRange(WORDS)
+    seq2seq_lm.tokenizer = tokenizer
+    try:
+        tokenizer.start_id = 120
+        with pytest.raises(ValueError, match=r"`start_id` \(the tokenizer's start id\) must"):
+            generate(seq2seq_lm, [[5, 6]])
+        tokenizer.start_id, tokenizer.end_id = START, 200
+        with pytest.raises(ValueError, match=r"`stop_token_ids` \(the tokenizer's end id\)"):
+            generate(seq2seq_lm, [[5, 6]])
+        tokenizer.end_id, tokenizer.pad_id = END, 300
+        with pytest.raises(ValueError, match=r"`pad_id` \(the tokenizer's\) must be a token id"):
+            generate(seq2seq_lm, [[5, 6]])
+    finally:
+        seq2seq_lm.tokenizer = None
+    with pytest.raises(ValueError, match="`start_id` applies to Seq2SeqLM only"):
+        generate(causal_lm, [[5, 6]], start_id=START)
+    with pytest.raises(ValueError, match="`strip_prompt` must be True or False"):
+        generate(causal_lm, [[5, 6]], strip_prompt="yes")
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: RandomSampler(temperature=float("nan")), "`temperature` must be"),
+        (lambda: RandomSampler(temperature=True), "`temperature` must be"),
+        (lambda: BeamSampler(2, length_penalty=float("inf")), "`length_penalty` must be a finite"),
+        (lambda: BeamSampler(2, return_all_beams="no"), "`return_all_beams` must be True or"),
+    ],
+)
+def test_sampler_settings_must_be_finite_numbers(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()

@@ -1,5 +1,7 @@
-"""Checkpoints: atomic saves, verified restores with fall-back, partial initialization."""
+"""Checkpoints: atomic saves, verified restores with fall-back, partial initialization, clear
+errors (a full disk, nothing restorable) and no leftovers of interrupted saves."""
 
+import errno
 import os
 
 import numpy as np
@@ -90,13 +92,103 @@ def test_a_damaged_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, ca
     assert "ckpt-3 is unreadable" in capfd.readouterr().err
 
 
-def test_every_checkpoint_damaged_is_an_error_not_a_fresh_start(tmp_path):
+def test_every_checkpoint_damaged_is_one_clear_error_not_a_fresh_start(tmp_path):
     checkpointer_with_saves(tmp_path, steps=(1, 2))
     for step in (1, 2):
         os.truncate(data_file(tmp_path, step), 8)
     _, _, checkpointer = fresh(tmp_path)
-    with pytest.raises(CheckpointError, match="none could be restored"):
+    with pytest.raises(CheckpointError) as error:
         checkpointer.restore_latest()
+    message = str(error.value)
+    # One line that says what (none restorable), where (the directory), and what to do; it
+    # once listed every checkpoint on lines of their own.
+    assert "\n" not in message
+    assert f"None of the 2 checkpoint(s) in {tmp_path} could be restored" in message
+    assert "ckpt-2" in message and "move the ckpt-* files" in message
+    for step in (1, 2):  # nothing is deleted: the user decides
+        assert os.path.getsize(data_file(tmp_path, step)) == 8
+
+
+def test_a_run_removes_what_interrupted_saves_left_and_nothing_else(tmp_path, capfd):
+    # `kill -9` while saving leaves TensorFlow's `ckpt-<n>_temp/` folder (or, a moment later, the
+    # data files without their index); on a full disk that kept the disk full forever.
+    checkpointer_with_saves(tmp_path, steps=(1, 2))
+    leftovers = [tmp_path / "ckpt-3_temp", tmp_path / "best" / "ckpt-9_temp"]
+    for folder in leftovers:
+        folder.mkdir(parents=True)
+        (folder / "part-00000-of-00001.data-00000-of-00001").write_bytes(b"x" * 1000)
+    orphan = tmp_path / "ckpt-4.data-00000-of-00001"  # its index was never written
+    orphan.write_bytes(b"x" * 1000)
+    foreign = [
+        tmp_path / "my_temp",  # not a checkpoint's name
+        tmp_path / "other-3_temp",  # another prefix
+        tmp_path / "ckpt-x_temp",  # no number
+        tmp_path / "data" / "ckpt-5_temp",  # not in the manager's directory
+    ]
+    for folder in foreign:
+        folder.mkdir(parents=True)
+        (folder / "keep.txt").write_text("mine")
+    (tmp_path / "ckpt-6_temp").write_text("a file, not TensorFlow's folder")
+    _, step, checkpointer = fresh(tmp_path)
+    assert not any(folder.exists() for folder in leftovers) and not orphan.exists()
+    assert all((folder / "keep.txt").read_text() == "mine" for folder in foreign)
+    assert (tmp_path / "ckpt-6_temp").is_file()
+    assert "ckpt-3_temp, left by a checkpoint save that did not complete" in capfd.readouterr().err
+    assert checkpointer.restore_latest().endswith("ckpt-2")  # the saved ones are untouched
+    assert int(step.numpy()) == 2
+
+
+def disk_full_errors():
+    return [
+        OSError(errno.ENOSPC, "No space left on device"),
+        tf.errors.ResourceExhaustedError(
+            None, None, "/run/ckpt-3_temp/part-00000-of-00001.data; No space left on device"
+        ),
+    ]
+
+
+@pytest.mark.parametrize("error", disk_full_errors(), ids=["OSError", "ResourceExhausted"])
+def test_a_full_disk_is_one_clear_error_and_loses_no_saved_checkpoint(tmp_path, error):
+    model, _, checkpointer = checkpointer_with_saves(tmp_path, steps=(1, 2))
+    checkpointer.manager._max_to_keep = 2  # a successful save of 3 would now delete ckpt-1
+    partial = tmp_path / "ckpt-3_temp" / "part-00000-of-00001.data-00000-of-00001"
+
+    def save_until_the_disk_is_full(checkpoint_number):
+        # What TensorFlow does before running out of space: a partial shard in `_temp/`.
+        partial.parent.mkdir()
+        partial.write_bytes(b"x" * 1000)
+        raise error
+
+    checkpointer.manager.save = save_until_the_disk_is_full
+    with pytest.raises(CheckpointError) as raised:
+        checkpointer.save(3)
+    message = str(raised.value)
+    assert "\n" not in message
+    assert f"Cannot save checkpoint {tmp_path / 'ckpt-3'}: no space left on device" in message
+    assert f"the newest is {tmp_path / 'ckpt-2'}" in message
+    assert "Free space on the disk of" in message and "rerun the same command" in message
+    assert raised.value.__cause__ is error
+    # The failed save's leftovers are gone at once (they held the space the next save needs);
+    # both saved checkpoints are intact and restore.
+    assert not partial.parent.exists()
+    assert sorted(p.name for p in tmp_path.glob("ckpt-*.index")) == ["ckpt-1.index", "ckpt-2.index"]
+    _, step, checkpointer = fresh(tmp_path)
+    assert checkpointer.restore_latest().endswith("ckpt-2") and int(step.numpy()) == 2
+
+
+def test_a_failed_save_keeps_an_earlier_checkpoint_of_the_same_number(tmp_path):
+    # A run resumed from an older checkpoint saves the same numbers again; failing to replace
+    # ckpt-2 must not delete the ckpt-2 already there.
+    _, _, checkpointer = checkpointer_with_saves(tmp_path, steps=(1, 2))
+    before = {p.name: p.read_bytes() for p in tmp_path.glob("ckpt-2.*")}
+
+    def fail(checkpoint_number):
+        raise tf.errors.PermissionDeniedError(None, None, "ckpt-2_temp; Permission denied")
+
+    checkpointer.manager.save = fail
+    with pytest.raises(CheckpointError, match="PermissionDeniedError: ckpt-2_temp; Permission"):
+        checkpointer.save(2)
+    assert {p.name: p.read_bytes() for p in tmp_path.glob("ckpt-2.*")} == before
 
 
 def test_a_damaged_state_file_still_finds_the_checkpoints(tmp_path):
@@ -202,3 +294,94 @@ def test_average_checkpoints_refuses_another_architecture_or_no_checkpoint(tmp_p
         average_checkpoints(larger, [])
     with pytest.raises(TypeError, match="list of checkpoints"):
         average_checkpoints(larger, str(tmp_path))
+
+
+def test_a_checkpoint_written_before_the_disk_filled_up_is_kept(tmp_path):
+    # The data and index were complete; only rewriting the `checkpoint` list failed. The
+    # checkpoint stays, and a resume finds it on disk.
+    _, step, checkpointer = checkpointer_with_saves(tmp_path, steps=(1, 2))
+    step.assign(3)
+    save = checkpointer.manager.save
+
+    def list_not_updated(checkpoint_number):
+        save(checkpoint_number=checkpoint_number)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    checkpointer.manager.save = list_not_updated
+    with pytest.raises(CheckpointError, match="ckpt-3 was written but the checkpoint list"):
+        checkpointer.save(3)
+    _, step, checkpointer = fresh(tmp_path)
+    assert checkpointer.restore_latest().endswith("ckpt-3") and int(step.numpy()) == 3
+
+
+TINY_PRETRAIN = ["pretrain", "--model", "gpt_tiny", "--objective", "causal_lm", "--steps", "1"]
+TINY_PRETRAIN += ["--set", "num_layers=1", "--set", "hidden_dim=16", "--set", "intermediate_dim=32"]
+TINY_PRETRAIN += ["--batch-size", "4", "--sequence-length", "16", "--vocabulary-size", "400"]
+TINY_PRETRAIN += ["--verbose", "0"]
+
+
+def error_lines(text):
+    return [line for line in text.splitlines() if "error:" in line]
+
+
+def test_the_command_line_ends_checkpoint_failures_with_one_line(tmp_path, capsys, monkeypatch):
+    from kerasllm import cli
+    from kerasllm import data as kd
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(kd.news_corpus("validation")[:40]) + "\n")
+    args = [*TINY_PRETRAIN, "--data", str(corpus), "--model-dir"]
+
+    # Every checkpoint unreadable: status 1 and one line naming the directory, no traceback.
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    (corrupt / "ckpt-1.index").write_bytes(b"not an index")
+    (corrupt / "ckpt-1.data-00000-of-00001").write_bytes(b"not data")
+    assert cli.main([*args, str(corrupt)]) == cli.FAILURE_EXIT_STATUS
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    [line] = error_lines(err)
+    assert line.startswith(f"kerasllm pretrain: error: None of the 1 checkpoint(s) in {corrupt}")
+
+    # The disk fills up at the first save.
+    def no_space(self, checkpoint_number=None, **kwargs):
+        raise tf.errors.ResourceExhaustedError(None, None, "ckpt-1_temp; No space left on device")
+
+    monkeypatch.setattr(tf.train.CheckpointManager, "save", no_space)
+    full = tmp_path / "full"
+    assert cli.main([*args, str(full)]) == cli.FAILURE_EXIT_STATUS
+    [line] = error_lines(capsys.readouterr().err)
+    assert line.startswith(f"kerasllm pretrain: error: Cannot save checkpoint {full / 'ckpt-1'}")
+    assert "no space left on device" in line and "there were none yet" in line
+
+
+def test_scripts_end_checkpoint_failures_with_one_line_and_status_1(capsys, monkeypatch):
+    # `examples/translate.py --train` runs its training through `exit_when_interrupted`, which
+    # ends the process with os._exit (tf.data's threads would delay a normal exit).
+    from kerasllm import cli
+
+    def exit_now(status):
+        raise SystemExit(status)
+
+    monkeypatch.setattr(cli.os, "_exit", exit_now)
+    monkeypatch.setattr(cli.sys, "argv", ["examples/translate.py", "--train"])
+
+    def fails(error):
+        def train():
+            raise error
+
+        return train
+
+    disk_full = OSError(errno.ENOSPC, "No space left on device")
+    for error, expected in [
+        (CheckpointError("None of the 2 checkpoint(s) in /r could be restored"), "None of the 2"),
+        (RuntimeError("writing events failed"), "no space left on device"),
+    ]:
+        error.__cause__ = disk_full if isinstance(error, RuntimeError) else None
+        with pytest.raises(SystemExit) as exited:
+            cli.exit_when_interrupted(fails(error))
+        assert exited.value.code == cli.FAILURE_EXIT_STATUS
+        [line] = error_lines(capsys.readouterr().err)
+        assert line.startswith("translate.py: error: ") and expected in line
+    with pytest.raises(RuntimeError, match="a bug"):  # anything else keeps its traceback
+        cli.exit_when_interrupted(fails(RuntimeError("a bug")))

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -92,7 +93,7 @@ def test_translator_returns_one_bounded_output_per_input(tiny_bundle):
 
 def test_translator_rejects_non_seq2seq_bundle(tmp_path):
     tok = tokenizers.train_sentencepiece(["a b c"] * 20, vocabulary_size=270)
-    model = zoo.get("gpt_tiny", task="causal_lm", vocabulary_size=270, weights=None)
+    model = zoo.get("gpt_tiny", task="causal_lm", vocabulary_size=tok.vocabulary_size, weights=None)
     bundle.Bundle(model, {"text": tok}).save(tmp_path / "lm")
     with pytest.raises(ValueError, match="needs a Seq2SeqLM bundle"):
         Translator(tmp_path / "lm")
@@ -112,6 +113,40 @@ def test_example_pipes_one_line_per_input_line(tiny_bundle):
     lines = result.stdout.split("\n")
     assert lines[-1] == "" and len(lines) == 4  # three lines, each newline-terminated
     assert lines[1] == ""
+
+
+def test_example_pipes_any_bytes_one_line_each_as_utf8_in_any_locale():
+    """Undecodable bytes, blank lines, Windows line ends and a last line without a newline:
+    one UTF-8 line out per line in, one warning, under an ASCII locale (which once raised
+    UnicodeDecodeError on the first byte, or UnicodeEncodeError on the first accent)."""
+    source = b"\xff\xfe bad\n\nWhere is the house?\r\n  \nLove your neighbor as yourself."
+    result = subprocess.run(
+        [sys.executable, str(REPO / "examples" / "translate.py")],
+        input=source,
+        capture_output=True,
+        env={**os.environ, "PYTHONIOENCODING": "ascii", "LANG": "C", "LC_ALL": "C"},
+        timeout=300,
+    )
+    stderr = result.stderr.decode("utf-8", "replace")
+    assert result.returncode == 0, stderr[-2000:]
+    lines = result.stdout.decode("utf-8").split("\n")  # strict: the output is UTF-8
+    assert len(lines) == 6 and lines[-1] == ""  # five lines, each newline-terminated
+    assert lines[1] == "" and lines[3] == ""  # blank (or blank-looking) lines stay blank
+    assert lines[0] and "maison" in lines[2] and lines[4]
+    assert any(ord(c) > 127 for c in result.stdout.decode("utf-8"))  # French, not escaped
+    assert stderr.count("standard input is not valid UTF-8") == 1
+
+
+def test_example_translates_an_empty_pipe_to_nothing(tiny_bundle):
+    # 0 lines in, 0 lines out: a pipeline once got the built-in sentences (15 lines).
+    result = subprocess.run(
+        [sys.executable, str(REPO / "examples" / "translate.py"), "--model", str(tiny_bundle)],
+        input=b"",
+        capture_output=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout == b""
 
 
 def test_example_eval_scores_greedy_and_beam_search(tiny_bundle, tmp_path):
@@ -450,3 +485,82 @@ def test_init_from_starts_a_new_run_from_a_bundle_or_grows_it_and_keeps_its_hist
     with pytest.raises(FileNotFoundError, match="not a kerasllm model bundle"):
         recipe.train(Recipe(init_from=str(tmp_path / "a"), **small), tmp_path / "c")
     assert not (tmp_path / "c" / "recipe.json").exists()
+
+
+def test_translator_refuses_bad_arguments_with_errors_naming_them(tiny_bundle):
+    translator = Translator(tiny_bundle)
+    calls = []
+    generate = translator.model.generate
+    translator.model.generate = lambda *args, **kwargs: calls.append(1) or generate(*args, **kwargs)
+    for texts, message in [
+        (None, "`texts` must be a str .* got NoneType"),
+        (5, "`texts` must be a str .* got int"),
+        ({"a": 1}, "`texts` must be a str .* got dict"),
+        ([None], r"`texts\[0\]` must be a str .* got NoneType None"),
+        (["ok", 5], r"`texts\[1\]` must be a str .* got int 5"),
+    ]:
+        with pytest.raises(TypeError, match=message):
+            translator.translate(texts)
+    for kwargs, message in [
+        (dict(max_length=0), r"`max_length` must be a positive int or None .* got 0"),
+        (dict(max_length=-3), "`max_length` must be a positive int or None"),
+        (dict(max_length=2.5), "`max_length` must be a positive int or None"),
+        (dict(beams=True), "`beams` must be an int >= 1"),
+        (dict(beams=1.5), "`beams` must be an int >= 1"),
+        (dict(batch_size=0), "`batch_size` must be an int >= 1"),
+        (dict(length_penalty=float("nan")), "`length_penalty` must be a finite number"),
+        (dict(seed="x"), "`seed` must be an int or None"),
+        (dict(beams=2, sampler="nope"), "Unknown sampler 'nope'"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            translator.translate(["the king"], **kwargs)
+    assert calls == []  # every check comes before any decoding
+    assert translator.translate([]) == [] and translator.translate(()) == []
+    assert calls == []
+    # UTF-8 bytes are text (as in the served signatures); undecodable bytes do not raise.
+    assert translator.translate(b"the king", max_length=4) == translator.translate(
+        "the king", max_length=4
+    )
+    assert len(translator.translate([b"\xff\xfe the king", "le roi"], max_length=4)) == 2
+    assert translator.translate(np.array(["the king"]), max_length=4) == translator.translate(
+        ["the king"], max_length=4
+    )
+
+
+def test_translator_maps_typographic_punctuation_like_its_exported_graph(tiny_bundle):
+    translator = Translator(tiny_bundle)
+    typographic = "the king\u2019s \u201cpeople\u201d\u00a0\u2014 said\u2026"
+    plain = 'the king\'s "people" -- said...'
+    source = translator.source_tokenizer
+    assert source.unify_typography is False  # an old bundle: its ids stay as they were
+    assert source.tokenize(typographic).numpy().tolist() != source.tokenize(plain).numpy().tolist()
+    source.unify_typography = True  # what the shipped bundle's tokenizer.json records
+    assert translator.translate([typographic], max_length=4) == translator.translate(
+        [plain], max_length=4
+    )
+
+
+def test_the_shipped_tokenizer_unifies_typography_and_the_corpus_has_none():
+    shipped = tokenizers.load(REPO / "saved_models/translate_en_fr/tokenizers/source")
+    assert shipped.unify_typography is True
+    verse = "I\u2019m the Lord\u2019s \u201cservant\u201d\u00a0\u2014 amen\u2026"
+    ascii_verse = "I'm the Lord's \"servant\" -- amen..."
+    assert (
+        shipped.tokenize(verse).numpy().tolist() == shipped.tokenize(ascii_verse).numpy().tolist()
+    )
+    # Turning the option on changed nothing the model was trained or evaluated on: the
+    # mapping is the identity on every verse, source and target, of the split sampled here.
+    from kerasllm.data import parallel_corpus
+    from kerasllm.tokenizers.typography import unify_typography
+
+    texts = [text for pair in parallel_corpus(split="test") for text in pair]
+    assert [t.decode() for t in unify_typography(texts).numpy()] == texts
+
+
+def test_split_to_fit_ends_sentences_after_closing_quotes():
+    def short(text):
+        return len(text) <= 20
+
+    for quoted in ('"Go now."', "\u201cGo now.\u201d", "'Go now.'", "(Go now.)"):
+        text = f"He said, {quoted} Then he left."
+        assert split_to_fit(text, short) == [f"He said, {quoted}", "Then he left."]
