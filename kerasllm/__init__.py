@@ -25,6 +25,7 @@ _SUBMODULES = (
     "generation",
     "layers",
     "models",
+    "preprocessors",
     "testing",
     "tokenizers",
     "training",

@@ -28,6 +28,9 @@ from pathlib import Path
 
 import keras
 
+# The model classes `bundle.json` names must be registered with Keras before `load`
+# deserializes them; importing only this module used to fail with "Could not locate class".
+import kerasllm.models  # noqa: F401
 from kerasllm import tokenizers as tokenizers_lib
 from kerasllm.tokenizers.base import check_vocabulary_match
 from kerasllm.utils.files import read_json, resolve_inside, write_json
@@ -139,7 +142,7 @@ def load(directory: str | os.PathLike, compile: bool = False) -> Bundle:
             size differs from the model's, or weights that do not fit the model.
     """
     directory = Path(directory)
-    config = _read_config(directory)
+    config = read_config(directory)
     tokenizers = _load_tokenizers(directory, config)
     model = keras.saving.deserialize_keras_object(config["model"])
     # Before the weights: a mismatched bundle is refused without reading them.
@@ -150,13 +153,13 @@ def load(directory: str | os.PathLike, compile: bool = False) -> Bundle:
 
 def load_metadata(directory: str | os.PathLike) -> dict:
     """A saved bundle's metadata, without building its model (same errors as `load`)."""
-    return _read_config(Path(directory)).get("metadata", {})
+    return read_config(Path(directory)).get("metadata", {})
 
 
 def load_tokenizers(directory: str | os.PathLike) -> dict:
     """A saved bundle's `{role: Tokenizer}`; roles that shared one tokenizer share it again."""
     directory = Path(directory)
-    return _load_tokenizers(directory, _read_config(directory))
+    return _load_tokenizers(directory, read_config(directory))
 
 
 def _load_tokenizers(directory: Path, config: dict) -> dict:
@@ -177,7 +180,17 @@ def _load_tokenizers(directory: Path, config: dict) -> dict:
     return tokenizers
 
 
-def _read_config(directory: Path) -> dict:
+def read_config(directory: str | os.PathLike) -> dict:
+    """A saved bundle's `bundle.json`, checked for its format, without building anything.
+
+    `kerasllm.zoo` reads a bundle's model config and tokenizer roles through this to use the
+    bundle as a preset directory.
+
+    Raises:
+        FileNotFoundError: the folder holds no bundle.
+        ValueError: `bundle.json` does not parse, is no JSON object or has an unknown format.
+    """
+    directory = Path(directory)
     path = directory / CONFIG_FILENAME
     if not path.is_file():
         raise FileNotFoundError(

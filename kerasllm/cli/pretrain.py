@@ -9,6 +9,10 @@ from __future__ import annotations
 import argparse
 import json
 
+# Mirrors `kerasllm.training.recipe.PRETRAINED_DEFAULTS["learning_rate"]` for --help without
+# importing TensorFlow (a test checks they agree).
+PRETRAINED_LEARNING_RATE = 1e-4
+
 EPILOG = """\
 examples:
   # a small GPT-style decoder on the news corpus (Ctrl-C or a crash: rerun the same command
@@ -44,7 +48,13 @@ def add_common_arguments(parser: argparse.ArgumentParser, objectives, default_lr
     what.add_argument(
         "--model", required=True, help="zoo preset (see `kerasllm zoo list`), e.g. gpt_tiny."
     )
-    what.add_argument("--objective", required=True, choices=objectives, help="training objective.")
+    what.add_argument(
+        "--objective",
+        choices=objectives,
+        help="training objective (may be left out for a built-in corpus that serves only one "
+        "of them, e.g. rotten_tomatoes: classification).",
+    )
+    parser.set_defaults(objective_choices=tuple(objectives))
     what.add_argument(
         "--data",
         required=True,
@@ -77,22 +87,45 @@ def add_common_arguments(parser: argparse.ArgumentParser, objectives, default_lr
         help="change a preset hyperparameter, e.g. --set num_layers=2 --set dropout=0.0.",
     )
     what.add_argument(
-        "--tokenizer", help="a saved kerasllm tokenizer directory (default: learn one)."
+        "--tokenizer",
+        help="a saved kerasllm tokenizer directory (default: the preset's own when starting "
+        "from its pretrained weights, else learn one).",
     )
     what.add_argument(
-        "--vocabulary-size", type=int, default=8000, help="size of a learned tokenizer."
+        "--vocabulary-size",
+        type=int,
+        help="size of a learned tokenizer (default 8000; not with pretrained weights).",
     )
     what.add_argument(
         "--sequence-length", type=int, default=128, help="tokens per example (default 128)."
     )
 
     how = parser.add_argument_group("how long and how fast")
-    how.add_argument("--steps", type=int, default=1000, help="optimizer updates (default 1000).")
+    how.add_argument(
+        "--steps",
+        type=int,
+        help="optimizer updates (default 1000; three epochs when starting from pretrained "
+        "weights).",
+    )
     how.add_argument(
         "--batch-size", type=int, default=32, help="global batch size over all replicas."
     )
-    how.add_argument("--learning-rate", type=float, default=default_lr, help="peak learning rate.")
-    how.add_argument("--warmup-steps", type=int, default=0, help="linear warmup updates.")
+    how.add_argument(
+        "--learning-rate",
+        type=float,
+        help=f"peak learning rate (default {default_lr:g}"
+        + (
+            f"; {PRETRAINED_LEARNING_RATE:g} when starting from pretrained weights)."
+            if "classification" in objectives
+            else ")."
+        ),
+    )
+    how.add_argument(
+        "--warmup-steps",
+        type=int,
+        help="linear warmup updates (default 0; 10%% of the steps from pretrained weights).",
+    )
+    parser.set_defaults(default_learning_rate=default_lr)
     how.add_argument(
         "--decay",
         default="linear",
@@ -140,16 +173,52 @@ def add_common_arguments(parser: argparse.ArgumentParser, objectives, default_lr
     )
 
 
-def config_from_args(args, **extra):
-    """The `TrainerConfig` the parsed arguments describe."""
-    from kerasllm.training import TrainerConfig
+SCRATCH_STEPS = 1000
 
+
+def resolve_objective(args) -> str:
+    """`--objective`, or the one objective of the command that the built-in `--data` serves.
+
+    Sets `args.objective` and returns it.
+
+    Raises:
+        ValueError: no --objective and the data does not determine one (the message lists the
+            choices).
+    """
+    if args.objective is None:
+        from kerasllm.training.inputs import BUILT_IN
+
+        served = [o for o in BUILT_IN.get(args.data, ()) if o in args.objective_choices]
+        if len(served) != 1:
+            choices = served or list(args.objective_choices)
+            raise ValueError(
+                f"--objective is required with --data {args.data}; choose one of {choices}."
+            )
+        args.objective = served[0]
+    return args.objective
+
+
+def config_from_args(args, pretrained: bool = False, **extra):
+    """The `TrainerConfig` the parsed arguments describe.
+
+    Options left out take the defaults of the run's start: `SCRATCH_STEPS`, the command's
+    learning rate and no warmup from scratch; `recipe.PRETRAINED_DEFAULTS` from pretrained
+    weights (where `recipe.run` sets the steps from the epochs once the data is loaded).
+    """
+    from kerasllm.training import TrainerConfig
+    from kerasllm.training.recipe import PRETRAINED_DEFAULTS
+
+    learning_rate = args.learning_rate
+    if learning_rate is None:
+        learning_rate = (
+            PRETRAINED_DEFAULTS["learning_rate"] if pretrained else args.default_learning_rate
+        )
     return TrainerConfig(
         model_dir=args.model_dir,
-        steps=args.steps,
+        steps=SCRATCH_STEPS if args.steps is None else args.steps,
         global_batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        warmup_steps=args.warmup_steps,
+        learning_rate=learning_rate,
+        warmup_steps=0 if args.warmup_steps is None else args.warmup_steps,
         decay=args.decay,
         weight_decay=args.weight_decay,
         clipnorm=args.clipnorm or None,
@@ -169,9 +238,12 @@ def config_from_args(args, **extra):
     )
 
 
-def run_from_args(args, config) -> int:
+def run_from_args(args, config, pretrained: bool = False, from_scratch: bool = False) -> int:
+    """Runs `recipe.run` with the parsed arguments; a pretrained start without --steps or
+    --warmup-steps trains `recipe.PRETRAINED_DEFAULTS`' epochs with its warmup fraction."""
     from kerasllm.training import recipe
 
+    defaults = recipe.PRETRAINED_DEFAULTS if pretrained else {}
     recipe.run(
         args.model,
         args.objective,
@@ -185,6 +257,9 @@ def run_from_args(args, config) -> int:
         tokenizer=args.tokenizer,
         vocabulary_size=args.vocabulary_size,
         model_overrides=dict(args.overrides),
+        from_scratch=from_scratch,
+        epochs=defaults.get("epochs") if args.steps is None else None,
+        warmup_fraction=defaults.get("warmup_fraction") if args.warmup_steps is None else None,
     )
     return 0
 
@@ -193,7 +268,8 @@ def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "pretrain",
         help="Pretrain a zoo model (masked LM, causal LM, seq2seq); resumes when rerun.",
-        description="Pretrain a zoo model from scratch on a built-in corpus or your own text. "
+        description="Pretrain a zoo model from scratch (pretrained weights of a preset are not "
+        "used; `kerasllm finetune` starts from them) on a built-in corpus or your own text. "
         "Checkpoints, TensorBoard logs and the learned tokenizer are written to --model-dir; "
         "running the same command again resumes from the newest checkpoint.",
         epilog=EPILOG,
@@ -204,4 +280,5 @@ def add_parser(subparsers) -> None:
 
 
 def _run(args) -> int:
-    return run_from_args(args, config_from_args(args))
+    resolve_objective(args)
+    return run_from_args(args, config_from_args(args), from_scratch=True)

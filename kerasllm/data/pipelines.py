@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
-from tensorflow.python.ops import resource_variable_ops
 
+from kerasllm import _compat
 from kerasllm.tokenizers.base import Tokenizer
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -52,25 +52,15 @@ class PipelineStats:
     )
 
     def __init__(self):
-        # Plain CPU resource variables: instantiating the class directly bypasses the
+        # Plain CPU resource variables: `_compat.local_variable` bypasses the
         # variable creators of a `tf.distribute` scope, so the counters stay local to the
         # input pipeline (no mirrored copies on accelerators).
         with tf.init_scope(), tf.device("/CPU:0"):
-            self._vars = {
-                f: resource_variable_ops.ResourceVariable(
-                    0, dtype=tf.int64, trainable=False, name=f
-                )
-                for f in self.FIELDS
-            }
+            self._vars = {f: _compat.local_variable(0, dtype=tf.int64, name=f) for f in self.FIELDS}
 
     def add(self, field: str, value) -> tf.Operation:
         """Adds `value` to a counter (usable inside `tf.data` functions)."""
         return self._vars[field].assign_add(tf.cast(value, tf.int64), read_value=False)
-
-    def reset(self) -> None:
-        """Sets every counter back to 0."""
-        for v in self._vars.values():
-            v.assign(0)
 
     @property
     def padding_fraction(self) -> float:
@@ -308,8 +298,9 @@ def _count_padding(x: dict, stats, mask_keys: Sequence[str]) -> dict:
         return {k: tf.identity(v) for k, v in x.items()}
 
 
-def _finish(ds: tf.data.Dataset, seed: int | None) -> tf.data.Dataset:
-    del seed  # Order is always kept: the same seed (or no shuffling) gives the same batches.
+def _finish(ds: tf.data.Dataset) -> tf.data.Dataset:
+    """Prefetching, and deterministic order: the same seed (or no shuffling) gives the same
+    batches."""
     options = tf.data.Options()
     options.deterministic = True
     return ds.prefetch(AUTOTUNE).with_options(options)
@@ -317,6 +308,22 @@ def _finish(ds: tf.data.Dataset, seed: int | None) -> tf.data.Dataset:
 
 def _mask_and_pad(ids: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     return ids, tf.cast(ids != 0, _INT)
+
+
+def _encoder_batch(stats, weights_key: str | None):
+    """The batch function of the classification pipelines: an encoder's inputs (one segment),
+    the labels, and the sample weights (`x[weights_key]`, or 1 per label when None)."""
+
+    def to_batch(x):
+        ids, padding = _mask_and_pad(x["token_ids"])
+        inputs = {"token_ids": ids, "padding_mask": padding, "segment_ids": tf.zeros_like(ids)}
+        inputs = _count_padding(inputs, stats, ["padding_mask"])
+        labels = x["labels"]
+        if weights_key is None:
+            return inputs, labels, tf.ones_like(labels, tf.float32)
+        return inputs, labels, tf.cast(x[weights_key], tf.float32)
+
+    return to_batch
 
 
 # ---------------------------------------------------------------------------- masking
@@ -529,7 +536,7 @@ def masked_lm_dataset(
         return inputs, masked["mask_ids"], masked["mask_weights"]
 
     ds = ds.enumerate().map(to_batch, num_parallel_calls=AUTOTUNE)
-    return _finish(ds, seed), stats
+    return _finish(ds), stats
 
 
 def causal_lm_dataset(
@@ -618,7 +625,7 @@ def causal_lm_dataset(
         return inputs, labels, tf.cast(labels != 0, tf.float32)
 
     ds = ds.map(to_batch, num_parallel_calls=AUTOTUNE)
-    return _finish(ds, seed), stats
+    return _finish(ds), stats
 
 
 def seq2seq_dataset(
@@ -718,7 +725,7 @@ def seq2seq_dataset(
         return inputs, x["labels"], tf.cast(x["labels"] != 0, tf.float32)
 
     ds = ds.map(to_batch, num_parallel_calls=AUTOTUNE)
-    return _finish(ds, seed), stats
+    return _finish(ds), stats
 
 
 def classification_dataset(
@@ -783,14 +790,8 @@ def classification_dataset(
         ds, batch_size, sequence_length, "token_ids", bucketing, bucket_boundaries, drop_remainder
     )
 
-    def to_batch(x):
-        ids, padding = _mask_and_pad(x["token_ids"])
-        inputs = {"token_ids": ids, "padding_mask": padding, "segment_ids": tf.zeros_like(ids)}
-        inputs = _count_padding(inputs, stats, ["padding_mask"])
-        return inputs, x["labels"], tf.ones_like(x["labels"], tf.float32)
-
-    ds = ds.map(to_batch, num_parallel_calls=AUTOTUNE)
-    return _finish(ds, seed), stats
+    ds = ds.map(_encoder_batch(stats, weights_key=None), num_parallel_calls=AUTOTUNE)
+    return _finish(ds), stats
 
 
 def token_classification_dataset(
@@ -897,11 +898,5 @@ def token_classification_dataset(
         ds, batch_size, sequence_length, "token_ids", bucketing, bucket_boundaries, drop_remainder
     )
 
-    def to_batch(x):
-        ids, padding = _mask_and_pad(x["token_ids"])
-        inputs = {"token_ids": ids, "padding_mask": padding, "segment_ids": tf.zeros_like(ids)}
-        inputs = _count_padding(inputs, stats, ["padding_mask"])
-        return inputs, x["labels"], tf.cast(x["weights"], tf.float32)
-
-    ds = ds.map(to_batch, num_parallel_calls=AUTOTUNE)
-    return _finish(ds, seed), stats
+    ds = ds.map(_encoder_batch(stats, weights_key="weights"), num_parallel_calls=AUTOTUNE)
+    return _finish(ds), stats

@@ -31,6 +31,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from kerasllm import _compat
 from kerasllm.data.pipelines import boundary_ids
 from kerasllm.export.sampling import RuntimeSampler
 from kerasllm.export.text import check_token_ids, decode, encode, encode_words
@@ -72,8 +73,8 @@ class ServingModule(tf.Module):
         # Tracked attributes: `tf.saved_model.save` writes their resources (vocabulary tables,
         # SentencePiece protos) into the SavedModel.
         self.tokenizers = dict(tokenizers)
-        self.metadata = self._no_dependency(dict(metadata or {}))
-        self.signature_functions: dict = self._no_dependency({})
+        self.metadata = _compat.untracked(dict(metadata or {}))
+        self.signature_functions: dict = _compat.untracked({})
 
     def _add(self, name: str, fn, *specs: tf.TensorSpec) -> None:
         """Registers `fn` as signature `name`, behind the checks every signature shares.
@@ -424,7 +425,7 @@ class EncoderServing(ServingModule):
         self.first_id, self.last_id = boundary_ids(tokenizer)
         self.classifier = isinstance(model, SequenceClassifier)
         if self.classifier:
-            self.label_names = self._no_dependency(_label_names(label_names, model.num_classes))
+            self.label_names = _compat.untracked(_label_names(label_names, model.num_classes))
             self._add("serving_default", self._serve_classify, _TEXT)
             self._add("embed", self._serve_embed, _TEXT)
             self._add("classify_token_ids", self._serve_classify_ids, _IDS, _IDS)
@@ -494,7 +495,7 @@ class TokenClassifierServing(ServingModule):
         limit = _positions_limit(model.backbone)
         self.sequence_length = _bounded("sequence_length", sequence_length or limit, limit)
         self.first_id, self.last_id = boundary_ids(tokenizer)
-        self.label_names = self._no_dependency(_label_names(label_names, model.num_classes))
+        self.label_names = _compat.untracked(_label_names(label_names, model.num_classes))
         self._add("serving_default", self._serve_text, _TEXT)
         self._add("classify_token_ids", self._serve_ids, _IDS, _IDS)
 

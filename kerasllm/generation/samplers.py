@@ -29,7 +29,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from kerasllm.models.backbone import closest
+from kerasllm.utils.validation import closest
 
 
 def _is_real(value) -> bool:
@@ -51,8 +51,6 @@ class Sampler:
     """
 
     name = "sampler"
-    #: Beam search is not a per-row choice; the decoding loop checks this flag.
-    is_beam = False
 
     def __init__(self, temperature: float = 1.0):
         if not _is_real(temperature) or temperature <= 0:
@@ -216,7 +214,6 @@ class BeamSampler(Sampler):
     """
 
     name = "beam"
-    is_beam = True
 
     def __init__(
         self, num_beams: int = 4, length_penalty: float = 1.0, return_all_beams: bool = False

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import keras
 from keras import ops
 
+from kerasllm.layers.dense import make_dense
 from kerasllm.layers.embeddings import RotaryEmbedding
 
 _CORE_TF_CACHE_WRITES = contextvars.ContextVar("core_tf_cache_writes", default=False)
@@ -130,26 +131,15 @@ class MultiHeadAttention(keras.layers.Layer):
         )
         self.probability_dropout = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
 
-    def _dense(self, units, name):
-        return keras.layers.Dense(
-            units,
-            use_bias=self.use_bias,
-            kernel_initializer=keras.initializers.get(
-                keras.initializers.serialize(self.kernel_initializer)
-            ),
-            dtype=self.dtype_policy,
-            name=name,
-        )
-
     def build(self, query_shape, value_shape=None):
         value_shape = query_shape if value_shape is None else value_shape
-        self.query_dense = self._dense(self.num_heads * self.head_dim, "query")
+        self.query_dense = make_dense(self, self.num_heads * self.head_dim, "query")
         self.query_dense.build(query_shape)
-        self.key_dense = self._dense(self.num_key_value_heads * self.head_dim, "key")
+        self.key_dense = make_dense(self, self.num_key_value_heads * self.head_dim, "key")
         self.key_dense.build(value_shape)
-        self.value_dense = self._dense(self.num_key_value_heads * self.head_dim, "value")
+        self.value_dense = make_dense(self, self.num_key_value_heads * self.head_dim, "value")
         self.value_dense.build(value_shape)
-        self.output_dense = self._dense(self.output_dim or query_shape[-1], "attention_output")
+        self.output_dense = make_dense(self, self.output_dim or query_shape[-1], "attention_output")
         self.output_dense.build((*query_shape[:-1], self.num_heads * self.head_dim))
 
     def _split_heads(self, x, heads):

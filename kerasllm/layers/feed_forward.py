@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import keras
 
+from kerasllm.layers.dense import make_dense
+
 # Activations a config may name. Gated variants (Shazeer, 2020) multiply the activated gate
 # projection with a second linear projection.
 ACTIVATIONS = {
@@ -27,7 +29,12 @@ def _activation_fn(name):
 
 @keras.saving.register_keras_serializable(package="kerasllm")
 class FeedForward(keras.layers.Layer):
-    """Two-layer (or gated three-matrix) feed-forward block: `out(act(inner(x)) [* gate(x)])`.
+    """Two-layer (or gated three-matrix) feed-forward block.
+
+    Plain: `output(act(intermediate(x)))`. Gated: `output(act(gate(x)) * intermediate(x))`: the
+    activation applies to the *gate* projection (`gate_dense`, weights named "gate"), and the
+    `intermediate` projection (`inner_dense`) is the linear one, as in T5 v1.1's `wi_0`/`wi_1`
+    and LLaMA's `gate_proj`/`up_proj`; mapping imported weights the other way round swaps them.
 
     Args:
         intermediate_dim: width of the hidden layer.
@@ -67,24 +74,13 @@ class FeedForward(keras.layers.Layer):
         self._activation = _activation_fn(base)
         self.hidden_dropout = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
 
-    def _dense(self, units, name):
-        return keras.layers.Dense(
-            units,
-            use_bias=self.use_bias,
-            kernel_initializer=keras.initializers.get(
-                keras.initializers.serialize(self.kernel_initializer)
-            ),
-            dtype=self.dtype_policy,
-            name=name,
-        )
-
     def build(self, input_shape):
-        self.inner_dense = self._dense(self.intermediate_dim, "intermediate")
+        self.inner_dense = make_dense(self, self.intermediate_dim, "intermediate")
         self.inner_dense.build(input_shape)
         if self.gated:
-            self.gate_dense = self._dense(self.intermediate_dim, "gate")
+            self.gate_dense = make_dense(self, self.intermediate_dim, "gate")
             self.gate_dense.build(input_shape)
-        self.output_dense = self._dense(input_shape[-1], "output")
+        self.output_dense = make_dense(self, input_shape[-1], "output")
         self.output_dense.build((*input_shape[:-1], self.intermediate_dim))
 
     def call(self, x, training=None):

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import difflib
 import inspect
 
 import keras
@@ -16,18 +15,16 @@ from kerasllm.layers import (
     RelativePositionBias,
     SinusoidalPositionEmbedding,
     TokenEmbedding,
+    masking,
 )
 from kerasllm.layers.feed_forward import ACTIVATIONS
 from kerasllm.layers.normalization import make_norm
 
+# Re-exported for callers that import it from here (zoo.registry); it lives in utils.validation.
+from kerasllm.utils.validation import closest  # noqa: F401
+
 POSITION_EMBEDDINGS = ("learned", "sinusoidal", "rotary", "relative")
 NORM_TYPES = ("layer", "rms")
-
-
-def closest(name: str, choices) -> str:
-    """A ' Did you mean ...?' hint for a misspelled name, or '' when nothing is close."""
-    matches = difflib.get_close_matches(name, list(choices), n=3, cutoff=0.5)
-    return f" Did you mean {', '.join(repr(m) for m in matches)}?" if matches else ""
 
 
 class Backbone(keras.Model):
@@ -76,9 +73,8 @@ class Backbone(keras.Model):
     ):
         config = {k: v for k, v in locals().items() if k not in ("self", "kwargs", "__class__")}
         # Pull subclass hyperparameters out of kwargs before handing the rest to keras.Model.
-        for key in self.extra_config_keys():
-            if key in kwargs:
-                config[key] = kwargs.pop(key)
+        for key, default in self.extra_config_defaults().items():
+            config[key] = kwargs.pop(key, default)
         super().__init__(**kwargs)
         self.validate_config(config)
         if config["embedding_norm"] is None:
@@ -120,9 +116,9 @@ class Backbone(keras.Model):
     def validate_config(cls, config: dict) -> None:
         """Checks every hyperparameter (before any weight exists: a class method, so a search
         space can check configurations without building them); a ValueError says what is wrong
-        and what is allowed."""
-        for key, value in cls.extra_config_defaults().items():
-            config.setdefault(key, value)
+        and what is allowed. `config` itself is left unchanged (a subclass's hyperparameters
+        that it omits count as their defaults)."""
+        config = {**cls.extra_config_defaults(), **config}
 
         def positive_int(key):
             value = config[key]
@@ -184,7 +180,10 @@ class Backbone(keras.Model):
         return cls(**config)
 
     # ---------------------------------------------------------- construction
-    def _initializer(self):
+    def make_initializer(self) -> keras.initializers.Initializer:
+        """A fresh kernel/embedding initializer of this backbone's family (truncated normal of
+        standard deviation `kernel_initializer_range`), for its own layers and for the heads
+        task models put on it."""
         return keras.initializers.TruncatedNormal(stddev=self.kernel_initializer_range)
 
     def _make_token_embedding(self, name="token_embedding"):
@@ -197,7 +196,7 @@ class Backbone(keras.Model):
             self.hidden_dim,
             tie_weights=self.tie_embeddings,
             logit_scale=logit_scale,
-            embeddings_initializer=self._initializer(),
+            embeddings_initializer=self.make_initializer(),
             dtype=self.dtype_policy,
             name=name,
         )
@@ -206,7 +205,7 @@ class Backbone(keras.Model):
         if self.position_embedding == "learned":
             return PositionEmbedding(
                 self.max_sequence_length,
-                initializer=self._initializer(),
+                initializer=self.make_initializer(),
                 dtype=self.dtype_policy,
                 name=name,
             )
@@ -241,7 +240,7 @@ class Backbone(keras.Model):
             use_bias=self.use_bias,
             attention_scale=self.attention_scale,
             rotary_max_wavelength=10000.0 if self.position_embedding == "rotary" else None,
-            kernel_initializer=self._initializer(),
+            kernel_initializer=self.make_initializer(),
             dtype=self.dtype_policy,
         )
 
@@ -264,6 +263,32 @@ class Backbone(keras.Model):
 
     def _make_dropout(self, name):
         return keras.layers.Dropout(self.dropout, dtype=self.dtype_policy, name=name)
+
+    def _make_embedding_layers(self, prefix=""):
+        """(position embedding or None, embedding norm or None, embedding dropout) of one stack,
+        named `{prefix}position_embedding`, `{prefix}embedding_norm`, `{prefix}embedding_dropout`
+        (the names are part of the weight paths in checkpoints)."""
+        norm = self._make_norm(f"{prefix}embedding_norm") if self.embedding_norm else None
+        return (
+            self._make_position_embedding(f"{prefix}position_embedding"),
+            norm,
+            self._make_dropout(f"{prefix}embedding_dropout"),
+        )
+
+    def _build_stack(self, layers, blocks, cross_attention=False):
+        """Builds one stack's sequence-shaped layers (None entries skipped), then its blocks
+        (with the encoder output shape too when they cross-attend)."""
+        shape = (None, None, self.hidden_dim)
+        for layer in layers:
+            if isinstance(layer, RelativePositionBias):
+                layer.build()
+            elif layer is not None:
+                layer.build(shape)
+        for block in blocks:
+            if cross_attention:
+                block.build(shape, shape)
+            else:
+                block.build(shape)
 
     # ----------------------------------------------------------------- forward
     def _check_length(self, token_ids, start_index=0):
@@ -311,6 +336,82 @@ class Backbone(keras.Model):
     def _build_weights(self):
         """Builds every layer from dummy shapes so weights exist right after construction."""
         raise NotImplementedError
+
+    def _zero_caches(self, batch_size, max_length, num_layers):
+        """Zero self-attention caches, one (B, 2, max_length, kv_heads, head_dim) per layer."""
+        head_dim = self.head_dim or self.hidden_dim // self.num_heads
+        kv_heads = self.num_key_value_heads or self.num_heads
+        return [
+            ops.zeros((batch_size, 2, max_length, kv_heads, head_dim), dtype=self.compute_dtype)
+            for _ in range(num_layers)
+        ]
+
+    def _run_encoder_blocks(self, blocks, x, padding_mask, relative_bias, training):
+        """Bidirectional blocks over `x` with a padding mask (and relative position bias)."""
+        length = ops.shape(x)[1]
+        attention_mask = masking.padding_to_attention_mask(padding_mask)
+        bias = (
+            relative_bias(query_length=length, key_length=length)
+            if relative_bias is not None
+            else None
+        )
+        for block in blocks:
+            x = block(x, attention_mask=attention_mask, position_bias=bias, training=training)
+        return x
+
+    def _run_decoder_blocks(
+        self,
+        blocks,
+        x,
+        key_padding_mask,
+        relative_bias,
+        caches=None,
+        index=0,
+        training=None,
+        encoder_output=None,
+        cross_attention_mask=None,
+        cross_caches=None,
+    ):
+        """Causal blocks over `x` (the new tokens at absolute positions `index..`), with or
+        without self-attention caches; one code path for full passes and incremental decoding.
+
+        `key_padding_mask` covers the keys: the tokens themselves, or every cache slot.
+        Returns (x, new caches) (an empty list without caches).
+        """
+        query_length = ops.shape(x)[1]
+        key_length = ops.shape(key_padding_mask)[1]
+        self_mask = masking.merge_masks(
+            masking.causal_mask(query_length, key_length, index),
+            masking.padding_to_attention_mask(key_padding_mask),
+        )
+        bias = (
+            relative_bias(query_length=query_length, key_length=key_length, query_offset=index)
+            if relative_bias is not None
+            else None
+        )
+        new_caches = []
+        for i, block in enumerate(blocks):
+            if caches is None:
+                x = block(
+                    x,
+                    self_attention_mask=self_mask,
+                    encoder_output=encoder_output,
+                    cross_attention_mask=cross_attention_mask,
+                    position_bias=bias,
+                    training=training,
+                )
+            else:
+                x, cache, _ = block(
+                    x,
+                    self_attention_mask=self_mask,
+                    cross_attention_mask=cross_attention_mask,
+                    position_bias=bias,
+                    self_attention_cache=caches[i],
+                    cache_update_index=index,
+                    cross_attention_cache=None if cross_caches is None else cross_caches[i],
+                )
+                new_caches.append(cache)
+        return x, new_caches
 
     @property
     def layer_blocks(self) -> list:

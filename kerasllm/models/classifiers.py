@@ -8,6 +8,7 @@ from keras import ops
 from kerasllm.models.decoder import Decoder
 from kerasllm.models.encoder import Encoder
 from kerasllm.models.task import Task
+from kerasllm.preprocessors.text_classifier import TextClassifierPreprocessor
 
 POOLINGS = ("pooled", "first", "mean", "last")
 
@@ -23,6 +24,10 @@ class SequenceClassifier(Task):
         pooling: "pooled" (the encoder's pooler output; default for encoders), "first" (first
             token), "mean" (mean over real tokens) or "last" (last real token; default for
             decoders, which only see the whole sequence there).
+        preprocessor: optional `kerasllm.preprocessors.TextClassifierPreprocessor`; with it,
+            `fit` / `evaluate` / `predict` take raw strings (and sentence pairs), and a
+            `.keras` file carries it with its tokenizer. `kerasllm.zoo.get(name,
+            task="classifier", ...)` attaches one when the preset ships a tokenizer.
 
     Returns float32 logits (B, num_classes).
 
@@ -37,8 +42,19 @@ class SequenceClassifier(Task):
     (2, 3)
     """
 
-    def __init__(self, backbone, num_classes: int, dropout: float = 0.1, pooling=None, **kwargs):
-        super().__init__(backbone, **kwargs)
+    #: What `kerasllm.preprocessors.for_task` builds for this task.
+    preprocessor_class = TextClassifierPreprocessor
+
+    def __init__(
+        self,
+        backbone,
+        num_classes: int,
+        dropout: float = 0.1,
+        pooling=None,
+        preprocessor=None,
+        **kwargs,
+    ):
+        super().__init__(backbone, preprocessor=preprocessor, **kwargs)
         self._require_backbone(Encoder, Decoder)
         if not isinstance(num_classes, int) or num_classes < 2:
             raise ValueError(f"`num_classes` must be an integer >= 2; got {num_classes!r}.")
@@ -54,7 +70,7 @@ class SequenceClassifier(Task):
         self.head_dropout = keras.layers.Dropout(dropout, dtype=backbone.dtype_policy)
         self.classifier = keras.layers.Dense(
             num_classes,
-            kernel_initializer=backbone._initializer(),
+            kernel_initializer=backbone.make_initializer(),
             dtype=backbone.dtype_policy,
             name="classifier",
         )
@@ -116,7 +132,7 @@ class TokenClassifier(Task):
         self.head_dropout = keras.layers.Dropout(dropout, dtype=backbone.dtype_policy)
         self.classifier = keras.layers.Dense(
             num_classes,
-            kernel_initializer=backbone._initializer(),
+            kernel_initializer=backbone.make_initializer(),
             dtype=backbone.dtype_policy,
             name="classifier",
         )

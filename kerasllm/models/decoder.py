@@ -5,7 +5,6 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from kerasllm.layers import masking
 from kerasllm.models.backbone import Backbone
 
 
@@ -32,48 +31,30 @@ class Decoder(Backbone):
     def __init__(self, **config):
         super().__init__(**config)
         self.token_embedding = self._make_token_embedding()
-        self.position_layer = self._make_position_embedding("position_embedding")
-        self.embedding_layer_norm = (
-            self._make_norm("embedding_norm") if self.embedding_norm else None
-        )
-        self.embedding_dropout = self._make_dropout("embedding_dropout")
+        position, norm, dropout = self._make_embedding_layers()
+        self.position_layer = position
+        self.embedding_layer_norm = norm
+        self.embedding_dropout = dropout
         self.relative_bias = self._make_relative_bias(False, "relative_position_bias")
         self.blocks = self._make_decoder_blocks(self.num_layers, cross_attention=False)
         self.final_norm = self._make_norm("final_norm") if self.norm_first else None
         self._build_weights()
 
     def _build_weights(self):
-        shape = (None, None, self.hidden_dim)
         self.token_embedding.build((None, None))
-        if self.position_layer is not None:
-            self.position_layer.build(shape)
-        if self.embedding_layer_norm is not None:
-            self.embedding_layer_norm.build(shape)
-        if self.relative_bias is not None:
-            self.relative_bias.build()
-        for block in self.blocks:
-            block.build(shape)
-        if self.final_norm is not None:
-            self.final_norm.build(shape)
+        self._build_stack(
+            (self.position_layer, self.embedding_layer_norm, self.relative_bias, self.final_norm),
+            self.blocks,
+        )
         self.built = True
 
     @property
     def layer_blocks(self):
         return self.blocks
 
-    @property
-    def cache_shape_per_layer(self):
-        """(2, kv_heads, head_dim): the trailing dims of one layer's cache, after (B, ., S)."""
-        head_dim = self.head_dim or self.hidden_dim // self.num_heads
-        return (self.num_key_value_heads or self.num_heads, head_dim)
-
     def init_cache(self, batch_size, max_length):
         """Zero self-attention caches, one (B, 2, max_length, kv_heads, head_dim) per layer."""
-        kv_heads, head_dim = self.cache_shape_per_layer
-        return [
-            ops.zeros((batch_size, 2, max_length, kv_heads, head_dim), dtype=self.compute_dtype)
-            for _ in self.blocks
-        ]
+        return self._zero_caches(batch_size, max_length, len(self.blocks))
 
     def _run(self, token_ids, key_padding_mask, caches=None, index=0, training=None):
         x = self._embed(
@@ -84,35 +65,9 @@ class Decoder(Backbone):
             start_index=index,
             training=training,
         )
-        query_length = ops.shape(token_ids)[1]
-        key_length = ops.shape(key_padding_mask)[1]
-        attention_mask = masking.merge_masks(
-            masking.causal_mask(query_length, key_length, index),
-            masking.padding_to_attention_mask(key_padding_mask),
+        x, new_caches = self._run_decoder_blocks(
+            self.blocks, x, key_padding_mask, self.relative_bias, caches, index, training
         )
-        position_bias = (
-            self.relative_bias(query_length=query_length, key_length=key_length, query_offset=index)
-            if self.relative_bias is not None
-            else None
-        )
-        new_caches = []
-        for i, block in enumerate(self.blocks):
-            if caches is None:
-                x = block(
-                    x,
-                    self_attention_mask=attention_mask,
-                    position_bias=position_bias,
-                    training=training,
-                )
-            else:
-                x, cache, _ = block(
-                    x,
-                    self_attention_mask=attention_mask,
-                    position_bias=position_bias,
-                    self_attention_cache=caches[i],
-                    cache_update_index=index,
-                )
-                new_caches.append(cache)
         if self.final_norm is not None:
             x = self.final_norm(x)
         return x, new_caches

@@ -5,7 +5,6 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from kerasllm.layers import masking
 from kerasllm.models.backbone import Backbone
 
 
@@ -45,18 +44,17 @@ class Encoder(Backbone):
             keras.layers.Embedding(
                 self.num_segments,
                 self.hidden_dim,
-                embeddings_initializer=self._initializer(),
+                embeddings_initializer=self.make_initializer(),
                 dtype=self.dtype_policy,
                 name="segment_embedding",
             )
             if self.num_segments
             else None
         )
-        self.position_layer = self._make_position_embedding("position_embedding")
-        self.embedding_layer_norm = (
-            self._make_norm("embedding_norm") if self.embedding_norm else None
-        )
-        self.embedding_dropout = self._make_dropout("embedding_dropout")
+        position, norm, dropout = self._make_embedding_layers()
+        self.position_layer = position
+        self.embedding_layer_norm = norm
+        self.embedding_dropout = dropout
         self.relative_bias = self._make_relative_bias(True, "relative_position_bias")
         self.blocks = self._make_encoder_blocks()
         self.final_norm = self._make_norm("final_norm") if self.norm_first else None
@@ -64,7 +62,7 @@ class Encoder(Backbone):
             keras.layers.Dense(
                 self.hidden_dim,
                 activation="tanh",
-                kernel_initializer=self._initializer(),
+                kernel_initializer=self.make_initializer(),
                 dtype=self.dtype_policy,
                 name="pooler",
             )
@@ -74,20 +72,13 @@ class Encoder(Backbone):
         self._build_weights()
 
     def _build_weights(self):
-        shape = (None, None, self.hidden_dim)
         self.token_embedding.build((None, None))
         if self.segment_embedding is not None:
             self.segment_embedding.build((None, None))
-        if self.position_layer is not None:
-            self.position_layer.build(shape)
-        if self.embedding_layer_norm is not None:
-            self.embedding_layer_norm.build(shape)
-        if self.relative_bias is not None:
-            self.relative_bias.build()
-        for block in self.blocks:
-            block.build(shape)
-        if self.final_norm is not None:
-            self.final_norm.build(shape)
+        self._build_stack(
+            (self.position_layer, self.embedding_layer_norm, self.relative_bias, self.final_norm),
+            self.blocks,
+        )
         if self.pooler_dense is not None:
             self.pooler_dense.build((None, self.hidden_dim))
         self.built = True
@@ -110,17 +101,7 @@ class Encoder(Backbone):
             segment_layer=self.segment_embedding,
             training=training,
         )
-        length = ops.shape(token_ids)[1]
-        attention_mask = masking.padding_to_attention_mask(padding_mask)
-        position_bias = (
-            self.relative_bias(query_length=length, key_length=length)
-            if self.relative_bias is not None
-            else None
-        )
-        for block in self.blocks:
-            x = block(
-                x, attention_mask=attention_mask, position_bias=position_bias, training=training
-            )
+        x = self._run_encoder_blocks(self.blocks, x, padding_mask, self.relative_bias, training)
         if self.final_norm is not None:
             x = self.final_norm(x)
         first = x[:, 0, :]

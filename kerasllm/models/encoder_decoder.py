@@ -43,23 +43,23 @@ class EncoderDecoder(Backbone):
     @classmethod
     def validate_config(cls, config):
         super().validate_config(config)
-        layers = config["num_decoder_layers"]
+        layers = {**cls.extra_config_defaults(), **config}["num_decoder_layers"]
         if layers is not None and (not isinstance(layers, int) or layers < 1):
             raise ValueError(f"`num_decoder_layers` must be a positive integer; got {layers!r}.")
 
     def __init__(self, **config):
         super().__init__(**config)
         self.token_embedding = self._make_token_embedding()
-        self.encoder_position = self._make_position_embedding("encoder_position_embedding")
-        self.decoder_position = self._make_position_embedding("decoder_position_embedding")
-        self.encoder_embedding_norm = (
-            self._make_norm("encoder_embedding_norm") if self.embedding_norm else None
+        encoder_layers = self._make_embedding_layers("encoder_")
+        decoder_layers = self._make_embedding_layers("decoder_")
+        # Assigned in this order (the order of the model's variables, which training
+        # checkpoints store positionally).
+        self.encoder_position, self.decoder_position = encoder_layers[0], decoder_layers[0]
+        self.encoder_embedding_norm, self.decoder_embedding_norm = (
+            encoder_layers[1],
+            decoder_layers[1],
         )
-        self.decoder_embedding_norm = (
-            self._make_norm("decoder_embedding_norm") if self.embedding_norm else None
-        )
-        self.encoder_dropout = self._make_dropout("encoder_embedding_dropout")
-        self.decoder_dropout = self._make_dropout("decoder_embedding_dropout")
+        self.encoder_dropout, self.decoder_dropout = encoder_layers[2], decoder_layers[2]
         self.encoder_relative_bias = self._make_relative_bias(True, "encoder_relative_bias")
         self.decoder_relative_bias = self._make_relative_bias(False, "decoder_relative_bias")
         self.encoder_blocks = self._make_encoder_blocks()
@@ -71,25 +71,26 @@ class EncoderDecoder(Backbone):
         self._build_weights()
 
     def _build_weights(self):
-        shape = (None, None, self.hidden_dim)
         self.token_embedding.build((None, None))
-        for layer in (
-            self.encoder_position,
-            self.decoder_position,
-            self.encoder_embedding_norm,
-            self.decoder_embedding_norm,
-            self.encoder_final_norm,
-            self.decoder_final_norm,
-        ):
-            if layer is not None:
-                layer.build(shape)
-        for bias in (self.encoder_relative_bias, self.decoder_relative_bias):
-            if bias is not None:
-                bias.build()
-        for block in self.encoder_blocks:
-            block.build(shape)
-        for block in self.decoder_blocks:
-            block.build(shape, shape)
+        self._build_stack(
+            (
+                self.encoder_position,
+                self.encoder_embedding_norm,
+                self.encoder_relative_bias,
+                self.encoder_final_norm,
+            ),
+            self.encoder_blocks,
+        )
+        self._build_stack(
+            (
+                self.decoder_position,
+                self.decoder_embedding_norm,
+                self.decoder_relative_bias,
+                self.decoder_final_norm,
+            ),
+            self.decoder_blocks,
+            cross_attention=True,
+        )
         self.built = True
 
     @property
@@ -108,15 +109,9 @@ class EncoderDecoder(Backbone):
             dropout=self.encoder_dropout,
             training=training,
         )
-        length = ops.shape(token_ids)[1]
-        attention_mask = masking.padding_to_attention_mask(padding_mask)
-        bias = (
-            self.encoder_relative_bias(query_length=length, key_length=length)
-            if self.encoder_relative_bias is not None
-            else None
+        x = self._run_encoder_blocks(
+            self.encoder_blocks, x, padding_mask, self.encoder_relative_bias, training
         )
-        for block in self.encoder_blocks:
-            x = block(x, attention_mask=attention_mask, position_bias=bias, training=training)
         if self.encoder_final_norm is not None:
             x = self.encoder_final_norm(x)
         return x
@@ -141,42 +136,18 @@ class EncoderDecoder(Backbone):
             start_index=index,
             training=training,
         )
-        query_length = ops.shape(token_ids)[1]
-        key_length = ops.shape(key_padding_mask)[1]
-        self_mask = masking.merge_masks(
-            masking.causal_mask(query_length, key_length, index),
-            masking.padding_to_attention_mask(key_padding_mask),
+        x, new_caches = self._run_decoder_blocks(
+            self.decoder_blocks,
+            x,
+            key_padding_mask,
+            self.decoder_relative_bias,
+            self_caches,
+            index,
+            training,
+            encoder_output=encoder_output,
+            cross_attention_mask=masking.padding_to_attention_mask(encoder_padding_mask),
+            cross_caches=cross_caches,
         )
-        cross_mask = masking.padding_to_attention_mask(encoder_padding_mask)
-        bias = (
-            self.decoder_relative_bias(
-                query_length=query_length, key_length=key_length, query_offset=index
-            )
-            if self.decoder_relative_bias is not None
-            else None
-        )
-        new_caches = []
-        for i, block in enumerate(self.decoder_blocks):
-            if self_caches is None:
-                x = block(
-                    x,
-                    self_attention_mask=self_mask,
-                    encoder_output=encoder_output,
-                    cross_attention_mask=cross_mask,
-                    position_bias=bias,
-                    training=training,
-                )
-            else:
-                x, cache, _ = block(
-                    x,
-                    self_attention_mask=self_mask,
-                    cross_attention_mask=cross_mask,
-                    position_bias=bias,
-                    self_attention_cache=self_caches[i],
-                    cache_update_index=index,
-                    cross_attention_cache=cross_caches[i],
-                )
-                new_caches.append(cache)
         if self.decoder_final_norm is not None:
             x = self.decoder_final_norm(x)
         return x, new_caches
@@ -214,12 +185,7 @@ class EncoderDecoder(Backbone):
         The cross-attention keys and values are computed here, once per source batch.
         """
         batch_size = ops.shape(encoder_output)[0]
-        head_dim = self.head_dim or self.hidden_dim // self.num_heads
-        kv_heads = self.num_key_value_heads or self.num_heads
-        self_caches = [
-            ops.zeros((batch_size, 2, max_length, kv_heads, head_dim), dtype=self.compute_dtype)
-            for _ in self.decoder_blocks
-        ]
+        self_caches = self._zero_caches(batch_size, max_length, len(self.decoder_blocks))
         cross_caches = [
             block.cross_attention_layer.project_key_value(encoder_output)
             for block in self.decoder_blocks

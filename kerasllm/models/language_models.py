@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from kerasllm import _compat
 from kerasllm.models.decoder import Decoder
 from kerasllm.models.encoder import Encoder
 from kerasllm.models.encoder_decoder import EncoderDecoder
@@ -30,7 +31,7 @@ class _Generative:
                 from kerasllm.tokenizers.base import check_vocabulary_match
 
                 check_vocabulary_match(self, value, f"{type(self).__name__}.tokenizer")
-            value = self._no_dependency(value)  # keep TF object tracking off it
+            value = _compat.untracked(value)  # keep TF object tracking off it
         super().__setattr__(name, value)
 
     def logits(self, hidden):
@@ -65,7 +66,7 @@ class MaskedLM(Task):
         self.head_dense = keras.layers.Dense(
             hidden,
             activation="gelu",
-            kernel_initializer=backbone._initializer(),
+            kernel_initializer=backbone.make_initializer(),
             dtype=backbone.dtype_policy,
             name="mlm_dense",
         )

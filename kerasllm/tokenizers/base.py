@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from kerasllm import _compat
 from kerasllm.tokenizers.typography import unify_typography
 from kerasllm.utils.files import read_json, resolve_inside, write_json
 
@@ -248,9 +249,8 @@ class Tokenizer(tf.Module):
 
     def __init__(self, special_tokens: dict[str, str], name: str | None = None):
         super().__init__(name=name)
-        self._special_tokens = self._no_dependency(
-            tuple(validate_special_tokens(special_tokens).items())
-        )
+        # A tuple of string pairs: tf.Module's tracking leaves it as it is.
+        self._special_tokens = tuple(validate_special_tokens(special_tokens).items())
         # Off unless asked for: tokenizers saved before the option existed, and vocabularies
         # imported from other libraries, must keep producing the ids they always did.
         self._unify_typography = False
@@ -275,7 +275,7 @@ class Tokenizer(tf.Module):
     def _post_init(self) -> None:
         """Checks the vocabulary once it is set (called by subclasses)."""
         vocab = self.get_vocabulary()
-        self._token_index = self._no_dependency({token: i for i, token in enumerate(vocab)})
+        self._token_index = _compat.untracked({token: i for i, token in enumerate(vocab)})
         for role, token in self._special_tokens:
             if token not in self._token_index:
                 raise ValueError(
@@ -355,7 +355,6 @@ class Tokenizer(tf.Module):
             if sequence_length <= 0:
                 raise ValueError(f"`sequence_length` must be positive, got {sequence_length}.")
             ids = ids[:, :sequence_length].to_tensor(default_value=0, shape=[None, sequence_length])
-            return ids[0] if scalar else ids
         return ids[0] if scalar else ids
 
     def __call__(self, inputs, sequence_length: int | None = None):

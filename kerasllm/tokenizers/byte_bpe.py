@@ -9,8 +9,9 @@ from typing import Any
 import keras_hub
 import numpy as np
 import tensorflow as tf
-from keras_hub.src.tokenizers.byte_pair_tokenizer import bytes_to_unicode
 
+from kerasllm import _compat
+from kerasllm._compat import bytes_to_unicode
 from kerasllm.tokenizers.base import Tokenizer, read_lines, register_kind, unique_tokens
 from kerasllm.utils.files import atomic_write_text, read_json
 
@@ -68,12 +69,12 @@ class ByteBPETokenizer(Tokenizer):
         ids = sorted(vocabulary.values())
         if ids != list(range(len(ids))):
             raise ValueError("Byte BPE vocabulary ids must be exactly 0..len(vocabulary)-1.")
-        self._vocab_dict = self._no_dependency(vocabulary)
+        self._vocab_dict = _compat.untracked(vocabulary)
         inverse = [""] * len(vocabulary)
         for token, i in vocabulary.items():
             inverse[i] = token
-        self._vocabulary = self._no_dependency(inverse)
-        self._merges = self._no_dependency(list(merges))
+        self._vocabulary = _compat.untracked(inverse)
+        self._merges = _compat.untracked(list(merges))
         self.add_prefix_space = bool(add_prefix_space)
         self._layer = keras_hub.tokenizers.BytePairTokenizer(
             vocabulary=vocabulary,

@@ -10,6 +10,7 @@ import sentencepiece as spm
 import tensorflow as tf
 import tensorflow_text as tf_text
 
+from kerasllm import _compat
 from kerasllm.tokenizers.base import Tokenizer, register_kind
 from kerasllm.utils.files import atomic_write_bytes
 
@@ -72,11 +73,11 @@ class SentencePieceTokenizer(Tokenizer):
             ) from None
         if processor.get_piece_size() == 0:  # an empty proto parses, then fails in the TF op
             raise ValueError(f"{source} is an empty SentencePiece model (no pieces).")
-        self._model_proto = self._no_dependency(model)
-        self._vocabulary = self._no_dependency(
+        self._model_proto = _compat.untracked(model)
+        self._vocabulary = _compat.untracked(
             [processor.id_to_piece(i) for i in range(processor.get_piece_size())]
         )
-        self._byte_flags = self._no_dependency(
+        self._byte_flags = _compat.untracked(
             [processor.is_byte(i) for i in range(processor.get_piece_size())]
         )
         self._op = tf_text.SentencepieceTokenizer(model=model, out_type=tf.int32)

@@ -9,9 +9,9 @@ from collections.abc import Iterable
 
 import sentencepiece as spm
 import tensorflow as tf
-from keras_hub.src.tokenizers.byte_pair_tokenizer import bytes_to_unicode, split_strings_for_bpe
 from tensorflow_text.tools.wordpiece_vocab import wordpiece_tokenizer_learner_lib as learner
 
+from kerasllm._compat import bytes_to_unicode, split_strings_for_bpe
 from kerasllm.tokenizers import byte_bpe, sentencepiece, wordpiece
 from kerasllm.tokenizers.base import as_text_list, unique_tokens, validate_special_tokens
 from kerasllm.tokenizers.byte_bpe import ByteBPETokenizer

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 import keras_hub
 import numpy as np
 import tensorflow as tf
 import tensorflow_text as tf_text
-from keras_hub.src.tokenizers.word_piece_tokenizer import (
-    get_special_tokens_pattern,
-    pretokenize,
-)
 
+from kerasllm import _compat
 from kerasllm.tokenizers.base import Tokenizer, read_lines, register_kind, unique_tokens
 from kerasllm.utils.files import atomic_write_text
 
@@ -92,7 +90,7 @@ def pretokenize_words(
         A ragged string tensor with one more dimension than `strings` (rank 0 counts as 1).
     """
     strings = bert_normalize(strings, lowercase, strip_accents, special_tokens_pattern)
-    return pretokenize(
+    return _compat.wordpiece_pretokenize(
         strings,
         lowercase=False,
         strip_accents=False,
@@ -156,13 +154,14 @@ class WordPieceTokenizer(Tokenizer):
             raise ValueError("The WordPiece vocabulary contains duplicate tokens.")
         if "unk" not in dict(self._special_tokens):
             raise ValueError("A WordPiece tokenizer needs an 'unk' special token.")
-        self._vocabulary = self._no_dependency(vocabulary)
+        self._vocabulary = _compat.untracked(vocabulary)
         self.lowercase = bool(lowercase)
         self.strip_accents = bool(strip_accents)
         self.split_on_cjk = bool(split_on_cjk)
         self.suffix_indicator = suffix_indicator
         specials = unique_tokens(dict(self._special_tokens))
-        self._special_pattern = get_special_tokens_pattern(specials)
+        # keras_hub's pattern for words never split: the special tokens, escaped, as alternatives.
+        self._special_pattern = "|".join(re.escape(t) for t in specials) or None
         # `bert_normalize` lowercases and strips accents before the layer sees the text.
         self._layer = keras_hub.tokenizers.WordPieceTokenizer(
             vocabulary=vocabulary,
@@ -186,7 +185,7 @@ class WordPieceTokenizer(Tokenizer):
         return tf.cast(ids, tf.int32).with_row_splits_dtype(tf.int64)
 
     def _detokenize_impl(self, ids):
-        return self._layer._fast_word_piece.detokenize(ids)
+        return _compat.wordpiece_detokenizer(self._layer).detokenize(ids)
 
     def _normalize_impl(self, strings):
         words = pretokenize_words(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import keras
 
+from kerasllm import _compat
 from kerasllm.layers import MultiHeadAttention
 from kerasllm.models import Backbone
 from kerasllm.training.config import TrainerConfig
@@ -134,7 +135,7 @@ def apply_lora(
     if not isinstance(rank, int) or rank < 1:
         raise ValueError(f"LoRA `rank` must be a positive integer; got {rank!r}.")
     backbone = backbone_of(model)
-    for layer in backbone._flatten_layers(include_self=False):
+    for layer in _compat.nested_layers(backbone):
         layer.trainable = False
     attributes = {
         "query": "query_dense",
@@ -143,7 +144,7 @@ def apply_lora(
         "attention_output": "output_dense",
     }
     adapted = 0
-    for layer in backbone._flatten_layers(include_self=False):
+    for layer in _compat.nested_layers(backbone):
         if not isinstance(layer, MultiHeadAttention):
             continue
         for target in targets:

@@ -186,13 +186,16 @@ def dataset_fn(
     training: bool,
     seed: int = 0,
     labels: Sequence[str] | None = None,
+    bucketing: bool = False,
 ) -> Callable[[tf.distribute.InputContext], tf.data.Dataset]:
     """A function of a `tf.distribute.InputContext` building this worker's shard of batches with
     the `kerasllm.data` pipeline of `objective` (for `Trainer.fit` and `Trainer.evaluate`).
 
     Training data is shuffled with `seed`; evaluation data keeps its order and is not repeated.
+    `bucketing=True` groups examples of similar length and pads each batch to its longest one
+    (the pipelines' `bucketing`) instead of to `sequence_length`.
     """
-    options = dict(seed=seed, shuffle=training, drop_remainder=training)
+    options = dict(seed=seed, shuffle=training, drop_remainder=training, bucketing=bucketing)
 
     def build(input_context: tf.distribute.InputContext) -> tf.data.Dataset:
         # `distribute_datasets_from_function` wants per-replica batches from each pipeline.

@@ -20,6 +20,8 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from kerasllm.utils.validation import closest
+
 
 def cross_entropy(labels, logits, label_smoothing: float = 0.0):
     """Per-position cross-entropy of integer `labels` under float32 `logits`, with optional label
@@ -306,8 +308,6 @@ def get(objective: str | Objective, **kwargs) -> Objective:
     if isinstance(objective, Objective):
         return objective
     if objective not in OBJECTIVES:
-        from kerasllm.models.backbone import closest
-
         raise ValueError(
             f"Unknown objective {objective!r}.{closest(str(objective), OBJECTIVES)} "
             f"Expected one of {list(OBJECTIVES)}."

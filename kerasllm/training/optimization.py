@@ -11,6 +11,7 @@ import math
 import keras
 from keras import ops
 
+from kerasllm import _compat
 from kerasllm.layers import PositionEmbedding, RelativePositionBias, RMSNorm
 from kerasllm.training.config import DECAYS, WEIGHT_DECAY_GROUPS, TrainerConfig
 
@@ -182,7 +183,7 @@ def weight_decay_exclusions(model: keras.Model, groups=WEIGHT_DECAY_GROUPS) -> l
             f"Unknown weight-decay groups {sorted(unknown)}; allowed: {list(WEIGHT_DECAY_GROUPS)}."
         )
     excluded = {}
-    for layer in model._flatten_layers(include_self=True, recursive=True):
+    for layer in _compat.nested_layers(model, include_self=True):
         if "norm" in groups and isinstance(layer, NORM_LAYERS):
             excluded.update((id(v), v) for v in layer.weights)
         if "embedding" in groups and isinstance(layer, EMBEDDING_LAYERS):
@@ -250,8 +251,7 @@ def skip_gradient_all_reduce(optimizer: keras.optimizers.Optimizer) -> None:
     """
     for opt in (optimizer, getattr(optimizer, "inner_optimizer", None)):
         if opt is not None:
-            # Keras' hook for the replica all-reduce (keras/src/backend/tensorflow/optimizer.py).
-            opt._all_reduce_sum_gradients = list
+            _compat.skip_replica_all_reduce(opt)
 
 
 def loss_scale(optimizer: keras.optimizers.Optimizer):

@@ -26,8 +26,8 @@ from collections.abc import Callable, Mapping
 import keras
 import numpy as np
 import tensorflow as tf
-from tensorflow.python.framework import ops  # the gradient registry, for Trainer.close
 
+from kerasllm import _compat
 from kerasllm.training import distribution, finetuning, objectives, optimization
 from kerasllm.training.checkpointing import Checkpointer, ModelState, load_model_weights
 from kerasllm.training.config import TrainerConfig
@@ -46,7 +46,7 @@ class TrainingDivergedError(RuntimeError):
 
 
 # TensorFlow's registry of gradient functions, by op type name (see Trainer._call_traced).
-_GRADIENT_REGISTRY: dict = ops._gradient_registry._registry
+_GRADIENT_REGISTRY: dict = _compat.gradient_registry()
 
 
 class Trainer:

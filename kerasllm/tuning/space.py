@@ -21,7 +21,6 @@ import keras_tuner
 from kerasllm import zoo
 from kerasllm.models import Backbone
 
-ARCHITECTURE = ("num_layers", "num_heads", "hidden_dim", "intermediate_dim", "dropout")
 TRAINING = ("learning_rate", "warmup_steps", "label_smoothing", "batch_size")
 #: Hyperparameters that need a positive integer, and the ones that are fractions in [0, 1).
 _POSITIVE_INTS = ("num_layers", "num_heads", "hidden_dim", "intermediate_dim", "batch_size")

