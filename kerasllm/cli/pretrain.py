@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
 # Mirrors `kerasllm.training.recipe.PRETRAINED_DEFAULTS["learning_rate"]` for --help without
 # importing TensorFlow (a test checks they agree).
@@ -74,8 +75,8 @@ def add_common_arguments(parser: argparse.ArgumentParser, objectives, default_lr
     what.add_argument("--test-data", help="your own test file, evaluated at the end.")
     what.add_argument(
         "--model-dir",
-        required=True,
-        help="checkpoints, TensorBoard logs and the tokenizer go here; rerun to resume.",
+        help="checkpoints, TensorBoard logs and the tokenizer go here; rerun to resume "
+        "(default: runs/COMMAND_MODEL_DATA, e.g. runs/finetune_minilm_l6_rotten_tomatoes).",
     )
     what.add_argument(
         "--set",
@@ -198,6 +199,21 @@ def resolve_objective(args) -> str:
     return args.objective
 
 
+def default_model_dir(args) -> str:
+    """`runs/COMMAND_MODEL_DATA` for a run given no --model-dir: the model and data names (or
+    the stems of their paths), with any character other than letters, digits, `.`, `_` and
+    `-` replaced, so the same command resumes in the same folder."""
+    import re
+    from pathlib import PurePath
+
+    def part(value) -> str:
+        name = PurePath(str(value)).stem if value else "none"
+        return re.sub(r"[^A-Za-z0-9._-]", "_", name) or "none"
+
+    command = getattr(args, "command", None) or "run"
+    return os.path.join("runs", f"{command}_{part(args.model)}_{part(args.data)}")
+
+
 def config_from_args(args, pretrained: bool = False, **extra):
     """The `TrainerConfig` the parsed arguments describe.
 
@@ -213,6 +229,9 @@ def config_from_args(args, pretrained: bool = False, **extra):
         learning_rate = (
             PRETRAINED_DEFAULTS["learning_rate"] if pretrained else args.default_learning_rate
         )
+    if args.model_dir is None:
+        args.model_dir = default_model_dir(args)
+        print(f"Writing to {args.model_dir} (no --model-dir given).", flush=True)
     return TrainerConfig(
         model_dir=args.model_dir,
         steps=SCRATCH_STEPS if args.steps is None else args.steps,

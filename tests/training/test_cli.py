@@ -141,3 +141,18 @@ def test_kill_saves_a_checkpoint_and_ends_the_process_promptly(tmp_path):
     assert process.returncode == 130, text
     assert "Interrupted: saved a checkpoint at step" in text and "Traceback" not in text
     assert tf.train.latest_checkpoint(str(model_dir)) is not None
+
+
+def test_the_model_dir_defaults_to_a_folder_named_after_the_command_model_and_data():
+    from kerasllm.cli import build_parser
+    from kerasllm.cli.pretrain import default_model_dir
+
+    args = build_parser().parse_args(
+        ["finetune", "--model", "minilm_l6", "--data", "rotten_tomatoes"]
+    )
+    assert args.model_dir is None
+    assert default_model_dir(args) == "runs/finetune_minilm_l6_rotten_tomatoes"
+    args = build_parser().parse_args(
+        ["pretrain", "--model", "presets/my bert.json", "--data", "/data/reviews.csv"]
+    )
+    assert default_model_dir(args) == "runs/pretrain_my_bert_reviews"
