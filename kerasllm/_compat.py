@@ -26,6 +26,9 @@ from tensorflow.python.trackable import data_structures as _tf_data_structures
 
 CHECKED_VERSIONS = "TensorFlow 2.21, Keras 3.15, keras-hub 0.32"
 
+#: The `PRIVATE_APIS` entry of `accept_raw_python_inputs`.
+RAW_INPUT_FLAGS = "keras.Layer._convert_input_args / _allow_non_tensor_positional_args"
+
 #: name -> why kerasllm needs it (the message tests/test_compat.py fails with).
 PRIVATE_APIS: dict[str, str] = {
     "tensorflow.python.framework.ops._gradient_registry._registry": (
@@ -74,7 +77,7 @@ PRIVATE_APIS: dict[str, str] = {
         "pure-Python path outside tf.function and reshapes its input, and kerasllm's "
         "tokenizers must run the same ops eagerly, in tf.data and in an exported SavedModel."
     ),
-    "keras.Layer._convert_input_args / _allow_non_tensor_positional_args": (
+    RAW_INPUT_FLAGS: (
         "A preprocessor layer is called with Python strings and lists (raw text); Keras' "
         "Layer.__call__ converts positional arguments to backend tensors and refuses non-tensor "
         "ones unless these two flags are set (keras_hub's preprocessing layers set the same "
@@ -126,12 +129,9 @@ def accept_raw_python_inputs(layer: keras.Layer) -> None:
     `PRIVATE_APIS`."""
     for flag in ("_convert_input_args", "_allow_non_tensor_positional_args"):
         if not hasattr(layer, flag):
-            raise AttributeError(f"keras.Layer has no {flag} any more: {_why(next(iter(_RAW)))}")
+            raise AttributeError(f"keras.Layer has no {flag} any more: {_why(RAW_INPUT_FLAGS)}")
     layer._convert_input_args = False
     layer._allow_non_tensor_positional_args = True
-
-
-_RAW = ("keras.Layer._convert_input_args / _allow_non_tensor_positional_args",)
 
 
 def nested_layers(layer: keras.Layer, include_self: bool = False) -> Iterator[keras.Layer]:

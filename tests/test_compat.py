@@ -174,4 +174,4 @@ def test_a_layer_can_take_raw_python_strings():
         def call(self, texts):
             return [t.upper() for t in texts]
 
-    assert Upper()(["a", "b"]) == ["A", "B"], _compat.PRIVATE_APIS[_compat._RAW[0]]
+    assert Upper()(["a", "b"]) == ["A", "B"], _compat.PRIVATE_APIS[_compat.RAW_INPUT_FLAGS]

@@ -81,53 +81,7 @@ def test_torch_reader_rejects_non_tensor_entries(tmp_path):
 
 def _state_dict_pickle(size: int) -> bytes:
     """The pickle torch.save writes for {"w": <float32 tensor of shape (size,)> on storage 0}."""
-
-    def text(value: str) -> bytes:
-        data = value.encode()
-        return pickle.BINUNICODE + len(data).to_bytes(4, "little") + data
-
-    def small_int(value: int) -> bytes:
-        return pickle.BININT1 + bytes([value])
-
-    storage = (
-        pickle.MARK
-        + text("storage")
-        + pickle.GLOBAL
-        + b"torch\nFloatStorage\n"
-        + text("0")
-        + text("cpu")
-        + small_int(4)
-        + pickle.TUPLE
-        + pickle.BINPERSID
-    )
-    tensor = (
-        pickle.GLOBAL
-        + b"torch._utils\n_rebuild_tensor_v2\n"
-        + pickle.MARK
-        + storage
-        + small_int(0)  # storage offset
-        + small_int(size)
-        + pickle.TUPLE1
-        + small_int(1)
-        + pickle.TUPLE1
-        + pickle.NEWFALSE
-        + pickle.GLOBAL
-        + b"collections\nOrderedDict\n"
-        + pickle.EMPTY_TUPLE
-        + pickle.REDUCE
-        + pickle.TUPLE
-        + pickle.REDUCE
-    )
-    return (
-        pickle.PROTO
-        + b"\x02"
-        + pickle.EMPTY_DICT
-        + pickle.MARK
-        + text("w")
-        + tensor
-        + pickle.SETITEMS
-        + pickle.STOP
-    )
+    return _crafted_pickle([("w", "0", 4, 0, (size,), (1,))])
 
 
 @pytest.mark.parametrize("size", [4, 10])
