@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from kerasllm.generation.decoding import decode_causal, decode_seq2seq
 from kerasllm.generation.samplers import BeamSampler, Sampler, get_sampler
+from kerasllm.utils.validation import is_int
 
 # Attribute holding the compiled loops, set with object.__setattr__ so that neither Keras nor
 # TensorFlow tracking sees it (it must not enter checkpoints, SavedModels or get_config).
@@ -179,18 +180,13 @@ def _check_ids(rows: list[np.ndarray], vocabulary_size: int, what: str) -> None:
             )
 
 
-def _is_int(value) -> bool:
-    """A Python or numpy integer; not a bool (True would silently mean token 1)."""
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-
-
 def _token_id(value, name: str, vocabulary_size: int, origin: str = "") -> int:
     """Checks a token id argument before any op indexes an embedding or a vocabulary with it.
 
     Out-of-range ids do not fail in the XLA-compiled loop (XLA clamps gather indices), so a
     bad start id would silently generate from another token.
     """
-    if not _is_int(value):
+    if not is_int(value):
         raise ValueError(
             f"`{name}`{origin} must be an integer token id in [0, {vocabulary_size}); "
             f"got {value!r}."
@@ -216,13 +212,13 @@ def _stop_ids(stop_token_ids, tokenizer, vocabulary_size) -> tuple[int, ...]:
         return (_token_id(end_id, "stop_token_ids", vocabulary_size, " (the tokenizer's end id)"),)
     if stop_token_ids is None:
         return ()
-    if _is_int(stop_token_ids):
+    if is_int(stop_token_ids):
         stop_token_ids = (stop_token_ids,)
     if isinstance(stop_token_ids, tf.Tensor):
         stop_token_ids = stop_token_ids.numpy()
     if isinstance(stop_token_ids, np.ndarray):
         stop_token_ids = stop_token_ids.reshape([-1]).tolist()
-    if not isinstance(stop_token_ids, Sequence) or not all(_is_int(i) for i in stop_token_ids):
+    if not isinstance(stop_token_ids, Sequence) or not all(is_int(i) for i in stop_token_ids):
         raise ValueError(
             "`stop_token_ids` must be 'auto', None, an int or a sequence of ints; got "
             f"{stop_token_ids!r}."
@@ -424,13 +420,13 @@ def generate(
 
     if not isinstance(model, (CausalLM, Seq2SeqLM)):
         raise ValueError(f"`generate` needs a CausalLM or a Seq2SeqLM; got {type(model).__name__}.")
-    if not _is_int(max_new_tokens) or max_new_tokens < 1:
+    if not is_int(max_new_tokens) or max_new_tokens < 1:
         raise ValueError(f"`max_new_tokens` must be a positive integer; got {max_new_tokens!r}.")
     max_new_tokens = int(max_new_tokens)
     sampler = get_sampler(sampler)
     if seed is None:
         seed = secrets.randbelow(2**31 - 1)
-    elif not _is_int(seed):
+    elif not is_int(seed):
         raise ValueError(f"`seed` must be an int or None; got {seed!r}.")
     seed = int(seed) % (2**31 - 1)
     if not isinstance(strip_prompt, (bool, np.bool_)):

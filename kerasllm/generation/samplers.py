@@ -23,22 +23,11 @@ Example:
 
 from __future__ import annotations
 
-import math
-import numbers
 from typing import Any
 
 import tensorflow as tf
 
-from kerasllm.utils.validation import closest
-
-
-def _is_real(value) -> bool:
-    """A finite real number (numpy scalars included), not a bool (True would silently mean 1)."""
-    return (
-        isinstance(value, numbers.Real)
-        and not isinstance(value, bool)
-        and math.isfinite(float(value))
-    )
+from kerasllm.utils.validation import closest, is_finite_real
 
 
 class Sampler:
@@ -53,7 +42,7 @@ class Sampler:
     name = "sampler"
 
     def __init__(self, temperature: float = 1.0):
-        if not _is_real(temperature) or temperature <= 0:
+        if not is_finite_real(temperature) or temperature <= 0:
             raise ValueError(f"`temperature` must be a positive number; got {temperature!r}.")
         self.temperature = float(temperature)
 
@@ -170,7 +159,7 @@ class TopPSampler(Sampler):
 
     def __init__(self, p: float = 0.9, k: int | None = None, temperature: float = 1.0):
         super().__init__(temperature)
-        if not _is_real(p) or not 0.0 < p <= 1.0:
+        if not is_finite_real(p) or not 0.0 < p <= 1.0:
             raise ValueError(f"`p` must be in (0, 1]; got {p!r}.")
         if k is not None and (not isinstance(k, int) or isinstance(k, bool) or k < 1):
             raise ValueError(f"`k` must be None or a positive integer; got {k!r}.")
@@ -221,7 +210,7 @@ class BeamSampler(Sampler):
         super().__init__(temperature=1.0)
         if not isinstance(num_beams, int) or isinstance(num_beams, bool) or num_beams < 1:
             raise ValueError(f"`num_beams` must be a positive integer; got {num_beams!r}.")
-        if not _is_real(length_penalty):
+        if not is_finite_real(length_penalty):
             raise ValueError(f"`length_penalty` must be a finite number; got {length_penalty!r}.")
         if not isinstance(return_all_beams, bool):
             raise ValueError(f"`return_all_beams` must be True or False; got {return_all_beams!r}.")

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
-import numbers
 import os
 from collections.abc import Iterator, Sequence
 
@@ -14,12 +12,9 @@ import tensorflow as tf
 from kerasllm import bundle as bundle_lib
 from kerasllm.generation import BeamSampler, Sampler, get_sampler
 from kerasllm.translation.text import clean, split_to_fit
+from kerasllm.utils.validation import is_finite_real, is_int
 
 logger = logging.getLogger(__name__)
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
 def _as_texts(texts) -> tuple[list[str], bool]:
@@ -127,11 +122,11 @@ class Translator:
             ValueError: another argument is of the wrong type or out of range.
         """
         texts, single = _as_texts(texts)
-        if not _is_int(beams) or beams < 1:
+        if not is_int(beams) or beams < 1:
             raise ValueError(f"`beams` must be an int >= 1; got {beams!r}.")
-        if not _is_int(batch_size) or batch_size < 1:
+        if not is_int(batch_size) or batch_size < 1:
             raise ValueError(f"`batch_size` must be an int >= 1; got {batch_size!r}.")
-        if max_length is not None and (not _is_int(max_length) or max_length < 1):
+        if max_length is not None and (not is_int(max_length) or max_length < 1):
             # 0 used to mean "the default" through `max_length or ...`: refuse it instead.
             raise ValueError(
                 f"`max_length` must be a positive int or None (the model's target length, "
@@ -139,13 +134,9 @@ class Translator:
             )
         max_length = self.target_length if max_length is None else int(max_length)
         max_length = min(max_length, self.target_length)
-        if (
-            not isinstance(length_penalty, numbers.Real)
-            or isinstance(length_penalty, bool)
-            or not math.isfinite(float(length_penalty))
-        ):
+        if not is_finite_real(length_penalty):
             raise ValueError(f"`length_penalty` must be a finite number; got {length_penalty!r}.")
-        if seed is not None and not _is_int(seed):
+        if seed is not None and not is_int(seed):
             raise ValueError(f"`seed` must be an int or None; got {seed!r}.")
         sampler = get_sampler(sampler)  # checked even when beams > 1 overrides it
         chosen = (
