@@ -15,14 +15,14 @@ import json
 import time
 
 import kerasllm.tokenizers as kt
-from kerasllm import data
+from kerasllm import data, datasets
 
 
 def _train_tokenizers():
-    news = data.news_corpus("train")
-    reviews, _ = data.rotten_tomatoes("train")
-    pairs = data.parallel_corpus(split="train")
-    tokens, _, _ = data.wnut_ner("train")
+    news = datasets.news_corpus("train")
+    reviews, _ = datasets.rotten_tomatoes("train")
+    pairs = datasets.parallel_corpus(split="train")
+    tokens, _, _ = datasets.wnut_ner("train")
     t0 = time.perf_counter()
     wordpiece = kt.train_wordpiece(
         reviews[:4000] + [" ".join(t) for t in tokens] + [d[:3000] for d in news[:300]], 4000
@@ -65,10 +65,10 @@ def main(argv=None):
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args(argv)
     wordpiece, sentencepiece, byte_bpe = _train_tokenizers()
-    news = data.news_corpus("train")
-    reviews, labels = data.rotten_tomatoes("train")
-    pairs = data.parallel_corpus(split="train")
-    tokens, tags, tag_names = data.wnut_ner("train")
+    news = datasets.news_corpus("train")
+    reviews, labels = datasets.rotten_tomatoes("train")
+    pairs = datasets.parallel_corpus(split="train")
+    tokens, tags, tag_names = datasets.wnut_ner("train")
     common = {"seed": 0}
     runs = []
     for bucketing in (False, True):

@@ -30,6 +30,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from kerasllm import data, zoo  # noqa: E402
+from kerasllm.datasets import rotten_tomatoes  # noqa: E402
 from kerasllm.models import SequenceClassifier  # noqa: E402
 from kerasllm.training import Trainer, TrainerConfig  # noqa: E402
 
@@ -65,7 +66,7 @@ def build_classifier(run: Run, dropout: float) -> SequenceClassifier:
 
 def datasets(tokenizer, sequence_length: int, batch_size: int, seed: int):
     def split(name, training):
-        texts, labels = data.rotten_tomatoes(name)
+        texts, labels = rotten_tomatoes(name)
         dataset, _ = data.classification_dataset(
             texts,
             labels,

@@ -30,7 +30,7 @@ def main() -> None:
     args = parser.parse_args()
     keras.utils.set_random_seed(args.seed)
 
-    from kerasllm.data import rotten_tomatoes
+    from kerasllm.datasets import rotten_tomatoes
 
     train_texts, train_labels = rotten_tomatoes("train")
     test_texts, test_labels = rotten_tomatoes("test")

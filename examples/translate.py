@@ -12,6 +12,9 @@ standard output carries exactly one translation per input line and nothing else:
 gives an empty line, an empty input gives no output, and bytes that are not UTF-8 are replaced
 by U+FFFD (with one warning on standard error). Standard output is always UTF-8, whatever the
 locale. A terminal or /dev/null on standard input translates the built-in sentences.
+
+Translation runs through the library's `kerasllm.text_to_text.TextToText`; training, the Bible
+evaluation and the model card are this application's own, in examples/translation/.
 """
 
 from __future__ import annotations
@@ -30,6 +33,11 @@ from pathlib import Path  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
+# The application (recipe, evaluation, model card) is the package examples/translation/, next to
+# this script. `python examples/translate.py` puts this folder first on sys.path already; `-I`
+# or `-P` (no script folder on the path) would not, so it is added here.
+if str(REPO / "examples") not in sys.path:
+    sys.path.insert(0, str(REPO / "examples"))
 DEFAULT_MODEL = REPO / "saved_models" / "translate_en_fr"
 EXAMPLES = [
     "In the beginning God created the heavens and the earth.",
@@ -129,13 +137,13 @@ flags.DEFINE_string(
 
 
 def _translator(path: str):
-    from kerasllm.translation import Translator
+    from kerasllm.text_to_text import TextToText
 
     if not Path(path, "bundle.json").exists():
         raise app.UsageError(
             f"No translation model at {path}. Train one with --train, or pass --model."
         )
-    return Translator(path)
+    return TextToText(path)
 
 
 def _piped_lines() -> list[str] | None:
@@ -190,7 +198,7 @@ def _one_line(text: str) -> str:
 
 
 def _decode_settings(beams: int | None = None) -> dict:
-    """Translator settings from the flags (`beams` overrides --beams); the length penalty
+    """`TextToText.generate` settings from the flags (`beams` overrides --beams); the length penalty
     only where beam search uses it, so that evaluation reports record what applied."""
     beams = FLAGS.beams if beams is None else beams
     settings = dict(
@@ -204,7 +212,7 @@ def _decode_settings(beams: int | None = None) -> dict:
 def _evaluate(path: str) -> dict:
     """`{"test": ..., "validation": ...}` with the decode flags, then `"test, beam N"` and
     `"validation, beam N"` for `--eval_beams N`."""
-    from kerasllm.translation import evaluate
+    from translation import evaluate
 
     translator = _translator(path)
     settings = {"": _decode_settings()}
@@ -218,13 +226,13 @@ def _evaluate(path: str) -> dict:
         for split in ("test", "validation"):
             logging.info("Evaluating on the %s verses%s ...", split, suffix)
             reports[split + suffix] = evaluate(
-                translator.translate, split, limit=FLAGS.eval_limit, **decode
+                translator.generate, split, limit=FLAGS.eval_limit, **decode
             )
     return reports
 
 
 def _train() -> None:
-    from kerasllm.translation import Recipe, train, write_model_card
+    from translation import Recipe, train, write_model_card
 
     recipe = Recipe(
         preset=FLAGS.preset,
@@ -260,8 +268,9 @@ def _train() -> None:
 
 
 def _update_card(model: str, reports: dict) -> None:
+    from translation import write_model_card
+
     from kerasllm import bundle
-    from kerasllm.translation import write_model_card
 
     metadata = bundle.load_metadata(model)
     runs = metadata.get("training_runs") or [{}]
@@ -300,11 +309,11 @@ def main(argv) -> None:
     translator = _translator(FLAGS.model)
     if lines is not None:
         if lines:
-            for translation in translator.translate(lines, **_decode_settings()):
+            for translation in translator.generate(lines, **_decode_settings()):
                 print(_one_line(translation), flush=True)
         return
     texts = FLAGS.text or EXAMPLES
-    for source, translation in zip(texts, translator.translate(texts, **_decode_settings())):
+    for source, translation in zip(texts, translator.generate(texts, **_decode_settings())):
         print(f"EN: {source}\nFR: {translation}\n")
 
 

@@ -11,7 +11,13 @@ True
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Any
+
+# TensorFlow's C++ log lines ("failed call to cuInit" on every machine without a GPU, cudart
+# and oneDNN notices) read like failures: hidden unless the user chose a level
+# (TF_CPP_MIN_LOG_LEVEL=0 shows them all). Set before TensorFlow loads, which reads it once.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 __version__ = "0.1.0"
 
@@ -21,15 +27,17 @@ _SUBMODULES = (
     "cli",
     "convert",
     "data",
+    "datasets",
     "export",
     "generation",
     "layers",
+    "metrics",
     "models",
     "preprocessors",
     "testing",
+    "text_to_text",
     "tokenizers",
     "training",
-    "translation",
     "tuning",
     "utils",
     "zoo",

@@ -21,6 +21,7 @@ that lead out).
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import shutil
 import tempfile
@@ -31,9 +32,12 @@ import keras
 # The model classes `bundle.json` names must be registered with Keras before `load`
 # deserializes them; importing only this module used to fail with "Could not locate class".
 import kerasllm.models  # noqa: F401
+from kerasllm import preprocessors
 from kerasllm import tokenizers as tokenizers_lib
 from kerasllm.tokenizers.base import check_vocabulary_match
 from kerasllm.utils.files import read_json, resolve_inside, write_json
+
+logger = logging.getLogger(__name__)
 
 FORMAT = "kerasllm.bundle/1"
 CONFIG_FILENAME = "bundle.json"
@@ -135,6 +139,11 @@ def is_bundle(directory: str | os.PathLike) -> bool:
 def load(directory: str | os.PathLike, compile: bool = False) -> Bundle:
     """Loads a bundle written by `Bundle.save`.
 
+    The task model comes back with its preprocessor (`model.preprocessor`), built on the
+    bundle's tokenizers ("text"; or "source" and "target" for a `Seq2SeqLM`), so it takes
+    raw text at once: `load(path).model.generate("...")`, `.predict([...])`. A model saved
+    with a preprocessor keeps that preprocessor's options (sequence lengths, ...).
+
     Raises:
         FileNotFoundError: the folder holds no bundle.
         ValueError: the bundle has an unknown format, a `bundle.json` that does not parse, a
@@ -148,6 +157,14 @@ def load(directory: str | os.PathLike, compile: bool = False) -> Bundle:
     # Before the weights: a mismatched bundle is refused without reading them.
     check_vocabulary_match(model, tokenizers, f"Bundle {os.fspath(directory)}")
     model.load_weights(resolve_inside(directory, WEIGHTS_FILENAME, "weights file"))
+    if tokenizers:
+        # A config holds no tokenizer: the bundle's tokenizers are the preprocessor's.
+        try:
+            preprocessors.attach(model, tokenizers)
+        except ValueError as error:
+            # A tokenizer that cannot frame text for this task (e.g. no end token for a causal
+            # LM) still serves token ids: load the model, and say why it takes no text.
+            logger.warning("Bundle %s: the model takes token ids only (%s)", directory, error)
     return Bundle(model, tokenizers, config.get("metadata", {}))
 
 

@@ -10,8 +10,12 @@ def test_subpackages_are_attributes_and_import_kerasllm_stays_light():
     code = (
         "import sys, kerasllm\n"
         "assert 'tensorflow' not in sys.modules, 'import kerasllm imported TensorFlow'\n"
-        "assert {'zoo', 'data', 'models', 'tokenizers'} <= set(dir(kerasllm))\n"
+        "assert {'zoo', 'data', 'datasets', 'metrics', 'models', 'text_to_text', 'tokenizers'}"
+        " <= set(dir(kerasllm))\n"
+        "assert 'translation' not in dir(kerasllm), 'the application is in examples/'\n"
         "print(type(kerasllm.zoo.get).__name__, kerasllm.data.__name__, kerasllm.models.__name__)\n"
+        "print(kerasllm.datasets.parallel_corpus.__module__, kerasllm.metrics.score.__module__,"
+        " kerasllm.text_to_text.TextToText.__name__)\n"
         "try:\n"
         "    kerasllm.no_such_module\n"
         "except AttributeError as error:\n"
@@ -23,4 +27,5 @@ def test_subpackages_are_attributes_and_import_kerasllm_stays_light():
     assert result.returncode == 0, result.stderr[-2000:]
     lines = result.stdout.splitlines()
     assert lines[0] == "function kerasllm.data kerasllm.models"
-    assert "no_such_module" in lines[1]
+    assert lines[1] == "kerasllm.datasets.corpora kerasllm.metrics TextToText"
+    assert "no_such_module" in lines[2]

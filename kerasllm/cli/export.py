@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
-
 DESCRIPTION = """\
 Export a model for TF Serving. Writes OUT/VERSION/ (the next free version: 1, 2, ...; an
 existing version is never overwritten), a SavedModel whose signatures take raw strings and
@@ -45,7 +43,6 @@ def add_parser(subparsers) -> None:
         help="Export a model bundle or preset as a TF Serving SavedModel (text in, text out).",
         description=DESCRIPTION,
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--model",
@@ -65,7 +62,7 @@ def add_parser(subparsers) -> None:
         "--task",
         default=None,
         help="Task of a preset (seq2seq_lm, causal_lm, classifier, token_classifier, masked_lm); "
-        "bundles know theirs.",
+        "ignored for a bundle, which knows its own (default: the preset's own model).",
     )
     parser.add_argument(
         "--max-length",
@@ -81,7 +78,7 @@ def add_parser(subparsers) -> None:
         type=int,
         default=4,
         metavar="N",
-        help="Beam width of the translate_beam signature (default: 4).",
+        help="Beam width of the translate_beam signature.",
     )
     parser.set_defaults(func=_export)
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
-
 from kerasllm.cli.pretrain import (
     add_common_arguments,
     config_from_args,
@@ -50,7 +48,6 @@ def add_parser(subparsers) -> None:
         "checkpoint. The first output line says which. The best checkpoint by --best-metric is "
         "kept in MODEL_DIR/best.",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_common_arguments(
         parser, ("classification", "token_classification", "seq2seq"), default_lr=5e-4
@@ -65,16 +62,23 @@ def add_parser(subparsers) -> None:
     tune.add_argument(
         "--init-from",
         help="start from this kerasllm training checkpoint (directory or prefix) or .weights.h5; "
-        "weights are matched by path, so a pretrained backbone loads under a new head.",
+        "weights are matched by path, so a pretrained backbone loads under a new head "
+        "(default: the preset's pretrained weights, if any).",
     )
     tune.add_argument("--freeze-backbone", action="store_true", help="train only the head.")
     tune.add_argument(
         "--freeze-layers", type=int, default=0, help="freeze embeddings and the lowest N blocks."
     )
     tune.add_argument(
-        "--layerwise-lr-decay", type=float, help="learning-rate factor per block below the top."
+        "--layerwise-lr-decay",
+        type=float,
+        help="learning-rate factor per block below the top (default: one rate for all).",
     )
-    tune.add_argument("--lora-rank", type=int, help="LoRA adapters of this rank on query/value.")
+    tune.add_argument(
+        "--lora-rank",
+        type=int,
+        help="LoRA adapters of this rank on query/value (default: no adapters; all weights train).",
+    )
     tune.add_argument("--lora-alpha", type=float, help="LoRA scale numerator (default: rank).")
     tune.add_argument(
         "--best-metric",

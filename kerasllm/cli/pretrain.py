@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 
 # Mirrors `kerasllm.training.recipe.PRETRAINED_DEFAULTS["learning_rate"]` for --help without
 # importing TensorFlow (a test checks they agree).
@@ -52,8 +53,8 @@ def add_common_arguments(parser: argparse.ArgumentParser, objectives, default_lr
     what.add_argument(
         "--objective",
         choices=objectives,
-        help="training objective (may be left out for a built-in corpus that serves only one "
-        "of them, e.g. rotten_tomatoes: classification).",
+        help="training objective (default: the only one a built-in --data corpus serves, e.g. "
+        "classification for rotten_tomatoes; required otherwise).",
     )
     parser.set_defaults(objective_choices=tuple(objectives))
     what.add_argument(
@@ -70,9 +71,13 @@ def add_common_arguments(parser: argparse.ArgumentParser, objectives, default_lr
         "--eval-split",
         default="validation",
         choices=("validation", "test"),
-        help="split of a built-in corpus evaluated during training (default: validation).",
+        help="split of a built-in corpus evaluated during training.",
     )
-    what.add_argument("--test-data", help="your own test file, evaluated at the end.")
+    what.add_argument(
+        "--test-data",
+        help="your own test file, evaluated at the end (default: a built-in corpus's test "
+        "split; none for your own --data).",
+    )
     what.add_argument(
         "--model-dir",
         help="checkpoints, TensorBoard logs and the tokenizer go here; rerun to resume "
@@ -85,7 +90,8 @@ def add_common_arguments(parser: argparse.ArgumentParser, objectives, default_lr
         type=_key_value,
         default=[],
         metavar="KEY=VALUE",
-        help="change a preset hyperparameter, e.g. --set num_layers=2 --set dropout=0.0.",
+        help="change a preset hyperparameter, e.g. --set num_layers=2 --set dropout=0.0 "
+        "(default: the preset's own values).",
     )
     what.add_argument(
         "--tokenizer",
@@ -95,18 +101,16 @@ def add_common_arguments(parser: argparse.ArgumentParser, objectives, default_lr
     what.add_argument(
         "--vocabulary-size",
         type=int,
-        help="size of a learned tokenizer (default 8000; not with pretrained weights).",
+        help="size of a learned tokenizer (default: 8000; not with pretrained weights).",
     )
-    what.add_argument(
-        "--sequence-length", type=int, default=128, help="tokens per example (default 128)."
-    )
+    what.add_argument("--sequence-length", type=int, default=128, help="tokens per example.")
 
     how = parser.add_argument_group("how long and how fast")
     how.add_argument(
         "--steps",
         type=int,
-        help="optimizer updates (default 1000; three epochs when starting from pretrained "
-        "weights).",
+        help=f"optimizer updates (default: {SCRATCH_STEPS}; three epochs when starting from "
+        "pretrained weights).",
     )
     how.add_argument(
         "--batch-size", type=int, default=32, help="global batch size over all replicas."
@@ -114,7 +118,7 @@ def add_common_arguments(parser: argparse.ArgumentParser, objectives, default_lr
     how.add_argument(
         "--learning-rate",
         type=float,
-        help=f"peak learning rate (default {default_lr:g}"
+        help=f"peak learning rate (default: {default_lr:g}"
         + (
             f"; {PRETRAINED_LEARNING_RATE:g} when starting from pretrained weights)."
             if "classification" in objectives
@@ -124,14 +128,14 @@ def add_common_arguments(parser: argparse.ArgumentParser, objectives, default_lr
     how.add_argument(
         "--warmup-steps",
         type=int,
-        help="linear warmup updates (default 0; 10%% of the steps from pretrained weights).",
+        help="linear warmup updates (default: 0; 10%% of the steps from pretrained weights).",
     )
     parser.set_defaults(default_learning_rate=default_lr)
     how.add_argument(
         "--decay",
         default="linear",
         choices=("constant", "linear", "cosine", "inverse_sqrt"),
-        help="learning-rate decay after warmup (default linear to 0).",
+        help="learning-rate schedule after warmup (linear and cosine decay to 0 at --steps).",
     )
     how.add_argument("--weight-decay", type=float, default=0.01, help="AdamW weight decay.")
     how.add_argument(
@@ -167,14 +171,51 @@ def add_common_arguments(parser: argparse.ArgumentParser, objectives, default_lr
         type=int,
         nargs=2,
         metavar=("FIRST", "LAST"),
-        help="record a TensorBoard profiler trace between these updates.",
+        help="record a TensorBoard profiler trace between these updates (default: no trace).",
     )
     io.add_argument(
-        "--verbose", type=int, default=1, choices=(0, 1, 2), help="1 progress bar, 2 lines."
+        "--early-stopping-patience",
+        type=int,
+        metavar="N",
+        help="stop (with a checkpoint) once --early-stopping-metric has not improved for N "
+        "evaluations in a row; needs --eval-every (default: never stop early).",
+    )
+    io.add_argument(
+        "--early-stopping-metric",
+        default="val_loss",
+        help="what early stopping watches, named as in Keras: val_loss, val_accuracy, val_f1, "
+        "val_perplexity, ...",
+    )
+    io.add_argument(
+        "--verbose",
+        type=int,
+        default=1,
+        choices=(0, 1, 2),
+        help="1: a progress line refreshed by time (plain lines when redirected); 2: one line "
+        "per --log-every; 0: quiet. TensorFlow's own log lines: `kerasllm --verbose COMMAND`.",
     )
 
 
 SCRATCH_STEPS = 1000
+
+# `TrainerConfig` fields whose flag is not `--` + the field's name with dashes.
+_FLAG_OF_FIELD = {
+    "global_batch_size": "--batch-size",
+    "jit_compile": "--xla",
+    "init_checkpoint": "--init-from",
+}
+
+
+def name_flags(message: str) -> str:
+    """`message` (a `TrainerConfig` error naming a field, e.g. "`global_batch_size` must be a
+    positive integer") with the fields named by the flags a user of the command line typed
+    ("--batch-size must be ...")."""
+
+    def flag(match: re.Match) -> str:
+        field = match.group(1)
+        return _FLAG_OF_FIELD.get(field, "--" + field.replace("_", "-"))
+
+    return re.sub(r"`([a-z_]+)`", flag, message)
 
 
 def resolve_objective(args) -> str:
@@ -232,7 +273,7 @@ def config_from_args(args, pretrained: bool = False, **extra):
     if args.model_dir is None:
         args.model_dir = default_model_dir(args)
         print(f"Writing to {args.model_dir} (no --model-dir given).", flush=True)
-    return TrainerConfig(
+    fields = dict(
         model_dir=args.model_dir,
         steps=SCRATCH_STEPS if args.steps is None else args.steps,
         global_batch_size=args.batch_size,
@@ -252,9 +293,15 @@ def config_from_args(args, pretrained: bool = False, **extra):
         eval_steps=args.eval_steps,
         log_every=args.log_every,
         profile_steps=tuple(args.profile_steps) if args.profile_steps else None,
+        early_stopping_patience=args.early_stopping_patience,
+        early_stopping_metric=args.early_stopping_metric,
         verbose=args.verbose,
         **extra,
     )
+    try:
+        return TrainerConfig(**fields)
+    except ValueError as error:
+        raise ValueError(name_flags(str(error))) from None
 
 
 def run_from_args(args, config, pretrained: bool = False, from_scratch: bool = False) -> int:
@@ -292,7 +339,6 @@ def add_parser(subparsers) -> None:
         "Checkpoints, TensorBoard logs and the learned tokenizer are written to --model-dir; "
         "running the same command again resumes from the newest checkpoint.",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_common_arguments(parser, ("causal_lm", "masked_lm", "seq2seq"), default_lr=1e-3)
     parser.set_defaults(func=_run)

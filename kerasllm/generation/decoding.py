@@ -13,6 +13,15 @@ longer than `t` feeds its own prompt token instead of the sampled one. Every cac
 attends to has then been written with that row's real token at that position, so each row
 decodes exactly as it would alone (learned absolute positions need no per-row offset).
 
+The model is driven through the task model's step API only (one contract, documented on the
+task classes): `CausalLM.init_cache` / `call_with_cache`, `Seq2SeqLM.encode` / `init_cache` /
+`call_decoder_with_cache`, and `logits`. Each step call returns `(logits, hidden, caches)`; the
+loop keeps `hidden` and projects it itself (below). The step's own logits are then unused, and
+XLA (in `generate`) and TensorFlow's function pruning (in an exported graph) drop them: the
+loop computes one vocabulary projection per step (measured: the same time per generation as
+calling the backbone directly, within 3%, with a 32000-token vocabulary and a 64-token prompt,
+with and without XLA).
+
 Loop structure: the carried state is the last hidden state, not its logits; each iteration
 projects it to the vocabulary, picks tokens, then runs the decoder on them. Keeping the
 vocabulary projection's input a loop variable stops XLA (CPU) from fusing the final layer norm
@@ -34,7 +43,8 @@ _NEG = -1.0e9
 
 # --------------------------------------------------------------------------- model adapters
 class _CausalLMStepper:
-    """Incremental decoding interface of a `CausalLM`: prefill, step, vocabulary projection."""
+    """Incremental decoding interface of a `CausalLM`: prefill, step, vocabulary projection,
+    each through the task model's step API (`init_cache`, `call_with_cache`, `logits`)."""
 
     def __init__(self, model, cache_length: int):
         self.model = model
@@ -48,7 +58,9 @@ class _CausalLMStepper:
         return self.step(token_ids, caches, 0)
 
     def step(self, token_ids, caches, index):
-        return self.model.backbone.call_with_cache(token_ids, self.cache_mask, caches, index)
+        """(hidden (B, T, H), new caches) of `token_ids` at positions `index..`."""
+        _, hidden, caches = self.model.call_with_cache(token_ids, self.cache_mask, caches, index)
+        return hidden, caches
 
     def logits(self, hidden):
         return self.model.logits(hidden)
@@ -58,7 +70,8 @@ class _CausalLMStepper:
 
 
 class _Seq2SeqStepper:
-    """Incremental decoder of a `Seq2SeqLM`, with its source encoded once."""
+    """Incremental decoder of a `Seq2SeqLM`, with its source encoded once; through the task
+    model's step API (`encode`, `init_cache`, `call_decoder_with_cache`, `logits`)."""
 
     def __init__(self, model, cache_length, source_ids, source_padding_mask):
         self.model = model
@@ -72,7 +85,8 @@ class _Seq2SeqStepper:
         return self.step(token_ids, self.initial_caches, 0)
 
     def step(self, token_ids, caches, index):
-        return self.model.backbone.call_decoder_with_cache(
+        """(hidden (B, T, H), new self-attention caches) of `token_ids` at `index..`."""
+        _, hidden, caches = self.model.call_decoder_with_cache(
             token_ids,
             self.cache_mask,
             self.source_padding_mask,
@@ -80,6 +94,7 @@ class _Seq2SeqStepper:
             self.cross_caches,
             index,
         )
+        return hidden, caches
 
     def logits(self, hidden):
         return self.model.logits(hidden)

@@ -54,6 +54,9 @@ class TokenEmbedding(keras.layers.Embedding):
     def call(self, inputs, reverse=False):
         if not reverse:
             return super().call(inputs)
+        # Keras' Embedding does not cast its inputs (they are ids); hidden states are floats
+        # and follow the dtype policy like any other layer's inputs.
+        inputs = ops.cast(inputs, self.compute_dtype)
         if self.logit_scale is not None:
             inputs = inputs * ops.cast(self.logit_scale, inputs.dtype)
         if self.tie_weights:
@@ -66,6 +69,27 @@ class TokenEmbedding(keras.layers.Embedding):
         if reverse:
             return (*input_shape[:-1], self.input_dim)
         return super().compute_output_shape(input_shape)
+
+    # Keras' Embedding saves exactly the variables of its own quantization spec (`embeddings`),
+    # so an untied output matrix would silently be left out of `.keras` / `.weights.h5` files
+    # (and loading them fails). It goes after Embedding's own entries.
+    def save_own_variables(self, store) -> None:
+        super().save_own_variables(store)
+        if self.built and not self.tie_weights:
+            store[str(len(store.keys()))] = self.reverse_embeddings
+
+    def load_own_variables(self, store) -> None:
+        super().load_own_variables(store)
+        if self.built and not self.tie_weights:
+            self.reverse_embeddings.assign(store[str(len(store.keys()) - 1)])
+
+    def compute_output_spec(self, inputs, reverse=False):
+        # Keras' Embedding.compute_output_spec takes no `reverse`: without this the reverse
+        # projection cannot be called on a keras.Input.
+        if not reverse:
+            return super().compute_output_spec(inputs)
+        shape = self.compute_output_shape(inputs.shape, reverse=True)
+        return keras.KerasTensor(shape, dtype=self.compute_dtype)
 
     def get_config(self):
         return {

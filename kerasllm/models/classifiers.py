@@ -9,6 +9,7 @@ from kerasllm.models.decoder import Decoder
 from kerasllm.models.encoder import Encoder
 from kerasllm.models.task import Task
 from kerasllm.preprocessors.text_classifier import TextClassifierPreprocessor
+from kerasllm.preprocessors.token_classifier import TokenClassifierPreprocessor
 
 POOLINGS = ("pooled", "first", "mean", "last")
 
@@ -111,6 +112,10 @@ class SequenceClassifier(Task):
 class TokenClassifier(Task):
     """One label per token (NER, tagging) on an `Encoder`. Returns float32 (B, T, num_classes).
 
+    With a `preprocessor` (a `kerasllm.preprocessors.TokenClassifierPreprocessor`), `fit` /
+    `evaluate` take texts or word lists with one label per word, and `predict` on them returns
+    per-word logits (see that class).
+
     Example:
     >>> import numpy as np
     >>> from kerasllm.models import Encoder
@@ -121,6 +126,9 @@ class TokenClassifier(Task):
     ... ).shape)
     (2, 6, 5)
     """
+
+    #: What `kerasllm.preprocessors.for_task` builds for this task.
+    preprocessor_class = TokenClassifierPreprocessor
 
     def __init__(self, backbone, num_classes: int, dropout: float = 0.1, **kwargs):
         super().__init__(backbone, **kwargs)

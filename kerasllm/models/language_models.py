@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import keras
+import numpy as np
 from keras import ops
 
 from kerasllm import _compat
@@ -10,16 +13,36 @@ from kerasllm.models.decoder import Decoder
 from kerasllm.models.encoder import Encoder
 from kerasllm.models.encoder_decoder import EncoderDecoder
 from kerasllm.models.task import Task
+from kerasllm.preprocessors.causal_lm import CausalLMPreprocessor
+from kerasllm.preprocessors.masked_lm import MaskedLMPreprocessor
+from kerasllm.preprocessors.seq2seq_lm import Seq2SeqLMPreprocessor
+from kerasllm.utils.validation import is_int
+
+
+def _is_text(inputs: Any) -> bool:
+    """Whether `generate` inputs are text (a string, or a batch of strings) rather than ids."""
+    if isinstance(inputs, (str, bytes)):
+        return True
+    if isinstance(inputs, (list, tuple)):
+        return bool(inputs) and all(isinstance(x, (str, bytes)) for x in inputs)
+    if isinstance(inputs, np.ndarray):
+        return inputs.dtype.kind in ("U", "S") or (
+            inputs.dtype == object and inputs.size > 0 and isinstance(inputs.flat[0], (str, bytes))
+        )
+    dtype = getattr(inputs, "dtype", None)
+    return getattr(dtype, "name", None) == "string"  # a tf.string tensor
 
 
 class _Generative:
-    """What the generative tasks share: the vocabulary projection (`logits`) and the `tokenizer`
-    attribute that `generate` uses for string inputs.
+    """What the generative tasks share: the vocabulary projection (`logits`), `generate` on text
+    through the model's preprocessor, and the `tokenizer` attribute that `generate` uses for
+    string inputs when the model has no preprocessor.
 
-    It is a runtime attribute, not part of the model: never in `get_config`, checkpoints or
-    SavedModels (the export bundles its tokenizer explicitly). Setting it to a tokenizer whose
-    vocabulary size differs from the model's raises a `ValueError` giving both sizes: such a
-    model would generate ids the tokenizer cannot turn back into text.
+    The tokenizer is a runtime attribute, not part of the model: never in `get_config`,
+    checkpoints or SavedModels (the export bundles its tokenizer explicitly; the preprocessor,
+    which `.keras` files do keep, holds its own). Setting it to a tokenizer whose vocabulary
+    size differs from the model's raises a `ValueError` giving both sizes: such a model would
+    generate ids the tokenizer cannot turn back into text.
     """
 
     tokenizer = None
@@ -37,6 +60,52 @@ class _Generative:
     def logits(self, hidden):
         """Float32 vocabulary logits of hidden states, through the tied token embedding."""
         return self._float32(self.backbone.token_embedding(hidden, reverse=True))
+
+    def _generate(self, inputs, **settings):
+        """`kerasllm.generation.generate` on ids; on text, through the preprocessor when the
+        model has one (its `generate_preprocess` / `generate_postprocess`, the framing and
+        detokenization the exported signatures use), else through `self.tokenizer`."""
+        from kerasllm.generation import generate
+
+        text_capable = self.preprocessor is not None or self.tokenizer is not None
+        if isinstance(inputs, (list, tuple)) and not inputs and text_capable:
+            return []  # no text in, no text out
+        if self.preprocessor is None or not _is_text(inputs):
+            return generate(self, inputs, **settings)
+        from kerasllm.preprocessors.preprocessor import as_strings
+
+        texts = as_strings(list(inputs) if isinstance(inputs, tuple) else inputs, "inputs")
+        single = texts.shape.rank == 0
+        model_inputs, blank, settings = self._text_generation_inputs(
+            texts[None] if single else texts, settings
+        )
+        stop = settings["stop_token_ids"]
+        if isinstance(stop, str) and stop == "auto":
+            end_id = self.preprocessor._output_tokenizer().end_id
+            settings["stop_token_ids"] = None if end_id is None else [end_id]
+        outputs = generate(self, model_inputs, **settings)
+        scores = None
+        if isinstance(outputs, tuple):  # `BeamSampler(return_all_beams=True)`
+            outputs, scores = outputs
+        ids = np.asarray(outputs)
+        # Stop tokens are not text (the tokenizer's end token is special anyway).
+        stop_ids = settings["stop_token_ids"]
+        if stop_ids is not None:
+            ids = np.where(np.isin(ids, np.asarray(stop_ids, np.int64)), 0, ids)
+        flat = self.preprocessor.generate_postprocess(ids.reshape(-1, ids.shape[-1]))
+        texts = [t.decode("utf-8", errors="replace") for t in flat.numpy()]
+        per_input = ids.shape[1] if ids.ndim == 3 else 1  # all beams, best first
+        texts = ["" if blank[i // per_input] else t for i, t in enumerate(texts)]
+        if ids.ndim == 3:
+            texts = [texts[i : i + per_input] for i in range(0, len(texts), per_input)]
+        if single:
+            texts = texts[0]
+            scores = None if scores is None else scores[0]
+        return texts if scores is None else (texts, scores)
+
+    def _text_generation_inputs(self, texts, settings: dict):
+        """(model inputs as `generate` takes them, rows to blank, settings) for texts."""
+        raise NotImplementedError
 
 
 @keras.saving.register_keras_serializable(package="kerasllm")
@@ -58,6 +127,9 @@ class MaskedLM(Task):
     ...      "mask_positions": np.array([[1, 2], [3, 0]])}).shape)
     (2, 2, 50)
     """
+
+    #: What `kerasllm.preprocessors.for_task` builds for this task (texts in, masked batches out).
+    preprocessor_class = MaskedLMPreprocessor
 
     def __init__(self, backbone, **kwargs):
         super().__init__(backbone, **kwargs)
@@ -106,6 +178,9 @@ class CausalLM(_Generative, Task):
     (2, 6, 50)
     """
 
+    #: What `kerasllm.preprocessors.for_task` builds for this task (texts in, text generated).
+    preprocessor_class = CausalLMPreprocessor
+
     def __init__(self, backbone, **kwargs):
         super().__init__(backbone, **kwargs)
         self._require_backbone(Decoder)
@@ -118,7 +193,14 @@ class CausalLM(_Generative, Task):
         return self.backbone.init_cache(batch_size, max_length)
 
     def call_with_cache(self, token_ids, cache_padding_mask, caches, index):
-        """Returns (logits (B, T, V), hidden (B, T, H), new caches)."""
+        """One incremental decoding step: returns (logits (B, T, V), hidden (B, T, H), new
+        caches); see `Decoder.call_with_cache` for the arguments.
+
+        This is the step contract of generation: `kerasllm.generation` (and through it
+        `generate` and the SavedModel export) drives a causal LM only through `init_cache`,
+        this method and `logits`, never through the backbone, so a subclass that changes a
+        step changes generation too.
+        """
         hidden, caches = self.backbone.call_with_cache(token_ids, cache_padding_mask, caches, index)
         return self.logits(hidden), hidden, caches
 
@@ -131,9 +213,17 @@ class CausalLM(_Generative, Task):
         seed: int | None = None,
         strip_prompt: bool = False,
     ):
-        """Continues prompts (strings when `self.tokenizer` is set, or token ids).
+        """Continues prompts: text (with a preprocessor or `self.tokenizer`) or token ids.
 
-        See `kerasllm.generation.generate` for the arguments and return values.
+        Text in, text out: a string gives a string, a list of strings a list (an empty list
+        an empty list). With a `preprocessor` (a `CausalLMPreprocessor`, which
+        `kerasllm.bundle.load` and `zoo.get` attach), prompts are framed by its
+        `generate_preprocess`, as the exported signatures frame them: a prompt longer than
+        the preprocessor's `sequence_length` (or than `max_sequence_length - max_new_tokens`)
+        keeps its last tokens, an empty prompt continues from the start token; outputs go
+        through its `generate_postprocess` (special tokens dropped, invalid UTF-8 as U+FFFD).
+        Without one, `self.tokenizer` tokenizes and detokenizes. Token ids in give token ids
+        out. See `kerasllm.generation.generate` for the arguments and return values.
 
         Example:
         >>> from kerasllm.models import Decoder
@@ -142,10 +232,7 @@ class CausalLM(_Generative, Task):
         >>> lm.generate([[5, 6, 7], [8, 9]], max_new_tokens=4, sampler="top_k", seed=0).shape
         (2, 7)
         """
-        from kerasllm.generation import generate
-
-        return generate(
-            self,
+        return self._generate(
             inputs,
             max_new_tokens=max_new_tokens,
             sampler=sampler,
@@ -153,6 +240,15 @@ class CausalLM(_Generative, Task):
             seed=seed,
             strip_prompt=strip_prompt,
         )
+
+    def _text_generation_inputs(self, texts, settings: dict):
+        prompt_length = self.preprocessor.sequence_length
+        new_tokens = settings["max_new_tokens"]
+        if is_int(new_tokens) and self.backbone.max_sequence_length - new_tokens >= 1:
+            # Room for the new tokens, as the exported signatures leave it.
+            prompt_length = min(prompt_length, self.backbone.max_sequence_length - new_tokens)
+        inputs = self.preprocessor.generate_preprocess(texts, sequence_length=prompt_length)
+        return inputs, np.zeros([int(texts.shape[0])], bool), settings
 
 
 @keras.saving.register_keras_serializable(package="kerasllm")
@@ -173,6 +269,9 @@ class Seq2SeqLM(_Generative, Task):
     (2, 6, 50)
     """
 
+    #: What `kerasllm.preprocessors.for_task` builds for this task (source/target texts).
+    preprocessor_class = Seq2SeqLMPreprocessor
+
     def __init__(self, backbone, **kwargs):
         super().__init__(backbone, **kwargs)
         self._require_backbone(EncoderDecoder)
@@ -191,7 +290,13 @@ class Seq2SeqLM(_Generative, Task):
     def call_decoder_with_cache(
         self, token_ids, cache_padding_mask, encoder_padding_mask, self_caches, cross_caches, index
     ):
-        """Returns (logits (B, T, V), hidden (B, T, H), new self-attention caches)."""
+        """One incremental decoder step: returns (logits (B, T, V), hidden (B, T, H), new
+        self-attention caches); see `EncoderDecoder.call_decoder_with_cache`.
+
+        This is the step contract of generation: `kerasllm.generation` (and through it
+        `generate`, `Translator` and the SavedModel export) drives a seq2seq LM only through
+        `encode`, `init_cache`, this method and `logits`, never through the backbone.
+        """
         hidden, self_caches = self.backbone.call_decoder_with_cache(
             token_ids, cache_padding_mask, encoder_padding_mask, self_caches, cross_caches, index
         )
@@ -206,11 +311,18 @@ class Seq2SeqLM(_Generative, Task):
         seed: int | None = None,
         start_id: int | None = None,
     ):
-        """Generates a target for each source (strings with `self.tokenizer`, or token ids).
+        """Generates a target for each source: text (with a preprocessor or `self.tokenizer`)
+        or token ids.
 
-        The decoder starts from `start_id` (default: the tokenizer's start id) and, with the
-        default `stop_token_ids="auto"`, stops at the tokenizer's end id. See
-        `kerasllm.generation.generate` for the arguments and return values.
+        Text in, text out: a string gives a string, a list of strings a list (an empty list
+        an empty list). With a `preprocessor` (a `Seq2SeqLMPreprocessor`, which
+        `kerasllm.bundle.load` and `zoo.get` attach), sources are tokenized and cut to its
+        `encoder_sequence_length` by `generate_preprocess`, and targets detokenized by
+        `generate_postprocess` with the target tokenizer, without surrounding whitespace, as
+        the exported translation signatures do (an empty source gives ""). Without one,
+        `self.tokenizer` serves both sides. The decoder starts from `start_id` (default: the
+        target tokenizer's start id) and, with the default `stop_token_ids="auto"`, stops at
+        its end id. See `kerasllm.generation.generate` for the arguments and return values.
 
         Example:
         >>> from kerasllm.models import EncoderDecoder
@@ -220,10 +332,7 @@ class Seq2SeqLM(_Generative, Task):
         >>> lm.generate([[5, 6, 7]], max_new_tokens=4, sampler="beam", start_id=1).shape
         (1, 4)
         """
-        from kerasllm.generation import generate
-
-        return generate(
-            self,
+        return self._generate(
             inputs,
             max_new_tokens=max_new_tokens,
             sampler=sampler,
@@ -231,3 +340,13 @@ class Seq2SeqLM(_Generative, Task):
             seed=seed,
             start_id=start_id,
         )
+
+    def _text_generation_inputs(self, texts, settings: dict):
+        framed = self.preprocessor.frame_sources(texts)
+        inputs = {
+            "token_ids": framed["encoder_token_ids"],
+            "padding_mask": framed["encoder_padding_mask"],
+        }
+        if settings["start_id"] is None:
+            settings = {**settings, "start_id": self.preprocessor.target_tokenizer.start_id}
+        return inputs, framed["is_empty"].numpy(), settings

@@ -27,6 +27,10 @@ class Task(keras.Model):
     tuple of two batches: `x=(texts_a, texts_b)`, or dataset elements `((a, b), label)`. With
     `preprocessor=None` the model takes token-id dicts, exactly as a plain `keras.Model`.
 
+    A preprocessor that defines `predict_inputs(x) -> (inputs, context)` and
+    `predict_outputs(outputs, context)` shapes what `predict` returns on text (a token
+    classifier's per-word logits); `y` may then hold one label list per text.
+
     `compile()` without arguments picks the task's defaults (`default_loss`,
     `default_optimizer`, `default_metrics`; pass any of them explicitly to override it).
     """
@@ -174,10 +178,25 @@ class Task(keras.Model):
             # Keras refuses a dataset without batches, and attention kernels refuse a batch
             # of zero rows: predict one blank text for the output's shape, keep no row of it.
             blank = tuple([""] for _ in x) if isinstance(x, tuple) else [""]
-            outputs = self(self.preprocessor(_texts(blank)), training=False)
+            outputs = self.predict_step(self._prediction_element(_texts(blank)))
             return keras.tree.map_structure(lambda t: ops.convert_to_numpy(t)[:0], outputs)
         data = self._text_dataset(x, None, None, arguments.pop("batch_size"), False, "predict")
         return super().predict(data, **arguments)
+
+    def predict_step(self, data):
+        """Keras' `predict_step`; on text, the preprocessor's `predict_outputs` hook (if it has
+        one) turns the model's outputs into the per-text results (see the class doc)."""
+        x, context, _ = keras.utils.unpack_x_y_sample_weight(data)
+        finish = getattr(self.preprocessor, "predict_outputs", None)
+        if finish is None or context is None:
+            return super().predict_step(data)
+        return finish(self(x, training=False), context)
+
+    def _prediction_element(self, x):
+        """What `predict` feeds `predict_step` for a batch of text: the preprocessed inputs, or
+        `(inputs, context)` from the preprocessor's `predict_inputs` hook."""
+        prepare = getattr(self.preprocessor, "predict_inputs", None)
+        return self.preprocessor(x) if prepare is None else prepare(x)
 
     def _text_dataset(self, x, y, sample_weight, batch_size, shuffle, method: str):
         """Raw text (and labels) as a `tf.data.Dataset` of preprocessed batches."""
@@ -210,6 +229,9 @@ class Task(keras.Model):
 
         def preprocess(*element):
             x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(element)
+            if method == "predict":
+                # Labels in a dataset given to `predict` are ignored, as Keras does.
+                return self._prediction_element(x)
             return preprocessor(x, y, sample_weight)
 
         return data.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
@@ -245,11 +267,16 @@ def _bind(method, model, args: tuple, kwargs: dict) -> dict:
 
 
 def _texts(x: Any):
-    """Text inputs as tf.string tensors: one batch, or a tuple of batches (sentence pairs)."""
+    """Text inputs as tf.string tensors: one batch, a tuple of batches (sentence pairs), or
+    a batch of word lists (a list of lists of str, for token classification) as a ragged
+    tensor (B, None)."""
     from kerasllm.preprocessors.preprocessor import as_strings
+    from kerasllm.preprocessors.words import as_word_lists, is_word_lists
 
     if isinstance(x, tuple):
         return tuple(as_strings(part, f"x[{i}]") for i, part in enumerate(x))
+    if is_word_lists(x):
+        return as_word_lists(x, "x")
     return as_strings(x, "x")
 
 
@@ -271,11 +298,23 @@ def _num_examples(x: Any) -> int:
     return counts.pop()
 
 
-def _as_array(values: Any, what: str, count: int) -> np.ndarray:
+def _as_array(values: Any, what: str, count: int):
+    if isinstance(values, list) and _ragged_lists(values):
+        # One list per text, of varying lengths (per-word labels): a ragged tensor, which
+        # `tf.data` slices by text.
+        if len(values) != count:
+            raise ValueError(f"`{what}` has {len(values)} entries but `x` has {count} texts.")
+        return _tf().ragged.constant([np.asarray(v).tolist() for v in values])
     array = np.asarray(values)
     if len(array) != count:
         raise ValueError(f"`{what}` has {len(array)} entries but `x` has {count} texts.")
     return array
+
+
+def _ragged_lists(values: list) -> bool:
+    """Whether `values` is a list of lists (or arrays) that do not all have the same length."""
+    rows = [v for v in values if isinstance(v, (list, tuple, np.ndarray))]
+    return len(rows) == len(values) > 0 and len({len(v) for v in rows}) > 1
 
 
 def _split(x, y, sample_weight, validation_split: float, validation_data):

@@ -10,6 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from kerasllm import _compat
+from kerasllm.preprocessors.packing import tokenize_text
 
 #: The sub-folder of a layer's assets folder that holds its tokenizer in a `.keras` file.
 TOKENIZER_ASSETS = "tokenizer"
@@ -44,6 +45,20 @@ def as_strings(texts: Any, what: str = "texts") -> tf.Tensor:
     return texts
 
 
+def as_text_batch(texts: Any, what: str = "texts") -> tuple[tf.Tensor, bool]:
+    """`texts` as a 1-D batch of strings (see `as_strings`), and whether it was one string:
+    pass that flag to `unbatch_if` so a single text gets unbatched outputs (a `tf.data` element).
+    """
+    texts = as_strings(texts, what)
+    scalar = texts.shape.rank == 0
+    return (texts[None] if scalar else texts), scalar
+
+
+def unbatch_if(scalar: bool, outputs: Any) -> Any:
+    """The first row of every tensor in `outputs` (a nest: dict, tuple, None) when `scalar`."""
+    return tf.nest.map_structure(lambda t: t[0], outputs) if scalar else outputs
+
+
 @keras.saving.register_keras_serializable(package="kerasllm")
 class Preprocessor(keras.layers.Layer):
     """Base class of the task preprocessors: a Keras layer that owns a kerasllm tokenizer.
@@ -64,10 +79,19 @@ class Preprocessor(keras.layers.Layer):
         tokenizer: a `kerasllm.tokenizers.Tokenizer` (None only while a saved model is being
             loaded; `load_assets` sets it).
         sequence_length: the longest model input, framing tokens included.
+        pad_to_sequence_length: pad every batch to `sequence_length` (static shapes, for XLA);
+            by default a batch is padded to its longest row, which costs less compute.
     """
 
-    def __init__(self, tokenizer=None, sequence_length: int = 128, **kwargs):
+    def __init__(
+        self,
+        tokenizer=None,
+        sequence_length: int = 128,
+        pad_to_sequence_length: bool = False,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
+        self.pad_to_sequence_length = bool(pad_to_sequence_length)
         # Strings are not backend tensors: keep inputs as they come (as KerasHub's
         # preprocessing layers do).
         _compat.accept_raw_python_inputs(self)
@@ -106,18 +130,20 @@ class Preprocessor(keras.layers.Layer):
     def tokenize(self, texts: tf.Tensor) -> tf.RaggedTensor:
         """Tokenizes a 1-D batch of strings to ragged int32 ids (B, None).
 
-        Invalid UTF-8 becomes U+FFFD first, as `kerasllm.data` pipelines do in training.
+        Invalid UTF-8 becomes U+FFFD first, as `kerasllm.data` pipelines do in training and
+        the exported signatures do in serving (`packing.tokenize_text`, which all three use).
         """
-        texts = tf.strings.unicode_transcode(
-            texts, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD
-        )
-        return tf.cast(self._require_tokenizer().tokenize(texts), tf.int32)
+        return tokenize_text(self._require_tokenizer(), texts)
 
     def call(self, x, y=None, sample_weight=None):
         raise NotImplementedError(f"{type(self).__name__} must implement `call`.")
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "sequence_length": self.sequence_length}
+        return {
+            **super().get_config(),
+            "sequence_length": self.sequence_length,
+            "pad_to_sequence_length": self.pad_to_sequence_length,
+        }
 
     # Keras calls these hooks when saving / loading a `.keras` file (its `assets/` folder).
     def save_assets(self, dir_path: str) -> None:

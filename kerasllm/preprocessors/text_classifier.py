@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import keras
+import tensorflow as tf
 
 from kerasllm.preprocessors.packing import (
     body_length,
@@ -13,6 +14,7 @@ from kerasllm.preprocessors.packing import (
     pack_segments,
 )
 from kerasllm.preprocessors.preprocessor import Preprocessor, as_strings
+from kerasllm.preprocessors.words import is_word_lists
 
 
 @keras.saving.register_keras_serializable(package="kerasllm")
@@ -26,9 +28,10 @@ class TextClassifierPreprocessor(Preprocessor):
     has at most `sequence_length` tokens; for pairs `truncate` decides which side loses tokens:
     "round_robin" (default; the longer side first) or "waterfall" (the last segment first).
 
-    Single texts are framed exactly as `kerasllm.data.classification_dataset` frames them in
-    training and as the exported classification signature frames them in serving (a text that
-    yields no token gets one pad-id filler token, as in serving, so no row is fully masked).
+    Texts and pairs are framed by `pack_segments`, as `kerasllm.data.classification_dataset`
+    frames them in training, and the exported classification signature is this preprocessor
+    (a text that yields no token gets one pad-id filler token, so no row is fully masked;
+    training skips such texts). Word lists are `TokenClassifierPreprocessor`'s input.
 
     A batch is padded to its longest row (less compute on short texts);
     `pad_to_sequence_length=True` pads every batch to `sequence_length` (static shapes).
@@ -58,9 +61,8 @@ class TextClassifierPreprocessor(Preprocessor):
         pad_to_sequence_length: bool = False,
         **kwargs,
     ):
-        super().__init__(tokenizer, sequence_length, **kwargs)
+        super().__init__(tokenizer, sequence_length, pad_to_sequence_length, **kwargs)
         self.truncate = check_truncate(truncate)
-        self.pad_to_sequence_length = bool(pad_to_sequence_length)
 
     def call(self, x, y=None, sample_weight=None):
         segments = list(x) if isinstance(x, tuple) else [x]
@@ -70,6 +72,12 @@ class TextClassifierPreprocessor(Preprocessor):
                 f"a tuple of {len(segments)}."
             )
         names = ["x"] if len(segments) == 1 else ["x[0]", "x[1]"]
+        for segment, name in zip(segments, names):
+            if isinstance(segment, tf.RaggedTensor) or is_word_lists(segment):
+                raise TypeError(
+                    f"`{name}` must be texts (strings), not word lists; word lists are "
+                    "TokenClassifierPreprocessor's input."
+                )
         segments = [as_strings(s, name) for s, name in zip(segments, names)]
         scalar = segments[0].shape.rank == 0
         if any((s.shape.rank == 0) != scalar for s in segments):
@@ -94,5 +102,4 @@ class TextClassifierPreprocessor(Preprocessor):
         return {
             **super().get_config(),
             "truncate": self.truncate,
-            "pad_to_sequence_length": self.pad_to_sequence_length,
         }

@@ -28,7 +28,7 @@ import tensorflow as tf
 #:   em, ideographic, ...) -> " ".
 #: Left alone on purpose: guillemets « » ‹ › (real punctuation of French and other languages,
 #: not a look-alike of an ASCII mark), primes ′ ″ (units), zero-width and other format
-#: characters (tokenizers and `Translator` drop those already).
+#: characters (tokenizers and `TextToText` drop those already).
 SINGLE_CHARACTER_MAP: dict[int, int] = {
     **dict.fromkeys((0x2018, 0x2019, 0x201A, 0x201B, 0x02BC), ord("'")),
     **dict.fromkeys((0x201C, 0x201D, 0x201E, 0x201F), ord('"')),

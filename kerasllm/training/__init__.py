@@ -9,6 +9,7 @@ Example:
 """
 
 from kerasllm.training import distribution, finetuning, objectives, optimization
+from kerasllm.training.actions import TrainingHistory
 from kerasllm.training.checkpointing import (
     Checkpointer,
     CheckpointError,
@@ -33,6 +34,7 @@ __all__ = [
     "Trainer",
     "TrainerConfig",
     "TrainingDivergedError",
+    "TrainingHistory",
     "WarmupDecay",
     "average_checkpoints",
     "create_optimizer",

@@ -6,9 +6,21 @@ import dataclasses
 import json
 from pathlib import Path
 
+from kerasllm.utils.files import atomic_write_text
+
 DECAYS = ("constant", "linear", "cosine", "inverse_sqrt")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 WEIGHT_DECAY_GROUPS = ("norm", "bias", "embedding")
+MODES = ("auto", "min", "max")
+
+
+def resolve_mode(mode: str, metric: str) -> str:
+    """`mode` ("auto", "min" or "max") with "auto" resolved from the metric's name: "min" for
+    losses and perplexities, "max" for everything else (accuracy, F1, BLEU, ...)."""
+    if mode != "auto":
+        return mode
+    name = metric.lower()
+    return "min" if ("loss" in name or "perplexity" in name) else "max"
 
 
 @dataclasses.dataclass
@@ -41,9 +53,16 @@ class TrainerConfig:
         jit_compile: compile the forward and backward pass with XLA.
         steps_per_loop: most updates run inside one `tf.function` call between host-side events
             (logging, evaluation, checkpoints cut loops shorter).
+        seconds_per_loop: about the longest one such call may run: after each call the next
+            runs no more updates than fit in this many seconds at the measured rate (at least
+            one). The host only reacts between calls, so this bounds how long Ctrl-C or
+            SIGTERM waits before the checkpoint is saved, and how stale the progress display
+            gets. None: only `steps_per_loop` limits a call.
         checkpoint_every: write a checkpoint every N updates (and always at the end).
         keep_checkpoints: how many recent checkpoints to keep.
         eval_every: evaluate every N updates (None: only at the end, when eval data is given).
+            One evaluation period is what Keras callbacks given to `Trainer.fit` see as an
+            epoch.
         eval_steps: batches per evaluation (None: the whole evaluation set).
         log_every: write training summaries and refresh the progress bar every N updates.
         label_smoothing: label smoothing of the cross-entropy objectives.
@@ -52,6 +71,14 @@ class TrainerConfig:
         best_metric: evaluation metric that selects the checkpoint copied to `model_dir/best`
             (e.g. "accuracy", "perplexity", "loss"); None keeps no best checkpoint.
         best_mode: "max", "min" or "auto" ("min" for loss and perplexity, else "max").
+        early_stopping_patience: stop training (with a checkpoint) once
+            `early_stopping_metric` has not improved for this many evaluations in a row; None
+            never stops early. Needs `eval_every` (evaluations during training).
+        early_stopping_metric: the monitored value, named as in the logs Keras callbacks see:
+            "val_loss", "val_accuracy", ... for evaluation metrics, "loss" for the training
+            loss of the evaluation period.
+        early_stopping_min_delta: the smallest change that counts as an improvement.
+        early_stopping_mode: "max", "min" or "auto" (as `best_mode`, from the metric's name).
         init_checkpoint: weights to start from when `model_dir` has no checkpoint yet: a kerasllm
             training checkpoint (directory or prefix) or a Keras `.weights.h5` file. Only weights
             whose paths match are loaded (e.g. a pretrained backbone under a new head).
@@ -69,7 +96,9 @@ class TrainerConfig:
             `steps`; a time budget. Linear and cosine decay then end when the budget runs out
             (the step is re-estimated from the measured step rate as training goes), so a
             budgeted run still anneals. None: no limit.
-        verbose: 1 shows a progress bar, 2 one line per log interval, 0 nothing.
+        verbose: 1 shows a progress display (one line rewritten about every second on a
+            terminal; a plain line about every 15 s when the output is redirected), 2 one line
+            per log interval, 0 nothing.
 
     Example:
     >>> config = TrainerConfig(model_dir="/tmp/run", steps=100, learning_rate=3e-4)
@@ -94,6 +123,7 @@ class TrainerConfig:
     precision: str = "float32"
     jit_compile: bool = False
     steps_per_loop: int = 100
+    seconds_per_loop: float | None = 2.0
     checkpoint_every: int = 1000
     keep_checkpoints: int = 3
     eval_every: int | None = None
@@ -103,6 +133,10 @@ class TrainerConfig:
     seed: int = 0
     best_metric: str | None = None
     best_mode: str = "auto"
+    early_stopping_patience: int | None = None
+    early_stopping_metric: str = "val_loss"
+    early_stopping_min_delta: float = 0.0
+    early_stopping_mode: str = "auto"
     init_checkpoint: str | None = None
     freeze_backbone: bool = False
     freeze_layers: int = 0
@@ -180,8 +214,36 @@ class TrainerConfig:
             raise ValueError(f"`clipnorm` must be > 0 or None; got {self.clipnorm!r}.")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"`label_smoothing` must be in [0, 1); got {self.label_smoothing!r}.")
-        if self.best_mode not in ("auto", "min", "max"):
-            raise ValueError(f"`best_mode` must be 'auto', 'min' or 'max'; got {self.best_mode!r}.")
+        for name in ("best_mode", "early_stopping_mode"):
+            if getattr(self, name) not in MODES:
+                raise ValueError(
+                    f"`{name}` must be 'auto', 'min' or 'max'; got {getattr(self, name)!r}."
+                )
+        patience = self.early_stopping_patience
+        if patience is not None:
+            if not isinstance(patience, int) or isinstance(patience, bool) or patience < 1:
+                raise ValueError(
+                    f"`early_stopping_patience` must be a positive integer or None; "
+                    f"got {patience!r}."
+                )
+            if self.eval_every is None:
+                raise ValueError(
+                    "`early_stopping_patience` needs `eval_every`: early stopping compares "
+                    "evaluations made during training."
+                )
+        if not isinstance(self.early_stopping_metric, str) or not self.early_stopping_metric:
+            raise ValueError(
+                "`early_stopping_metric` must be a metric name such as 'val_loss'; "
+                f"got {self.early_stopping_metric!r}."
+            )
+        if not self.early_stopping_min_delta >= 0:
+            raise ValueError(
+                f"`early_stopping_min_delta` must be >= 0; got {self.early_stopping_min_delta!r}."
+            )
+        if self.seconds_per_loop is not None and not self.seconds_per_loop > 0:
+            raise ValueError(
+                f"`seconds_per_loop` must be > 0 or None; got {self.seconds_per_loop!r}."
+            )
         if self.layerwise_lr_decay is not None and not 0 < self.layerwise_lr_decay <= 1:
             raise ValueError(
                 f"`layerwise_lr_decay` must be in (0, 1] or None; got {self.layerwise_lr_decay!r}."
@@ -199,14 +261,16 @@ class TrainerConfig:
     @property
     def resolved_best_mode(self) -> str:
         """`best_mode` with "auto" resolved from the metric's name."""
-        if self.best_mode != "auto":
-            return self.best_mode
-        name = (self.best_metric or "").lower()
-        return "min" if ("loss" in name or "perplexity" in name) else "max"
+        return resolve_mode(self.best_mode, self.best_metric or "")
+
+    @property
+    def resolved_early_stopping_mode(self) -> str:
+        """`early_stopping_mode` with "auto" resolved from the metric's name."""
+        return resolve_mode(self.early_stopping_mode, self.early_stopping_metric)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
 
     def save(self, path: str | Path) -> None:
         """Writes the config as JSON (the Trainer keeps one in `model_dir/config.json`)."""
-        Path(path).write_text(self.to_json() + "\n")
+        atomic_write_text(path, self.to_json() + "\n")

@@ -1,7 +1,7 @@
 """Training inputs by name: a built-in corpus or the user's files, a tokenizer, and per-worker
 dataset functions for each objective (what `kerasllm pretrain` and `kerasllm finetune` use).
 
-Built-in corpora (offline data packages, see `kerasllm.data`):
+Built-in corpora (offline data packages, read by `kerasllm.datasets`):
 
 | name | objectives | splits |
 |---|---|---|
@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 import tensorflow as tf
 
 from kerasllm import data as kd
+from kerasllm import datasets as kds
 from kerasllm import tokenizers as kt
 
 LM_OBJECTIVES = ("causal_lm", "masked_lm")
@@ -136,20 +137,20 @@ def load_corpus(
 
         def split(name):
             if data == "news":
-                return kd.news_corpus(name)
+                return kds.news_corpus(name)
             if data == "bible":
-                pairs = kd.parallel_corpus("bible", src="4", tgt="l", split=name)
+                pairs = kds.parallel_corpus("bible", src="4", tgt="l", split=name)
                 return pairs if objective == "seq2seq" else [source for source, _ in pairs]
             if data == "rotten_tomatoes":
-                return kd.rotten_tomatoes(name)
-            tokens, tags, _ = kd.wnut_ner(name)
+                return kds.rotten_tomatoes(name)
+            tokens, tags, _ = kds.wnut_ner(name)
             return tokens, tags
 
         labels = None
         if data == "rotten_tomatoes":
-            labels = list(kd.ROTTEN_TOMATOES_LABELS)
+            labels = list(kds.ROTTEN_TOMATOES_LABELS)
         elif data == "wnut":
-            labels = kd.wnut_ner("train")[2]
+            labels = kds.wnut_ner("train")[2]
         return Corpus(objective, data, split("train"), split(eval_split), split("test"), labels)
     if not os.path.exists(data):
         raise ValueError(

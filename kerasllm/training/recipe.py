@@ -417,7 +417,8 @@ def run(
         f"{trainer.model.count_params():,} parameters; {config.steps:,} steps at peak learning "
         f"rate {config.learning_rate:g} ({config.warmup_steps:,} warmup)."
     )
-    history = trainer.fit(data_fn(corpus.train, True), data_fn(corpus.eval, False))
+    # A plain dict of fit's summary ({"step", "train", "eval"}), completed below.
+    history = dict(trainer.fit(data_fn(corpus.train, True), data_fn(corpus.eval, False)))
     history["test"] = {}
     if corpus.test is not None:
         history["test"] = trainer.evaluate(data_fn(corpus.test, False))

@@ -1,8 +1,9 @@
 """`Trainer`: one `strategy.run` training loop for one device, several GPUs, several hosts and TPUs.
 
 The loop follows TF Model Garden's orbit: the host calls one `tf.function` that runs up to
-`steps_per_loop` updates, each a `strategy.run` of the replica step below; logging, evaluation
-and checkpoints happen on the host between those calls.
+`steps_per_loop` updates, each a `strategy.run` of the replica step below; between those calls
+a `controller.Controller` evaluates and runs the `actions` (time budget, profiler, logging,
+checkpoints, best checkpoint, early stopping, Keras callbacks), each one small piece.
 
 Replica step (per update):
 1. every replica computes, for its share of each of the `accumulation_steps` micro-batches, the
@@ -17,7 +18,6 @@ Replica step (per update):
 from __future__ import annotations
 
 import itertools
-import math
 import os
 import random
 import time
@@ -29,8 +29,20 @@ import tensorflow as tf
 
 from kerasllm import _compat
 from kerasllm.training import distribution, finetuning, objectives, optimization
+from kerasllm.training.actions import (
+    BestCheckpointAction,
+    CheckpointAction,
+    EarlyStoppingAction,
+    KerasCallbacksAction,
+    ProfilerAction,
+    TimeBudgetAction,
+    TrainingHistory,
+    TrainLogAction,
+)
 from kerasllm.training.checkpointing import Checkpointer, ModelState, load_model_weights
 from kerasllm.training.config import TrainerConfig
+from kerasllm.training.controller import Action, Controller, LoopOutput, Window
+from kerasllm.training.progress import Progress
 from kerasllm.training.summaries import SummaryWriter
 
 #: A `tf.data.Dataset` of global batches, or `fn(input_context) -> Dataset` of per-replica ones.
@@ -103,6 +115,7 @@ class Trainer:
         metrics_fn: Callable[[keras.Model], Mapping[str, float]] | None = None,
     ):
         self.config = config
+        self._progress: Progress | None = None  # the progress display while `fit` runs
         self.objective = (
             objective
             if isinstance(objective, objectives.Objective)
@@ -249,9 +262,13 @@ class Trainer:
         return int(self._step.numpy())
 
     def log(self, message: str) -> None:
-        """Prints `message` on the chief when `config.verbose` is on."""
+        """Prints `message` on the chief when `config.verbose` is on (on a line of its own,
+        below the progress display while `fit` shows one)."""
         if self.is_chief and self.config.verbose:
-            print(message, flush=True)
+            if self._progress is not None:
+                self._progress.message(message)
+            else:
+                print(message, flush=True)
 
     def _distribute(self, data: DataSource, training: bool, skip: int = 0):
         """A distributed dataset; training data repeats and skips the batches already consumed."""
@@ -396,22 +413,13 @@ class Trainer:
 
     # -------------------------------------------------------------------- fit
     def _agreed_seconds(self, seconds: float) -> float:
-        """`seconds` averaged over the workers, so that every worker takes the same time-budget
-        decisions (stop now, where the decay ends) and the replicas stay identical."""
+        """`seconds` averaged over the workers, so that every worker takes the same time-based
+        decisions (stop now, where the decay ends, how many updates the next training-loop call
+        runs): the replicas stay identical and their collectives match."""
         if not isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy):
             return seconds
         local = self.strategy.run(lambda: tf.constant(seconds, tf.float32))
         return float(self.strategy.reduce(tf.distribute.ReduceOp.MEAN, local, axis=None))
-
-    def _loop_length(self, step: int) -> int:
-        config = self.config
-        intervals = [config.log_every, config.checkpoint_every]
-        if config.eval_every:
-            intervals.append(config.eval_every)
-        boundaries = [config.steps] + [(step // n + 1) * n for n in intervals]
-        if config.profile_steps:
-            boundaries += [b for b in config.profile_steps if b > step]
-        return max(1, min(config.steps_per_loop, min(boundaries) - step))
 
     def _describe_batches(self) -> str:
         config = self.config
@@ -428,31 +436,6 @@ class Trainer:
             f"{config.global_batch_size * config.accumulation_steps} examples per update"
         )
 
-    def _maybe_save_best(self, metrics: dict, step: int) -> None:
-        metric = self.config.best_metric
-        if metric is None:
-            return
-        if metric not in metrics:
-            raise ValueError(
-                f"best_metric={metric!r} is not an evaluation metric of {self.objective.name}; "
-                f"available: {sorted(metrics)}."
-            )
-        value = float(metrics[metric])
-        record = self.checkpointer.best_record()
-        if record is not None and record["metric"] != metric:
-            self.log(
-                f"The best checkpoint so far was chosen by {record['metric']!r}; best_metric is "
-                f"now {metric!r}, so this evaluation replaces it."
-            )
-            record = None
-        better = record is None or (
-            value < record["value"]
-            if self.config.resolved_best_mode == "min"
-            else value > record["value"]
-        )
-        if better and math.isfinite(value):
-            self.checkpointer.save_best(step, metric, value)
-
     def _all_metrics(self, eval_data) -> dict:
         """The objective's evaluation metrics and those of `metrics_fn`."""
         metrics = self.evaluate(eval_data, self.config.eval_steps)
@@ -467,16 +450,121 @@ class Trainer:
         return metrics
 
     def _run_eval(self, eval_data, step: int) -> dict:
+        """One evaluation during `fit`: the metrics, written to TensorBoard with the samples of
+        `sample_fn`, and printed."""
         metrics = self._all_metrics(eval_data)
         self.summaries.scalars("eval", metrics, step)
         if self.sample_fn is not None and self.is_chief:
             self.summaries.text("eval", "samples", self.sample_fn(self.model), step)
-        self._maybe_save_best(metrics, step)
         self.summaries.flush()
+        self.log(f"step {step} eval: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
         return metrics
 
-    def fit(self, train_data: DataSource, eval_data: DataSource | None = None) -> dict:
+    def _train_metrics(self, window: Window) -> dict:
+        """The metrics of a window of updates: mean loss, learning rate, mean gradient norm,
+        throughput once a timed loop has run, and the loss scale under mixed_float16."""
+        means = window.means()
+        metrics = {
+            "loss": means.pop("loss"),
+            "learning_rate": float(keras.ops.convert_to_numpy(self.optimizer.learning_rate)),
+            **means,
+        }
+        if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
+            metrics["loss_scale"] = float(self.optimizer.dynamic_scale.numpy())
+        return metrics
+
+    def _run_train_loop(self, iterator, num_steps: int) -> LoopOutput:
+        """One call of the traced training loop: `num_steps` updates (fewer if the loss stops
+        being finite, which raises `TrainingDivergedError`)."""
+        # The first call traces the loop: leave it out of the throughput figures.
+        timed = self._train_loop is not None
+        if self._train_loop is None:
+            self._train_loop = self._make_train_loop()
+        began = time.perf_counter()
+        outputs = self._call_traced(self._train_loop, iterator, tf.constant(num_steps))
+        loss_sum, norm_sum, tokens, done, finite = (t.numpy() for t in outputs)
+        elapsed = time.perf_counter() - began
+        if not finite:
+            last_good = self.checkpointer.manager.latest_checkpoint or "none yet"
+            raise TrainingDivergedError(
+                f"The training loss became NaN or infinite at step {self.step}. Training "
+                f"stopped without saving; the last good checkpoint is {last_good}. "
+                "Lower the learning rate, enable or tighten clipnorm, add warmup, or use "
+                "float32 / mixed_bfloat16 instead of mixed_float16."
+            )
+        return LoopOutput(
+            int(done), float(loss_sum), float(norm_sum), float(tokens), elapsed, timed
+        )
+
+    def _actions(
+        self, progress: Progress | None, callbacks: list, history: TrainingHistory
+    ) -> list[Action]:
+        """The outer loop's actions, in the order they run at each point."""
+        config = self.config
+        actions: list[Action] = [
+            TimeBudgetAction(
+                config.max_train_seconds,
+                config.steps,
+                self._decay_end,
+                clock=self._agreed_seconds,
+                log=self.log,
+            )
+        ]
+        if config.profile_steps:
+            actions.append(ProfilerAction(self.summaries, config.profile_steps))
+        actions += [
+            TrainLogAction(
+                config.log_every,
+                config.steps,
+                self._train_metrics,
+                self.summaries,
+                progress=progress,
+                log=self.log if config.verbose == 2 else None,
+            ),
+            CheckpointAction(self.checkpointer, config.checkpoint_every, log=self.log),
+        ]
+        if config.best_metric is not None:
+            actions.append(
+                BestCheckpointAction(
+                    self.checkpointer,
+                    config.best_metric,
+                    config.resolved_best_mode,
+                    self.objective.name,
+                    log=self.log,
+                )
+            )
+        if config.early_stopping_patience is not None:
+            actions.append(
+                EarlyStoppingAction(
+                    config.early_stopping_metric,
+                    config.early_stopping_patience,
+                    config.early_stopping_min_delta,
+                    config.resolved_early_stopping_mode,
+                    log=self.log,
+                )
+            )
+        epochs = -(-config.steps // config.eval_every) if config.eval_every else 1
+        params = {
+            "epochs": epochs,
+            "steps": config.eval_every or config.steps,
+            "verbose": config.verbose,
+        }
+        actions.append(KerasCallbacksAction([*callbacks, history], self.model, params))
+        return actions
+
+    def fit(
+        self,
+        train_data: DataSource,
+        eval_data: DataSource | None = None,
+        callbacks: list[keras.callbacks.Callback] | None = None,
+    ) -> TrainingHistory:
         """Trains until `config.steps` updates, resuming from the model directory's state.
+
+        The outer loop is a `kerasllm.training.controller.Controller`: it runs the traced
+        training loop in calls of up to `config.steps_per_loop` updates (and about
+        `config.seconds_per_loop` seconds), and between calls its actions handle the time
+        budget, the profiler, logs and progress, checkpoints, the best checkpoint, early
+        stopping and the Keras callbacks.
 
         Args:
             train_data: a `tf.data.Dataset` of global `(x, y, sample_weight)` batches, or a
@@ -486,10 +574,28 @@ class Trainer:
                 the batches already consumed are skipped, so deterministic data continues where it
                 stopped.
             eval_data: the same kinds, finite; evaluated every `eval_every` updates and at the end.
+            callbacks: `keras.callbacks.Callback`s (`EarlyStopping`, `CSVLogger`,
+                `LambdaCallback`, `TerminateOnNaN`, your own), run as Keras' `fit` runs them
+                with **one evaluation period (`config.eval_every` updates, or the whole run
+                when it is None) as an epoch**: `on_epoch_end(epoch, logs)` comes at each
+                evaluation with `logs` holding the period's mean training `loss`,
+                `learning_rate`, `gradient_norm` (and throughput), the evaluation metrics
+                prefixed `val_` (`val_loss`, `val_accuracy`, ...) and `step`; batch hooks run
+                once per training-loop call. Setting `model.stop_training = True` stops
+                training after the current call or evaluation, with a checkpoint. Epoch numbers
+                continue across resumed runs (`step // eval_every`). The trainer writes its own
+                TensorBoard logs: a `keras.callbacks.TensorBoard` is not needed. Callbacks that
+                change the optimizer (`ReduceLROnPlateau`, `LearningRateScheduler`) do not
+                apply: the trainer's learning rate is its schedule. `EarlyStopping`'s
+                `restore_best_weights=True` restores the weights in memory at the end; the
+                last checkpoint keeps the final state (for resuming).
 
         Returns:
-            `{"step", "train": {...}, "eval": {...}}`: the last logged training metrics and the
-            last evaluation.
+            A `TrainingHistory`: a Keras `History` with one entry per evaluation period of this
+            call (`history.history["val_loss"]`, ...), that also reads as the mapping
+            `{"step", "train": {...}, "eval": {...}}` of the step reached, the last logged
+            training metrics and the last evaluation; `stop_reason` says why training stopped
+            early ("time_budget", "early_stopping", "callback"), if it did.
 
         Raises:
             TrainingDivergedError: the loss became NaN or infinite (nothing is saved after it).
@@ -497,15 +603,16 @@ class Trainer:
                 saved before are intact.
         """
         config = self.config
+        callbacks = list(callbacks or [])
         if self.is_chief:
             os.makedirs(config.model_dir, exist_ok=True)
             config.save(os.path.join(config.model_dir, "config.json"))
         start = self.step
-        history = {"step": start, "train": {}, "eval": {}}
+        history = TrainingHistory(start)
         if start >= config.steps:
             self.log(f"Already at step {start} >= steps={config.steps}; nothing to train.")
             if eval_data is not None:
-                history["eval"] = self._all_metrics(eval_data)
+                history.eval = self._all_metrics(eval_data)
             return history
         self.log(
             f"Training {self.model.name} ({_size(self.model.weights):,} parameters, "
@@ -516,149 +623,36 @@ class Trainer:
         iterator = iter(
             self._distribute(train_data, training=True, skip=int(self._batches_consumed.numpy()))
         )
-        # The first call traces the loop: leave it out of the throughput figures.
-        timed = self._train_loop is not None
-        if self._train_loop is None:
-            self._train_loop = self._make_train_loop()
-        progbar = None
+        progress = None
         if self.is_chief and config.verbose == 1:
-            progbar = keras.utils.Progbar(
-                config.steps,
-                stateful_metrics=["loss", "lr", "grad_norm", "tokens/s"],
-                unit_name="step",
-            )
-            progbar.update(start)
-        window = dict.fromkeys(("loss", "norm", "steps", "timed_steps", "tokens", "seconds"), 0.0)
-        last_saved = last_evaluated = start
-        step = start
-        self._decay_end.assign(float(config.steps))
-        budget = _TimeBudget(config.max_train_seconds, start, config.steps, self._agreed_seconds)
+            progress = Progress(config.steps)
+        evaluations: list[dict] = []
+
+        def evaluate(step: int) -> dict:
+            evaluations.append(self._run_eval(eval_data, step))
+            return evaluations[-1]
+
+        actions = self._actions(progress, callbacks, history)
+        controller = Controller(
+            train=lambda num_steps: self._run_train_loop(iterator, num_steps),
+            current_step=lambda: self.step,
+            steps=config.steps,
+            steps_per_loop=config.steps_per_loop,
+            seconds_per_loop=config.seconds_per_loop,
+            eval_every=config.eval_every,
+            evaluate=evaluate if eval_data is not None else None,
+            train_logs=self._train_metrics,
+            actions=actions,
+            agree=self._agreed_seconds,
+        )
+        self._progress = progress
         try:
-            while step < config.steps:
-                if budget.spent(step):
-                    self.log(
-                        f"Time budget of {config.max_train_seconds:.0f} s reached at step {step}."
-                    )
-                    break
-                self._decay_end.assign(budget.last_step)
-                if config.profile_steps and step == config.profile_steps[0]:
-                    self.summaries.start_profiler()
-                began = time.perf_counter()
-                outputs = self._call_traced(
-                    self._train_loop, iterator, tf.constant(self._loop_length(step))
-                )
-                loss_sum, norm_sum, tokens, done, finite = (t.numpy() for t in outputs)
-                elapsed = time.perf_counter() - began
-                step = self.step
-                if not finite:
-                    last_good = self.checkpointer.manager.latest_checkpoint or "none yet"
-                    raise TrainingDivergedError(
-                        f"The training loss became NaN or infinite at step {step}. Training "
-                        f"stopped without saving; the last good checkpoint is {last_good}. "
-                        "Lower the learning rate, enable or tighten clipnorm, add warmup, or use "
-                        "float32 / mixed_bfloat16 instead of mixed_float16."
-                    )
-                window["loss"] += float(loss_sum)
-                window["norm"] += float(norm_sum)
-                window["steps"] += int(done)
-                if timed:
-                    window["timed_steps"] += int(done)
-                    window["tokens"] += float(tokens)
-                    window["seconds"] += elapsed
-                timed = True
-                if config.profile_steps and step == config.profile_steps[1]:
-                    self.summaries.stop_profiler()
-                if step % config.log_every == 0 or step >= config.steps:
-                    history["train"] = self._log_train(window, step, progbar)
-                    window = dict.fromkeys(window, 0.0)
-                if eval_data is not None and config.eval_every and step % config.eval_every == 0:
-                    history["eval"] = self._run_eval(eval_data, step)
-                    last_evaluated = step
-                    self._print_eval(history["eval"], step)
-                if step % config.checkpoint_every == 0:
-                    self.checkpointer.save(step)
-                    last_saved = step
-            if last_saved != step:
-                self.checkpointer.save(step)
-            if eval_data is not None and last_evaluated != step:
-                history["eval"] = self._run_eval(eval_data, step)
-                self._print_eval(history["eval"], step)
-        except KeyboardInterrupt:
-            # Ctrl-C (or SIGTERM turned into it by the CLI) keeps the work done so far; the
-            # step variable and the weights are consistent between training loops.
-            step = self.step
-            if step != last_saved:
-                self.checkpointer.save(step)
-                self.log(f"Interrupted: saved a checkpoint at step {step}; rerun to resume.")
-            raise
+            state = controller.run(start)
         finally:
+            self._progress = None
             self.summaries.close()
-        history["step"] = step
+        history.step = state.step
+        history.stop_reason = state.stop_reason
+        history.train = next(a for a in actions if isinstance(a, TrainLogAction)).last
+        history.eval = evaluations[-1] if evaluations else {}
         return history
-
-    def _log_train(self, window: dict, step: int, progbar) -> dict:
-        steps = max(window["steps"], 1)
-        learning_rate = float(keras.ops.convert_to_numpy(self.optimizer.learning_rate))
-        metrics = {
-            "loss": window["loss"] / steps,
-            "learning_rate": learning_rate,
-            "gradient_norm": window["norm"] / steps,
-        }
-        if window["timed_steps"]:  # throughput once a traced loop has run
-            metrics["tokens_per_second"] = window["tokens"] / window["seconds"]
-            metrics["steps_per_second"] = window["timed_steps"] / window["seconds"]
-        if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
-            metrics["loss_scale"] = float(self.optimizer.dynamic_scale.numpy())
-        self.summaries.scalars("train", metrics, step)
-        if progbar is not None:
-            values = [
-                ("loss", metrics["loss"]),
-                ("lr", learning_rate),
-                ("grad_norm", metrics["gradient_norm"]),
-            ]
-            if "tokens_per_second" in metrics:
-                values.append(("tokens/s", metrics["tokens_per_second"]))
-            progbar.update(step, values=values)
-        elif self.config.verbose == 2:
-            self.log(f"step {step}: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
-        return metrics
-
-    def _print_eval(self, metrics: dict, step: int) -> None:
-        text = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items())
-        self.log(f"\nstep {step} eval: {text}")
-
-
-class _TimeBudget:
-    """Tracks `max_train_seconds` during `fit`: whether it is spent, and the step at which it
-    will run out (`last_step`, where linear and cosine decay end, so that a time-budgeted run
-    still anneals its learning rate; Li et al. 2020, "Budgeted training").
-
-    The step rate is measured from the end of the first training loop, which includes tracing.
-    `clock(seconds)` makes the elapsed time the same on every worker.
-    """
-
-    def __init__(
-        self, seconds: float | None, start: int, steps: int, clock: Callable[[float], float]
-    ):
-        self.seconds = seconds
-        self.last_step = float(steps)
-        self._start = start
-        self._steps = steps
-        self._clock = clock
-        self._began = time.perf_counter()
-        self._origin: tuple[float, int] | None = None  # (elapsed, step) after the first loop
-
-    def spent(self, step: int) -> bool:
-        """Whether the budget is spent at `step`; if not, also updates `last_step`."""
-        if self.seconds is None:
-            return False
-        elapsed = self._clock(time.perf_counter() - self._began)
-        if elapsed >= self.seconds:
-            return True
-        if self._origin is None:
-            if step > self._start:
-                self._origin = (elapsed, step)
-        elif elapsed > self._origin[0] and step > self._origin[1]:
-            rate = (step - self._origin[1]) / (elapsed - self._origin[0])
-            self.last_step = float(min(self._steps, step + (self.seconds - elapsed) * rate))
-        return False

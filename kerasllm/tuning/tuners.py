@@ -114,7 +114,7 @@ def _memory_kib() -> dict:
 
 def _bleu(model, data: TrialData) -> float:
     from kerasllm.generation import generate
-    from kerasllm.translation.evaluation import score
+    from kerasllm.metrics import score
 
     pairs = list(data.eval)[: data.bleu_examples]
     model.tokenizer = data.tokenizer

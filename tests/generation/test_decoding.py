@@ -183,3 +183,39 @@ def test_same_seed_gives_the_same_samples(causal_lm):
     assert not np.array_equal(a, c)
     for row, prompt in zip(a, prompts):  # prompts are kept, samples follow them
         assert row[: len(prompt)].tolist() == prompt
+
+
+def test_decoding_steps_through_the_task_models_step_api(causal_lm, seq2seq_lm, monkeypatch):
+    """The loops call `CausalLM.call_with_cache` / `Seq2SeqLM.call_decoder_with_cache` (the
+    documented contract), not the backbone's methods: a subclass or wrapper of a task's step
+    changes what is generated. (Before, decoding called `model.backbone.*` and the task
+    methods were used only by tests.)"""
+    import tensorflow as tf
+
+    from kerasllm.generation import GreedySampler, decode_causal, decode_seq2seq
+
+    calls = []
+
+    def spy(model, method):
+        original = getattr(model, method)
+
+        def step(*args):
+            calls.append(method)
+            return original(*args)
+
+        monkeypatch.setattr(model, method, step)
+
+    prompts, lengths = tf.constant([[5, 6, 7], [8, 9, 0]]), tf.constant([3, 2])
+    settings = dict(cache_length=6, max_new_tokens=3, sampler=GreedySampler())
+    expected = decode_causal(causal_lm, prompts, lengths, **settings)["token_ids"]
+    spy(causal_lm, "call_with_cache")
+    got = decode_causal(causal_lm, prompts, lengths, **settings)["token_ids"]
+    np.testing.assert_array_equal(got, expected)
+    assert calls.count("call_with_cache") >= 2  # the prefill and the steps
+
+    mask = tf.ones_like(prompts)
+    expected = decode_seq2seq(seq2seq_lm, prompts, mask, start_id=START, **settings)
+    spy(seq2seq_lm, "call_decoder_with_cache")
+    got = decode_seq2seq(seq2seq_lm, prompts, mask, start_id=START, **settings)
+    np.testing.assert_array_equal(got["token_ids"], expected["token_ids"])
+    assert calls.count("call_decoder_with_cache") >= 2

@@ -73,33 +73,17 @@ def test_seq2seq_padding_invariance_and_causality(variant):
     model = EncoderDecoder(**tiny_config(variant))
     inputs = seq2seq_inputs(source_lengths=[9, 4], target_lengths=[7, 3])
     base = model(inputs)["decoder_sequence_output"].numpy()
-    padded = dict(inputs)
-    padded.update(
-        {
-            k.replace("token_ids", "token_ids"): v
-            for k, v in _with_padding(
-                {
-                    "token_ids": inputs["encoder_token_ids"],
-                    "padding_mask": inputs["encoder_padding_mask"],
-                },
-                4,
-            ).items()
-        }
-    )
-    padded = {
-        "encoder_token_ids": padded.pop("token_ids"),
-        "encoder_padding_mask": padded.pop("padding_mask"),
-        **{
-            f"decoder_{k}": v
-            for k, v in _with_padding(
-                {
-                    "token_ids": inputs["decoder_token_ids"],
-                    "padding_mask": inputs["decoder_padding_mask"],
-                },
-                3,
-            ).items()
-        },
-    }
+    # Both sides padded further, each with garbage tokens behind its padding mask.
+    padded = {}
+    for side, extra in (("encoder", 4), ("decoder", 3)):
+        more = _with_padding(
+            {
+                "token_ids": inputs[f"{side}_token_ids"],
+                "padding_mask": inputs[f"{side}_padding_mask"],
+            },
+            extra,
+        )
+        padded.update({f"{side}_{key}": value for key, value in more.items()})
     out = model(padded)["decoder_sequence_output"].numpy()
     np.testing.assert_allclose(out[0, :7], base[0], atol=1e-5)
     np.testing.assert_allclose(out[1, :3], base[1, :3], atol=1e-5)
@@ -164,14 +148,6 @@ def test_any_length_up_to_maximum_and_clear_error_beyond():
         model(encoder_inputs(length=33))
 
 
-@pytest.mark.parametrize("cls", [Encoder, Decoder, EncoderDecoder])
-def test_backbone_config_round_trip(cls):
-    model = cls(**tiny_config("rotary_gqa_swiglu"))
-    clone = cls.from_config(model.get_config())
-    assert clone.get_config() == model.get_config()
-    assert clone.count_params() == model.count_params()
-
-
 @pytest.mark.parametrize(
     "bad, message",
     [
@@ -189,14 +165,6 @@ def test_invalid_config_fails_before_any_weight(monkeypatch, bad, message):
     monkeypatch.setattr(keras.layers.Layer, "add_weight", no_weights)
     with pytest.raises(ValueError, match=message):
         Decoder(**tiny_config(**bad))
-
-
-def test_dropout_is_active_only_in_training():
-    model = Encoder(**tiny_config(dropout=0.5))
-    inputs = encoder_inputs()
-    a = model(inputs)["sequence_output"].numpy()
-    np.testing.assert_allclose(model(inputs)["sequence_output"], a)
-    assert not np.allclose(model(inputs, training=True)["sequence_output"], a)
 
 
 @pytest.mark.parametrize("cls", [Encoder, Decoder, EncoderDecoder])

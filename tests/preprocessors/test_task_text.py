@@ -151,9 +151,11 @@ def test_for_task_checks_the_model_and_tokenizer(tokenizer):
     assert other.vocabulary_size != tokenizer.vocabulary_size
     with pytest.raises(ValueError, match="vocabulary"):
         preprocessors.for_task(clf, other)
-    assert not preprocessors.exists_for(MaskedLM(clf.backbone))
-    with pytest.raises(ValueError, match="No preprocessor exists yet for MaskedLM"):
-        preprocessors.for_task(MaskedLM(clf.backbone), tokenizer)
+    # Every task model has one now (`preprocessor_class`); a bare backbone has none.
+    assert preprocessors.exists_for(MaskedLM(clf.backbone))
+    assert not preprocessors.exists_for(clf.backbone)
+    with pytest.raises(ValueError, match="No preprocessor exists for Encoder"):
+        preprocessors.for_task(clf.backbone, tokenizer)
 
 
 def test_zoo_attaches_no_preprocessor_without_a_shipped_tokenizer():

@@ -3,16 +3,16 @@
 import pytest
 
 import kerasllm.tokenizers as kt
-from kerasllm import data
+from kerasllm import datasets
 
 
 @pytest.fixture(scope="session")
 def corpus_samples():
     """A sample of every real corpus (the round-trip tests run on these)."""
-    pairs = data.parallel_corpus(split="train")[::200]
-    texts, _ = data.rotten_tomatoes("validation")
-    tokens, _, _ = data.wnut_ner("validation")
-    news = data.news_corpus("validation")
+    pairs = datasets.parallel_corpus(split="train")[::200]
+    texts, _ = datasets.rotten_tomatoes("validation")
+    tokens, _, _ = datasets.wnut_ner("validation")
+    news = datasets.news_corpus("validation")
     return {
         "bible_en": [p[0] for p in pairs][:120],
         "bible_fr": [p[1] for p in pairs][:120],

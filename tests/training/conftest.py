@@ -3,6 +3,10 @@ from training_helpers import causal_batches, reference_config, reference_data, t
 
 from kerasllm.training import Trainer
 
+# The scripts are run as subprocesses by the tests (multi-worker, logical devices); importing
+# them for doctests would configure devices in the test process after TensorFlow started.
+collect_ignore = ["scripts"]
+
 
 @pytest.fixture
 def causal_data():

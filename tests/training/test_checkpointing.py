@@ -326,10 +326,10 @@ def error_lines(text):
 
 def test_the_command_line_ends_checkpoint_failures_with_one_line(tmp_path, capsys, monkeypatch):
     from kerasllm import cli
-    from kerasllm import data as kd
+    from kerasllm import datasets as kds
 
     corpus = tmp_path / "corpus.txt"
-    corpus.write_text("\n".join(kd.news_corpus("validation")[:40]) + "\n")
+    corpus.write_text("\n".join(kds.news_corpus("validation")[:40]) + "\n")
     args = [*TINY_PRETRAIN, "--data", str(corpus), "--model-dir"]
 
     # Every checkpoint unreadable: status 1 and one line naming the directory, no traceback.

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from kerasllm import bundle, zoo
-from kerasllm import data as kd
+from kerasllm import datasets as kds
 from kerasllm import tokenizers as kt
 from kerasllm.cli import main
 from kerasllm.cli.pretrain import PRETRAINED_LEARNING_RATE, resolve_objective
@@ -32,7 +32,7 @@ def _restore_registry(monkeypatch):
 def pretrained(tmp_path):
     """A tiny encoder preset with "pretrained" weights (a saved .weights.h5) and a WordPiece
     tokenizer, and a CSV of review snippets. Returns (source backbone, tokenizer, csv path)."""
-    texts, labels = kd.rotten_tomatoes("validation")
+    texts, labels = kds.rotten_tomatoes("validation")
     texts, labels = texts[:ROWS], labels[:ROWS]
     path = tmp_path / "reviews.csv"
     with open(path, "w", newline="") as f:
@@ -186,4 +186,4 @@ def test_explicit_zero_steps_is_refused_not_replaced_by_the_default(tmp_path, ca
     # still reach TrainerConfig's check instead of silently becoming the default.
     args = ["finetune", "--model", "bert_tiny", "--data", "rotten_tomatoes"]
     assert main([*args, "--model-dir", str(tmp_path / "run"), "--steps", "0"]) == 2
-    assert "`steps` must be a positive integer" in capsys.readouterr().err
+    assert "--steps must be a positive integer" in capsys.readouterr().err

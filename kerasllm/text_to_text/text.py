@@ -1,4 +1,4 @@
-"""Input text handling for translation: cleaning, and splitting over-long input into sentences."""
+"""Text helpers for text-to-text models: cleaning, and splitting over-long input into sentences."""
 
 from __future__ import annotations
 

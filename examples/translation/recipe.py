@@ -1,10 +1,12 @@
 """The English-to-French recipe: tokenizer, data, model and training, end to end.
 
-Everything goes through the project's own pieces: `kerasllm.tokenizers` (a joint SentencePiece
+Everything goes through the library's own pieces: `kerasllm.tokenizers` (a joint SentencePiece
 vocabulary, so names and numbers copy across and the embedding matrix is shared by encoder,
-decoder and output), `kerasllm.data` (Bible split, static length buckets with token-budget
-batches), `kerasllm.zoo` (a `transformer_*` preset), `kerasllm.training.Trainer` (checkpoints,
-resume, TensorBoard) and `kerasllm.bundle` (the shipped directory).
+decoder and output), `kerasllm.datasets` (the Bible split), `kerasllm.data` (static length
+buckets with token-budget batches), `kerasllm.zoo` (a `transformer_*` preset),
+`kerasllm.training.Trainer` (checkpoints, resume, TensorBoard), `kerasllm.text_to_text` and
+`kerasllm.metrics` (validation BLEU) and `kerasllm.bundle` (the shipped directory). This
+application is not part of the library: `examples/translate.py --train` runs it.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ import time
 from pathlib import Path
 
 from kerasllm import bundle as bundle_lib
-from kerasllm import data, tokenizers, zoo
+from kerasllm import data, datasets, tokenizers, zoo
+from kerasllm.text_to_text import TextToText
 from kerasllm.training import Trainer, TrainerConfig
 from kerasllm.training.checkpointing import (
     average_checkpoints,
@@ -26,8 +29,8 @@ from kerasllm.training.checkpointing import (
     write_json_atomic,
 )
 from kerasllm.training.growth import grow_depth
-from kerasllm.translation.evaluation import evaluate
-from kerasllm.translation.translator import Translator
+
+from .evaluation import evaluate
 
 TOKENIZER_DIR = "tokenizer"
 CHECKPOINT_DIR = "checkpoints"
@@ -124,7 +127,7 @@ def _pairs_by_source(recipe: Recipe) -> list[list[tuple[str, str]]]:
             f"({recipe.tgt!r}), each once; got {list(recipe.extra_sources)}."
         )
     return [
-        data.parallel_corpus("bible", src=source, tgt=recipe.tgt, split="train")
+        datasets.parallel_corpus("bible", src=source, tgt=recipe.tgt, split="train")
         for source in sources
     ]
 
@@ -152,7 +155,7 @@ def build_tokenizer(recipe: Recipe, model_dir: Path, verbose: int = 1):
     return tokenizer
 
 
-def datasets(recipe: Recipe, tokenizer, train_pairs: list[tuple[str, str]]):
+def make_datasets(recipe: Recipe, tokenizer, train_pairs: list[tuple[str, str]]):
     """(dataset of `train_pairs` repeated forever, validation dataset, training stats).
 
     With `recipe.subword_alpha`, the training pairs get sampled segmentations; validation keeps
@@ -164,7 +167,9 @@ def datasets(recipe: Recipe, tokenizer, train_pairs: list[tuple[str, str]]):
         bucketing="static",
         bucket_boundaries=list(recipe.bucket_boundaries),
     )
-    valid_pairs = data.parallel_corpus("bible", src=recipe.src, tgt=recipe.tgt, split="validation")
+    valid_pairs = datasets.parallel_corpus(
+        "bible", src=recipe.src, tgt=recipe.tgt, split="validation"
+    )
     train_tokenizer = tokenizer
     if recipe.subword_alpha is not None:
         train_tokenizer = tokenizer.with_sampling(recipe.subword_alpha, recipe.subword_nbest)
@@ -221,7 +226,7 @@ def train(
 
     tokenizer = build_tokenizer(recipe, model_dir, verbose)
     train_pairs = training_pairs(recipe)
-    train_data, valid_data, stats = datasets(recipe, tokenizer, train_pairs)
+    train_data, valid_data, stats = make_datasets(recipe, tokenizer, train_pairs)
     overrides = recipe.model_overrides(tokenizer.vocabulary_size)
     config = TrainerConfig(
         model_dir=str(model_dir / CHECKPOINT_DIR),
@@ -263,8 +268,8 @@ def train(
     def validation_scores(model) -> dict:
         """Greedy validation BLEU and chrF of the model being trained."""
         lengths = {"source_length": recipe.source_length, "target_length": recipe.target_length}
-        translator = Translator(bundle_lib.Bundle(model, {"source": tokenizer}, lengths))
-        report = evaluate(translator.translate, "validation", src=recipe.src, tgt=recipe.tgt)
+        translator = TextToText(bundle_lib.Bundle(model, {"source": tokenizer}, lengths))
+        report = evaluate(translator.generate, "validation", src=recipe.src, tgt=recipe.tgt)
         return {"bleu": report["bleu"], "chrf": report["chrf"]}
 
     trainer = Trainer(build_model, "seq2seq", config, metrics_fn=validation_scores)

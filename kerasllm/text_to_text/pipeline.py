@@ -1,4 +1,4 @@
-"""`Translator`: text in, text out, over a seq2seq model bundle."""
+"""`TextToText`: text in, text out, over a `Seq2SeqLM` bundle (translation, summarization, ...)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from kerasllm import bundle as bundle_lib
 from kerasllm.generation import BeamSampler, Sampler, get_sampler
-from kerasllm.translation.text import clean, split_to_fit
+from kerasllm.text_to_text.text import clean, split_to_fit
 from kerasllm.utils.validation import is_finite_real, is_int
 
 logger = logging.getLogger(__name__)
@@ -49,26 +49,32 @@ def _as_texts(texts) -> tuple[list[str], bool]:
     return out, single
 
 
-class Translator:
-    """Translates strings with a `Seq2SeqLM` bundle (see `kerasllm.bundle`).
+class TextToText:
+    """Generates text from text with any `Seq2SeqLM` bundle (see `kerasllm.bundle`): a
+    translation, summarization or other sequence-to-sequence model, whatever its languages.
 
-    Never crashes and never hangs on awkward input: empty or whitespace-only text translates to
-    an empty string; control characters are dropped; input longer than the model's source length
-    is split into sentences (then clauses, then words) that are translated one by one and joined;
-    every output is bounded by `max_length` tokens. Arguments of the wrong type or out of range
-    raise a `TypeError` / `ValueError` that names them.
+    Never crashes and never hangs on awkward input: empty or whitespace-only text gives an
+    empty string; control characters are dropped; input longer than the model's source length
+    is split into sentences (then clauses, then words) whose outputs are generated one by one
+    and joined; every output is bounded by `max_length` tokens. Arguments of the wrong type or
+    out of range raise a `TypeError` / `ValueError` that names them.
 
     Typographic punctuation (curly quotes and apostrophes, no-break spaces, dashes, `…`) is
     mapped to the ASCII forms of the training text by the source tokenizer when its
-    `unify_typography` option is on, as in the shipped bundle (see docs/data.md); the exported
-    SavedModel does the same, since it runs the same tokenizer.
+    `unify_typography` option is on, as in the shipped `translate_en_fr` bundle (see
+    docs/data.md); the exported SavedModel does the same, since it runs the same tokenizer.
+
+    The bundle's tokenizers are `"source"` and `"target"` (one joint tokenizer may serve both:
+    without `"target"`, `"source"` does); its metadata's `source_length` and `target_length`
+    (default 128) bound the encoder input and the generated output.
 
     Args:
         bundle: a loaded `Bundle` or the path of a bundle directory.
 
     Example:
-    >>> translator = Translator("saved_models/translate_en_fr")  # doctest: +SKIP
-    >>> translator.translate(["In the beginning God created the heavens and the earth."])
+    >>> from kerasllm.text_to_text import TextToText
+    >>> model = TextToText("saved_models/translate_en_fr")  # doctest: +SKIP
+    >>> model.generate(["In the beginning God created the heavens and the earth."])
     ...                                                          # doctest: +SKIP
     ['Au commencement, Dieu créa les cieux et la terre.']
     """
@@ -78,7 +84,7 @@ class Translator:
             bundle = bundle_lib.load(bundle)
         if type(bundle.model).__name__ != "Seq2SeqLM":
             raise ValueError(
-                f"A Translator needs a Seq2SeqLM bundle; got {type(bundle.model).__name__}."
+                f"TextToText needs a Seq2SeqLM bundle; got {type(bundle.model).__name__}."
             )
         self.bundle = bundle
         self.model = bundle.model
@@ -90,7 +96,7 @@ class Translator:
     def _source_ids(self, texts: list[str]) -> list[list[int]]:
         return self.source_tokenizer.tokenize(texts).to_list()
 
-    def translate(
+    def generate(
         self,
         texts: list[str] | str | bytes,
         beams: int = 1,
@@ -100,7 +106,7 @@ class Translator:
         length_penalty: float = 1.0,
         seed: int | None = 0,
     ) -> list[str] | str:
-        """Translates one string or a list of strings.
+        """Generates the output text of one string or of each of a list of strings.
 
         Args:
             texts: source text(s): a str, or a list (tuple, 1-D array) of str. `bytes` are
@@ -115,7 +121,7 @@ class Translator:
             seed: seed of random samplers, an int (None draws one).
 
         Returns:
-            The translations, in order (one string for one string).
+            The outputs, in order (one string for one string).
 
         Raises:
             TypeError: `texts` (or one of its items) is not text.
@@ -175,7 +181,8 @@ class Translator:
             batch = [int(i) for i in order[start : start + batch_size]]
             rows = [ids[i] or [self.source_tokenizer.unk_id or 0] for i in batch]
             longest = max(len(r) for r in rows)
-            # French runs ~15% longer than English in tokens: bound the loop near the source.
+            # Outputs rarely exceed twice their source in tokens (French runs ~15% longer than
+            # English; a summary is shorter): bound the loop near the source.
             new_tokens = min(max_length, 2 * longest + 10)
             generated = self.model.generate(
                 rows,

@@ -6,7 +6,7 @@ import json
 import shlex
 from pathlib import Path
 
-from kerasllm.translation.recipe import PER_RUN_FIELDS
+from .recipe import PER_RUN_FIELDS
 
 
 def write_model_card(bundle_dir: str | Path, metadata: dict, reports: dict, command: str) -> Path:
@@ -15,7 +15,7 @@ def write_model_card(bundle_dir: str | Path, metadata: dict, reports: dict, comm
     Args:
         bundle_dir: the bundle directory.
         metadata: the bundle's metadata (recipe, steps, training time, hardware).
-        reports: `{name: report}` from `kerasllm.translation.evaluation.evaluate`, one table
+        reports: `{name: report}` from `evaluation.evaluate`, one table
             row each, e.g. "test", "validation", "test, beam 4".
         command: the exact command that trained the model.
     """

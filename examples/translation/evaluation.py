@@ -1,33 +1,12 @@
-"""Translation quality: sacrebleu BLEU and chrF against reference translations."""
+"""Translation quality on the Bible verses: sacrebleu BLEU and chrF (`kerasllm.metrics`) of a
+model's translations of a split against its reference translations."""
 
 from __future__ import annotations
 
 import time
 
-import sacrebleu
-
-from kerasllm.data import parallel_corpus
-
-
-def score(hypotheses: list[str], references: list[str]) -> dict:
-    """Corpus BLEU (cased, 13a tokenization, sacrebleu's defaults) and chrF.
-
-    Returns `{"bleu", "chrf", "bleu_signature", "chrf_signature"}`.
-    """
-    if len(hypotheses) != len(references):
-        raise ValueError(
-            f"{len(hypotheses)} hypotheses for {len(references)} references; they must match."
-        )
-    bleu = sacrebleu.metrics.BLEU()
-    chrf = sacrebleu.metrics.CHRF()
-    bleu_score = bleu.corpus_score(hypotheses, [references])
-    chrf_score = chrf.corpus_score(hypotheses, [references])
-    return {
-        "bleu": round(bleu_score.score, 2),
-        "chrf": round(chrf_score.score, 2),
-        "bleu_signature": str(bleu.get_signature()),
-        "chrf_signature": str(chrf.get_signature()),
-    }
+from kerasllm.datasets import parallel_corpus
+from kerasllm.metrics import score
 
 
 def evaluate(
@@ -42,7 +21,8 @@ def evaluate(
     """Translates a Bible split and scores it.
 
     Args:
-        translate: `fn(list[str], **translate_kwargs) -> list[str]`, e.g. `Translator.translate`.
+        translate: `fn(list[str], **translate_kwargs) -> list[str]`, e.g.
+            `kerasllm.text_to_text.TextToText(bundle).generate`.
         split: "test" (996 verses) or "validation" (313 verses); tune on validation only.
         src, tgt: Bible versions (English WEB and French Louis Segond by default).
         examples: how many (source, reference, hypothesis) triples to include.
