@@ -40,7 +40,8 @@ ALLOWED: dict[str, set[str]] = {
     "models": {"layers", "tokenizers", "preprocessors"} | _BOTTOM,
     "bundle": {"models", "layers", "tokenizers", "preprocessors"} | _BOTTOM,
     "convert": {"models", "layers", "tokenizers"} | _BOTTOM,
-    "generation": {"models", "layers", "tokenizers"} | _BOTTOM,
+    # String prompts are tokenized by the preprocessors' `tokenize_text` (one text path).
+    "generation": {"models", "layers", "tokenizers", "preprocessors"} | _BOTTOM,
     "zoo": {"models", "layers", "convert", "tokenizers", "data", "datasets", "preprocessors"}
     | {"bundle"}
     | _BOTTOM,

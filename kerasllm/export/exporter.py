@@ -26,6 +26,7 @@ TENSORFLOW_TEXT_OPS = (
     "RegexSplitWithOffsets",  # pre-tokenization of byte-level BPE and WordPiece
     "FastWordpieceTokenizeWithOffsets",
     "TFText>FastWordpieceDetokenize",  # tensorflow-text registers it under this name
+    "TFText>RoundRobinTrim",  # sentence pairs (`classify_pairs`): the longer side cut first
 )
 
 

@@ -8,8 +8,8 @@ them all, and defines its signatures as `tf.function`s with fixed input signatur
   (+ max_length), `translate_beam` (beam search, + score), `translate_token_ids`.
 - `CausalLM`: `serving_default` (prompt -> completion, greedy), `generate_sampled`
   (+ max_new_tokens, temperature, top_k, top_p, seed), `generate_token_ids`.
-- `SequenceClassifier`: `serving_default` (text -> probabilities, class_id, label), `embed`,
-  `classify_token_ids`.
+- `SequenceClassifier`: `serving_default` (text -> probabilities, class_id, label),
+  `classify_pairs` (text_a, text_b: sentence pairs), `embed`, `classify_token_ids`.
 - `TokenClassifier`: `serving_default` (text -> words, one label per word),
   `classify_token_ids` (one label per token).
 - `Encoder`, `MaskedLM`: `serving_default` (text -> pooled embedding), `embed_token_ids`.
@@ -411,7 +411,10 @@ class EncoderServing(ServingModule):
 
     Text is framed by a `TextClassifierPreprocessor` (`[cls] tokens [sep]`, else start/end,
     truncated to `sequence_length` tokens), the framing of training
-    (`kerasllm.data.classification_dataset`) and of `SequenceClassifier.predict`.
+    (`kerasllm.data.classification_dataset`) and of `SequenceClassifier.predict`. A classifier
+    also gets `classify_pairs(text_a, text_b)`: each pair framed by the same preprocessor as
+    `model.predict((texts_a, texts_b))` frames it (`[cls] a [sep] b [sep]`, segment ids 0/1,
+    round-robin truncation).
 
     Args:
         model: an `Encoder`, `MaskedLM` or `SequenceClassifier`.
@@ -434,6 +437,9 @@ class EncoderServing(ServingModule):
         if self.classifier:
             self.label_names = _compat.untracked(_label_names(label_names, model.num_classes))
             self._add("serving_default", self._serve_classify, _TEXT)
+            # Two string inputs rather than one (B, 2) tensor: a SignatureDef input has one
+            # dtype and shape, and `_guarded` checks that both sides have the same batch size.
+            self._add("classify_pairs", self._serve_classify_pairs, _TEXT, _TEXT)
             self._add("embed", self._serve_embed, _TEXT)
             self._add("classify_token_ids", self._serve_classify_ids, _IDS, _IDS)
         else:
@@ -443,6 +449,11 @@ class EncoderServing(ServingModule):
     def _encode(self, text):
         x = self.preprocessor(text)
         return x["token_ids"], x["padding_mask"]
+
+    def _encode_pairs(self, text_a, text_b):
+        # A tuple is the preprocessor's sentence-pair input, as in `model.predict((a, b))`.
+        x = self.preprocessor((text_a, text_b))
+        return x["token_ids"], x["padding_mask"], x["segment_ids"]
 
     def _checked(self, token_ids, padding_mask):
         return _checked_ids(
@@ -459,13 +470,19 @@ class EncoderServing(ServingModule):
         total = ops.sum(outputs["sequence_output"] * weights, axis=1)
         return total / ops.maximum(ops.sum(weights, axis=1), 1)
 
-    def _classify(self, ids, mask):
-        logits = self.model({"token_ids": ids, "padding_mask": mask})
+    def _classify(self, ids, mask, segment_ids=None):
+        inputs = {"token_ids": ids, "padding_mask": mask}
+        if segment_ids is not None:
+            inputs["segment_ids"] = segment_ids
+        logits = self.model(inputs)
         probabilities, class_id, label = _predictions(logits, self.label_names)
         return {"probabilities": probabilities, "class_id": class_id, "label": label}
 
     def _serve_classify(self, text):
         return self._classify(*self._encode(text))
+
+    def _serve_classify_pairs(self, text_a, text_b):
+        return self._classify(*self._encode_pairs(text_a, text_b))
 
     def _serve_classify_ids(self, token_ids, padding_mask):
         return self._classify(*self._checked(token_ids, padding_mask))

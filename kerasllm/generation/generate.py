@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from kerasllm.generation.decoding import decode_causal, decode_seq2seq
 from kerasllm.generation.samplers import BeamSampler, Sampler, get_sampler
+from kerasllm.preprocessors.packing import tokenize_text
 from kerasllm.utils.validation import is_int
 
 # Attribute holding the compiled loops, set with object.__setattr__ so that neither Keras nor
@@ -78,6 +79,17 @@ class _Prompts:
     is_single: bool
 
 
+def _is_text(inputs) -> bool:
+    """Whether `generate` inputs are text: a string, a list of strings, or a string array."""
+    if isinstance(inputs, (str, bytes)) or _is_string_array(inputs):
+        return True
+    return (
+        isinstance(inputs, (list, tuple))
+        and bool(inputs)
+        and all(isinstance(x, (str, bytes)) for x in inputs)
+    )
+
+
 def _is_string_array(x) -> bool:
     if isinstance(x, tf.Tensor):
         return x.dtype == tf.string
@@ -128,7 +140,9 @@ def _normalize_inputs(inputs, tokenizer) -> _Prompts:
         if strings.shape.rank not in (0, 1):
             raise ValueError(f"Pass a string or a 1-D batch of strings; got shape {strings.shape}.")
         is_single = strings.shape.rank == 0
-        ragged = tokenizer.tokenize(tf.reshape(strings, [-1]))
+        # The preprocessors' tokenization (invalid UTF-8 as U+FFFD), so that a prompt gives
+        # the ids it gives in training, in a preprocessor and in the exported signatures.
+        ragged = tokenize_text(tokenizer, tf.reshape(strings, [-1]))
         rows = [np.asarray(r, np.int32) for r in ragged.to_list()]
         return _Prompts(rows, True, is_single)
     if isinstance(inputs, tf.RaggedTensor):
@@ -376,8 +390,9 @@ def generate(
 
     Args:
         model: a `kerasllm.models.CausalLM` (continues prompts) or `Seq2SeqLM` (generates a
-            target for each source). Its optional `tokenizer` attribute enables string inputs.
-        inputs: a string or list of strings (needs `model.tokenizer`); or token ids: a list
+            target for each source). Its `preprocessor` or, without one, its optional
+            `tokenizer` attribute enables string inputs.
+        inputs: a string or list of strings; or token ids: a list
             of ints (one prompt), a list of lists / `tf.RaggedTensor` (prompts of any
             lengths), a 1-D or 2-D array (every position a real token), or a dict with
             right-padded `token_ids` and `padding_mask`.
@@ -397,6 +412,13 @@ def generate(
             `stop_token_ids`, the tokenizer's pad, start and end ids) outside
             [0, vocabulary_size), `max_new_tokens` < 1, a non-int `seed`, a non-bool
             `strip_prompt`, an unknown sampler. Checked before anything is compiled or run.
+
+    Text goes through one path whatever the entry point: with a `preprocessor`, exactly as
+    `model.generate(text)` (the preprocessor's `generate_preprocess` / `generate_postprocess`,
+    the framing and detokenization of the exported signatures: over-long prompts keep their
+    last tokens, sources their first); without one, `model.tokenizer` tokenizes through
+    `kerasllm.preprocessors.tokenize_text` (invalid UTF-8 as U+FFFD, as in training and
+    serving) and an over-long prompt is an error (there is no `sequence_length` to cut to).
 
     Returns:
         For string inputs, strings (a list, or one string for one prompt), without stop,
@@ -431,6 +453,25 @@ def generate(
     seed = int(seed) % (2**31 - 1)
     if not isinstance(strip_prompt, (bool, np.bool_)):
         raise ValueError(f"`strip_prompt` must be True or False; got {strip_prompt!r}.")
+    if isinstance(model, CausalLM) and start_id is not None:
+        raise ValueError("`start_id` applies to Seq2SeqLM only; a CausalLM continues its prompts.")
+    if isinstance(model, Seq2SeqLM) and strip_prompt:
+        raise ValueError("`strip_prompt` applies to CausalLM only; Seq2SeqLM returns targets.")
+    if getattr(model, "preprocessor", None) is not None and _is_text(inputs):
+        # One text path: a model with a preprocessor frames text with it (its
+        # `generate_preprocess`: U+FFFD for invalid UTF-8, over-long prompts cut as the
+        # exported signatures cut them) and detokenizes with its `generate_postprocess`.
+        # `model.generate` does exactly that, then calls back here with token ids.
+        causal = isinstance(model, CausalLM)
+        own = {"strip_prompt": strip_prompt} if causal else {"start_id": start_id}
+        return model.generate(
+            inputs,
+            max_new_tokens=max_new_tokens,
+            sampler=sampler,
+            stop_token_ids=stop_token_ids,
+            seed=seed,
+            **own,
+        )
     tokenizer = getattr(model, "tokenizer", None)
     backbone = model.backbone
     vocabulary_size = backbone.vocabulary_size
@@ -453,10 +494,6 @@ def generate(
     batch = _bucket(count, 1)
 
     if isinstance(model, CausalLM):
-        if start_id is not None:
-            raise ValueError(
-                "`start_id` applies to Seq2SeqLM only; a CausalLM continues its prompts."
-            )
         _check_ids(prompts.rows, vocabulary_size, "Prompt")
         longest = max(r.size for r in prompts.rows)
         if limit is not None and longest + max_new_tokens > limit:
@@ -476,8 +513,6 @@ def generate(
         outputs = run(ids, lengths, active, max_new_tokens, seed, stops)
         first_column = lengths if strip_prompt else np.zeros_like(lengths)
     else:
-        if strip_prompt:
-            raise ValueError("`strip_prompt` applies to CausalLM only; Seq2SeqLM returns targets.")
         origin = ""
         if start_id is None:
             start_id = getattr(tokenizer, "start_id", None) if tokenizer is not None else None

@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from kerasllm import bundle as bundle_lib
 from kerasllm.generation import BeamSampler, Sampler, get_sampler
+from kerasllm.preprocessors.packing import tokenize_text
 from kerasllm.text_to_text.text import clean, split_to_fit
 from kerasllm.utils.validation import is_finite_real, is_int
 
@@ -94,7 +95,10 @@ class TextToText:
         self.target_length = int(bundle.metadata.get("target_length", 128))
 
     def _source_ids(self, texts: list[str]) -> list[list[int]]:
-        return self.source_tokenizer.tokenize(texts).to_list()
+        # The preprocessors' tokenization, so sources get the ids they get in training, in
+        # `Seq2SeqLM.generate` and in the export (the texts are already valid UTF-8 here).
+        batch = tf.constant(texts, tf.string, shape=[len(texts)])
+        return tokenize_text(self.source_tokenizer, batch).to_list()
 
     def generate(
         self,

@@ -1,6 +1,7 @@
 """The `Action`s of the trainer's outer loop (`kerasllm.training.controller`), one concern each:
 time budget, profiler, training logs and progress, checkpoints, the best checkpoint, early
-stopping, and Keras callbacks; and `TrainingHistory`, what `Trainer.fit` returns.
+stopping, Keras callbacks and the learning-curves picture; and `TrainingHistory`, what
+`Trainer.fit` returns.
 
 Each takes what it works on as arguments (a `Checkpointer`, a `SummaryWriter`, a function that
 prints), so that it can be tested without a trainer.
@@ -9,6 +10,7 @@ prints), so that it can be tested without a trainer.
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
@@ -19,6 +21,7 @@ from kerasllm.training.checkpointing import Checkpointer
 from kerasllm.training.controller import Action, Evaluation, LoopOutput, LoopState, Window
 from kerasllm.training.progress import Progress
 from kerasllm.training.summaries import SummaryWriter
+from kerasllm.utils.files import atomic_path
 
 Log = Callable[[str], None]
 
@@ -484,3 +487,107 @@ class TrainingHistory(keras.callbacks.History, Mapping):
             f"TrainingHistory(step={self.step}, epochs={len(self.epoch)}, "
             f"eval={self.eval}, stop_reason={self.stop_reason!r})"
         )
+
+
+#: The picture `LearningCurvesAction` writes into the model directory.
+LEARNING_CURVES_FILENAME = "learning_curves.png"
+
+
+class LearningCurvesAction(Action):
+    """Writes `learning_curves.png` (into `directory`, atomically) at the end of training: the
+    training loss (the mean of each evaluation period) and, with evaluation data, the
+    validation loss against the step, and the other validation metrics ("val_accuracy", ...)
+    in a second panel.
+
+    The picture is written only when the run had at least two evaluation periods (a curve
+    needs two points): with `eval_every` unset the whole run is one period and no picture is
+    written. Without evaluation data it shows the training loss alone. It covers the periods
+    of this `fit` call (a resumed run draws from where it resumed); TensorBoard keeps the
+    whole run. Not written on an interrupt (Ctrl-C stops promptly).
+
+    Args:
+        directory: where to write (the model directory).
+        log: prints a line.
+
+    Attributes:
+        points: the `Evaluation.logs` of each period so far.
+        path: the picture's path once written, else None.
+    """
+
+    def __init__(self, directory: str, log: Log = print):
+        self.directory = directory
+        self.log = log
+        self.points: list[dict] = []
+        self.path: str | None = None
+
+    def on_begin(self, state: LoopState) -> None:
+        self.points = []
+        self.path = None
+
+    def after_evaluation(self, state: LoopState, evaluation: Evaluation) -> None:
+        self.points.append(dict(evaluation.logs))
+
+    def on_end(self, state: LoopState) -> None:
+        if len(self.points) < 2:
+            return
+        path = os.path.join(self.directory, LEARNING_CURVES_FILENAME)
+        figure = plot_learning_curves(
+            self.points, title=os.path.basename(os.path.normpath(self.directory))
+        )
+        with atomic_path(path) as temporary:
+            # format="png": the temporary name ends in ".tmp".
+            figure.savefig(temporary, format="png", dpi=100)
+        self.path = path
+        self.log(f"Learning curves: {path}")
+
+
+def plot_learning_curves(points: Sequence[Mapping], title: str = ""):
+    """A matplotlib `Figure` of evaluation-period logs (`Evaluation.logs` or Keras `History`
+    rows with a "step"): losses in the first panel, other validation metrics in a second.
+
+    Built on `matplotlib.figure.Figure` with the Agg canvas, never `pyplot`: no window, no
+    global backend, safe without a display and in threads.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    steps = [point.get("step", i + 1) for i, point in enumerate(points)]
+
+    def series(name: str) -> tuple[list, list]:
+        pairs = [(step, _number(point.get(name))) for step, point in zip(steps, points)]
+        pairs = [(step, value) for step, value in pairs if value is not None]
+        return [p[0] for p in pairs], [p[1] for p in pairs]
+
+    names = sorted({name for point in points for name in point})
+    metrics = [n for n in names if n.startswith("val_") and n != "val_loss"]
+    figure = Figure(figsize=(10 if metrics else 6, 4), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(1, 2 if metrics else 1, squeeze=False)[0]
+    for name, label in (("loss", "training loss"), ("val_loss", "validation loss")):
+        x, y = series(name)
+        if x:
+            axes[0].plot(x, y, marker="o", markersize=3, label=label)
+    axes[0].set_xlabel("step")
+    axes[0].set_ylabel("loss")
+    axes[0].set_title(f"{title}: loss" if title else "loss")
+    axes[0].legend()
+    axes[0].grid(alpha=0.3)
+    if metrics:
+        for name in metrics:
+            x, y = series(name)
+            if x:
+                axes[1].plot(x, y, marker="o", markersize=3, label=name[len("val_") :])
+        axes[1].set_xlabel("step")
+        axes[1].set_title("validation metrics")
+        axes[1].legend()
+        axes[1].grid(alpha=0.3)
+    return figure
+
+
+def _number(value) -> float | None:
+    """`value` as a finite float, or None (absent, NaN, or not a number: nothing to draw)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None

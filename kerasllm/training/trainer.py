@@ -34,6 +34,7 @@ from kerasllm.training.actions import (
     CheckpointAction,
     EarlyStoppingAction,
     KerasCallbacksAction,
+    LearningCurvesAction,
     ProfilerAction,
     TimeBudgetAction,
     TrainingHistory,
@@ -550,6 +551,8 @@ class Trainer:
             "verbose": config.verbose,
         }
         actions.append(KerasCallbacksAction([*callbacks, history], self.model, params))
+        if self.is_chief:
+            actions.append(LearningCurvesAction(config.model_dir, log=self.log))
         return actions
 
     def fit(

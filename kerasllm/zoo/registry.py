@@ -749,8 +749,17 @@ def get(
         from kerasllm.tokenizers.base import model_vocabulary_size
 
         if preprocessors.exists_for(model):
-            tokenizer = get_tokenizer(name)
-            if tokenizer.vocabulary_size == model_vocabulary_size(model):
+            # A preset with a tokenizer per side (a saved seq2seq bundle) gives the
+            # preprocessor both, as `bundle.load` does: the default role alone would
+            # detokenize generated target ids with the source vocabulary. A joint tokenizer
+            # (both roles naming one folder, as the shipped translator's) is loaded once.
+            roles = spec.get("roles") or {}
+            if {"source", "target"} <= set(roles) and roles["source"] != roles["target"]:
+                tokenizer = {role: get_tokenizer(name, role) for role in ("source", "target")}
+            else:
+                tokenizer = {"text": get_tokenizer(name)}
+            sizes = {t.vocabulary_size for t in tokenizer.values()}
+            if sizes == {model_vocabulary_size(model)}:
                 model.preprocessor = preprocessors.for_task(model, tokenizer)
     return model
 

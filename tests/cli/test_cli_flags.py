@@ -76,7 +76,8 @@ def test_every_tune_flag_is_explained():
 def test_help_of_every_command_imports_no_tensorflow():
     code = (
         "import sys\nfrom kerasllm.cli import main\n"
-        "for command in ('zoo', 'pretrain', 'finetune', 'export', 'tune'):\n"
+        "for command in ('zoo', 'pretrain', 'finetune', 'export', 'tune', 'predict', "
+        "'generate', 'evaluate'):\n"
         "    try:\n        main([command, '--help'])\n    except SystemExit:\n        pass\n"
         "print('LOADED', 'tensorflow' in sys.modules, 'keras' in sys.modules)\n"
     )
@@ -89,6 +90,7 @@ def test_help_of_every_command_imports_no_tensorflow():
     )
     assert result.returncode == 0, result.stderr
     assert "LOADED False False" in result.stdout
+    assert "kerasllm predict --model runs/sentiment/bundle" in result.stdout  # an epilog example
 
 
 @pytest.mark.parametrize(

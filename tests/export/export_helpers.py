@@ -62,12 +62,15 @@ for family, path in exports.items():
     out = results[family] = {}
     for name, fn in model.signatures.items():
         specs = fn.structured_input_signature[1]
-        if "text" not in specs and "prompt" not in specs:
+        if not {"text", "prompt", "text_a"} & set(specs):
             continue
         key = "text" if "text" in specs else "prompt"
         def call(texts):
             inputs = {k: v for k, v in extra.items() if k in specs}
-            inputs[key] = tf.constant(texts)
+            if "text_a" in specs:  # sentence pairs: each text with the batch reversed
+                inputs["text_a"], inputs["text_b"] = tf.constant(texts), tf.constant(texts[::-1])
+            else:
+                inputs[key] = tf.constant(texts)
             return {k: plain(v) for k, v in fn(**inputs).items()}
         # The batch of 64 starts with the bad inputs; the batch of 1 is the longest one.
         out[name] = {

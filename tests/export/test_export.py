@@ -30,6 +30,7 @@ from kerasllm.export import (
 from kerasllm.generation import BeamSampler
 from kerasllm.layers.attention import core_tf_cache_writes, write_cache
 from kerasllm.models import Decoder, Encoder
+from kerasllm.preprocessors import TextClassifierPreprocessor
 
 SIGNATURES = {
     "seq2seq": {
@@ -70,6 +71,10 @@ SIGNATURES = {
             {"text": "DT_STRING"},
             {"probabilities": "DT_FLOAT", "class_id": "DT_INT32", "label": "DT_STRING"},
         ),
+        "classify_pairs": (
+            {"text_a": "DT_STRING", "text_b": "DT_STRING"},
+            {"probabilities": "DT_FLOAT", "class_id": "DT_INT32", "label": "DT_STRING"},
+        ),
         "embed": ({"text": "DT_STRING"}, {"embedding": "DT_FLOAT"}),
         "classify_token_ids": (
             {"token_ids": "DT_INT32", "padding_mask": "DT_INT32"},
@@ -93,6 +98,8 @@ SIGNATURES = {
     },
 }
 FAMILIES = list(SIGNATURES)
+#: Rank of each signature input by name (the others are scalars).
+INPUT_RANKS = {"text": 1, "text_a": 1, "text_b": 1, "prompt": 1, "token_ids": 2, "padding_mask": 2}
 
 
 def _parse_cli(text):
@@ -148,7 +155,7 @@ def test_saved_model_cli_lists_signatures(saved_model_cli_output, family):
         assert {k: v[0] for k, v in got_inputs.items()} == inputs, name
         assert {k: v[0] for k, v in got_outputs.items()} == outputs, name
         for key, (_, shape) in got_inputs.items():
-            rank = {"text": 1, "prompt": 1, "token_ids": 2, "padding_mask": 2}.get(key, 0)
+            rank = INPUT_RANKS.get(key, 0)
             assert shape == ("()" if rank == 0 else "(" + ", ".join(["-1"] * rank) + ")"), (
                 name,
                 key,
@@ -237,6 +244,45 @@ def test_classifier_export_reproduces_the_model(families, served):
     np.testing.assert_allclose(
         served["classifier"]["embed"]["good"]["embedding"], pooled, atol=1e-5
     )
+
+
+#: Sentence pairs the `classify_pairs` signature must classify as `model.predict` does.
+PAIR_TEXTS = [
+    "",
+    "   ",
+    "word " * 2000,  # long: both sides truncated (round robin)
+    "😀🎉 emoji and café déjà vu",
+    "שלום עולם مرحبا",
+    "the cat sat on the mat",
+    b"invalid \xff\xfe utf-8 \xc3",
+]
+
+
+def test_classifier_pair_signature_equals_predict_on_pairs(families):
+    item, path = families["classifier"]
+    model = item.model
+    classify_pairs = tf.saved_model.load(str(path)).signatures["classify_pairs"]
+    # Every ordered pair of the fuzz texts, the long one against short and empty ones included.
+    firsts = [a for a in PAIR_TEXTS for _ in PAIR_TEXTS]
+    seconds = [b for _ in PAIR_TEXTS for b in PAIR_TEXTS]
+    served = classify_pairs(text_a=tf.constant(firsts), text_b=tf.constant(seconds))
+    # The preprocessor the export frames with (the bundle's sequence_length of 10), attached
+    # for this test only: the model is shared by the session's other export tests.
+    model.preprocessor = TextClassifierPreprocessor(item.tokenizers["text"], sequence_length=10)
+    try:
+        logits = model.predict((firsts, seconds), batch_size=16, verbose=0)
+        single = model.predict(["the cat sat on the mat"], verbose=0)
+    finally:
+        model.preprocessor = None
+    probabilities = tf.nn.softmax(logits).numpy()
+    np.testing.assert_allclose(served["probabilities"].numpy(), probabilities, atol=1e-5)
+    assert served["class_id"].numpy().tolist() == probabilities.argmax(-1).tolist()
+    names = ["negative", "neutral", "positive"]
+    assert [v.decode() for v in served["label"].numpy()] == [
+        names[i] for i in probabilities.argmax(-1)
+    ]
+    # A pair is not its first text alone: the second segment reaches the model.
+    assert not np.allclose(probabilities[len(PAIR_TEXTS) * 5 + 5], tf.nn.softmax(single)[0])
 
 
 def test_tagger_export_labels_each_word_as_in_training(families, served):
@@ -465,7 +511,7 @@ def test_every_input_of_the_wrong_rank_is_rejected(served, family):
         inputs = SIGNATURES[family][signature][0]
         assert set(check["rank_errors"]) == set(inputs)
         for name, error in check["rank_errors"].items():
-            rank = {"text": 1, "prompt": 1, "token_ids": 2, "padding_mask": 2}.get(name, 0)
+            rank = INPUT_RANKS.get(name, 0)
             assert error is not None, (signature, name)
             assert f"`{name}` {RANK_RULES[rank]}" in error[0], (signature, name, error)
 

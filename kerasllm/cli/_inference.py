@@ -1,0 +1,207 @@
+"""What `kerasllm predict`, `generate` and `evaluate` share: the `--model` flag and loading a
+task model that takes text, reading texts (`--text`, `--input FILE`, standard input), writing
+JSON Lines (`--output`), and running a function over the texts in batches with progress on
+standard error.
+
+Results go to standard output (or `--output`) only; logs and progress go to standard error, so
+`kerasllm predict ... > results.jsonl` holds nothing but results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import os
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, TextIO
+
+#: Texts per batch when `--batch-size` is not given (as Keras' `predict`).
+DEFAULT_BATCH_SIZE = 32
+
+
+def add_model_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model",
+        required=True,
+        metavar="BUNDLE_OR_PRESET",
+        help="A model bundle folder (what `kerasllm finetune` / `pretrain` save, e.g. "
+        "runs/sentiment/bundle) or a zoo preset name that ships a tokenizer and a task model "
+        "(e.g. translate_en_fr; see `kerasllm zoo list`).",
+    )
+
+
+def add_input_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--text`, `--input`, `--output` and `--batch-size`."""
+    parser.add_argument(
+        "--text",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="An input text; repeat the flag for several. Default: read --input, or standard "
+        "input when it is piped.",
+    )
+    parser.add_argument(
+        "--input",
+        default=None,
+        metavar="FILE",
+        help="A UTF-8 file with one input per line ('-': standard input). Default: standard "
+        "input when it is piped and --text is not given.",
+    )
+    parser.add_argument(
+        "--output",
+        default=None,
+        metavar="FILE",
+        help="Write the JSON Lines here (replaced atomically once complete). Default: standard "
+        "output.",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=DEFAULT_BATCH_SIZE,
+        metavar="N",
+        help="Inputs run through the model at once.",
+    )
+
+
+def check_batch_size(args: argparse.Namespace) -> int:
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be a positive integer; got {args.batch_size}.")
+    return args.batch_size
+
+
+def _lines(stream: Iterable[str]) -> list[str]:
+    # One input per line: only the line break is removed (a text may start or end with
+    # spaces); a blank line is an (empty) input, so results stay aligned with the lines.
+    return [line.rstrip("\r\n") for line in stream]
+
+
+def read_texts(args: argparse.Namespace, stdin: TextIO | None = None) -> list[str]:
+    """The inputs named by `--text` / `--input`, or piped on standard input.
+
+    Raises:
+        ValueError: both `--text` and `--input` given; neither given while standard input is a
+            terminal (nothing would arrive); `--input` is not a readable UTF-8 file.
+    """
+    stdin = sys.stdin if stdin is None else stdin
+    if args.text and args.input is not None:
+        raise ValueError("give inputs with --text or with --input, not both.")
+    if args.text:
+        return list(args.text)
+    if args.input is None:
+        if stdin is None or stdin.isatty():
+            raise ValueError(
+                "no input: give --text TEXT, --input FILE, or pipe lines into standard input "
+                "(--input -)."
+            )
+        return _lines(stdin)
+    if args.input == "-":
+        return _lines(stdin)
+    if not os.path.isfile(args.input):
+        raise FileNotFoundError(f"--input {args.input!r}: no such file.")
+    try:
+        with open(args.input, encoding="utf-8") as f:
+            return _lines(f)
+    except UnicodeDecodeError as error:
+        raise ValueError(f"--input {args.input!r} is not UTF-8 text ({error}).") from None
+
+
+@contextlib.contextmanager
+def output_stream(path: str | None) -> Iterator[TextIO]:
+    """Standard output, or the file `path` written beside and renamed over it on success (a
+    failed run leaves no half-written results)."""
+    if path is None:
+        yield sys.stdout
+        sys.stdout.flush()
+        return
+    from kerasllm.utils.files import atomic_path
+
+    with atomic_path(path) as temporary, open(temporary, "w", encoding="utf-8") as f:
+        yield f
+
+
+def write_json_line(stream: TextIO, record: Any) -> None:
+    # ensure_ascii=False: texts stay readable (JSON Lines are UTF-8).
+    stream.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+@dataclasses.dataclass
+class Loaded:
+    """A task model that takes text, and its bundle's metadata ({} for a preset)."""
+
+    model: Any
+    metadata: dict
+
+
+def load_model(name: str, command: str) -> Loaded:
+    """The task model of the bundle folder or preset `name`, with its preprocessor.
+
+    Raises:
+        FileNotFoundError / ValueError: no such bundle or preset (the zoo's message, after
+            "--model"); the model takes no text (no tokenizer) or is a backbone, not a task.
+    """
+    from kerasllm import bundle as bundle_lib
+    from kerasllm import zoo
+    from kerasllm.models.task import Task
+
+    try:
+        if bundle_lib.is_bundle(name):
+            loaded = bundle_lib.load(name)
+            model, metadata = loaded.model, dict(loaded.metadata)
+        else:
+            model, metadata = zoo.get(name), {}
+    except (ValueError, FileNotFoundError) as error:
+        raise type(error)(f"--model: {error}") from None
+    if not isinstance(model, Task):
+        raise ValueError(
+            f"--model {name!r} builds a backbone ({type(model).__name__}), not a task model; "
+            f"`kerasllm {command}` needs a bundle or a preset with a task (e.g. a fine-tuned "
+            "bundle, or translate_en_fr)."
+        )
+    if model.preprocessor is None:
+        raise ValueError(
+            f"--model {name!r}: the {type(model).__name__} has no tokenizer, so it takes no "
+            "text; use a bundle saved with its tokenizers, or a preset that ships one."
+        )
+    return Loaded(model, metadata)
+
+
+def label_names(loaded: Loaded) -> list[str]:
+    """The class names of a classifier or tagger: the bundle's "label_names" metadata when it
+    has one per class, else "0", "1", ... (as the exported signatures name them)."""
+    count = int(loaded.model.num_classes)
+    names = loaded.metadata.get("label_names")
+    if isinstance(names, list) and len(names) == count and all(isinstance(n, str) for n in names):
+        return list(names)
+    return [str(i) for i in range(count)]
+
+
+def in_batches(
+    texts: Sequence[str],
+    batch_size: int,
+    run: Callable[[list[str]], Iterable[Any]],
+    emit: Callable[[Any], None],
+    stream: TextIO | None = None,
+) -> None:
+    """Calls `run` on `texts` in batches of `batch_size` and `emit` on each of its results, in
+    order; shows progress on `stream` (standard error) when there is more than one batch.
+
+    Results are emitted batch by batch, so a long input file yields results as it goes.
+    """
+    from kerasllm.training.progress import Progress
+
+    progress = None
+    if len(texts) > batch_size:
+        progress = Progress(len(texts), stream=sys.stderr if stream is None else stream)
+    try:
+        for start in range(0, len(texts), batch_size):
+            batch = list(texts[start : start + batch_size])
+            for result in run(batch):
+                emit(result)
+            if progress is not None:
+                progress.update(start + len(batch))
+    finally:
+        if progress is not None:
+            progress.close()

@@ -1,0 +1,203 @@
+"""`kerasllm evaluate`: a model's metrics on a built-in corpus split or a data file, as JSON."""
+
+from __future__ import annotations
+
+import json
+
+from kerasllm.cli import _inference
+
+DESCRIPTION = """\
+Evaluate a model bundle (or preset) on a built-in corpus split or your own file and print its
+metrics as one JSON object (standard output, or --output); logs and progress go to standard
+error.
+
+Metrics and data by model (files as `kerasllm finetune` / `pretrain` read them):
+  classifier   loss, accuracy        rotten_tomatoes, or a .csv with text and label columns
+  tagger       loss, accuracy        wnut, or a CoNLL file (accuracy over words)
+  seq2seq LM   bleu, chrf (sacrebleu, greedy decoding)
+                                     bible, or a .tsv of source<TAB>target pairs
+  causal LM    loss, perplexity      news, bible, or a .txt file / folder of .txt files
+Loss and accuracy are those of `model.evaluate` (the task's compile() defaults); BLEU and chrF
+those of `kerasllm.metrics.score` on `model.generate`'s outputs. A file is evaluated whole;
+a built-in corpus on its --split. Class names in the file are matched with the bundle's
+"label_names" when it has them.
+"""
+
+EPILOG = """\
+examples:
+  kerasllm evaluate --model runs/sentiment/bundle --data rotten_tomatoes --split test
+  kerasllm evaluate --model runs/sentiment/bundle --data my_reviews.csv
+  kerasllm evaluate --model translate_en_fr --data pairs.tsv --max-examples 200
+"""
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="A model's metrics (loss/accuracy, BLEU/chrF, perplexity) on a corpus split or a "
+        "data file, as JSON.",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+    )
+    _inference.add_model_argument(parser)
+    parser.add_argument(
+        "--data",
+        required=True,
+        metavar="CORPUS_OR_FILE",
+        help="A built-in corpus (rotten_tomatoes, wnut, bible, news) or a data file.",
+    )
+    parser.add_argument(
+        "--split",
+        choices=("validation", "test"),
+        default="test",
+        help="Split of a built-in corpus (a file is evaluated whole).",
+    )
+    parser.add_argument(
+        "--max-examples",
+        type=int,
+        default=None,
+        metavar="N",
+        help="Evaluate the first N examples only. Default: all.",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=_inference.DEFAULT_BATCH_SIZE,
+        metavar="N",
+        help="Examples run through the model at once.",
+    )
+    parser.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=None,
+        metavar="N",
+        help="Seq2seq LM: most tokens generated per source. Default: the bundle's "
+        "target_length - 1 (its metadata; the start token takes a slot), else what the "
+        "model's positions allow (max_sequence_length - 1), so that no output is cut short.",
+    )
+    parser.add_argument(
+        "--output",
+        default=None,
+        metavar="FILE",
+        help="Write the JSON here (replaced atomically). Default: standard output.",
+    )
+    parser.set_defaults(func=_evaluate)
+
+
+def objective_of(model, name: str) -> str:
+    """The `kerasllm.training.inputs` objective whose data `model` is evaluated on."""
+    from kerasllm import models
+
+    for cls, objective in (
+        (models.SequenceClassifier, "classification"),
+        (models.TokenClassifier, "token_classification"),
+        (models.Seq2SeqLM, "seq2seq"),
+        (models.CausalLM, "causal_lm"),
+    ):
+        if isinstance(model, cls):
+            return objective
+    raise ValueError(
+        f"--model {name!r} is a {type(model).__name__}; `kerasllm evaluate` runs a "
+        "SequenceClassifier, TokenClassifier, Seq2SeqLM or CausalLM."
+    )
+
+
+def load_examples(objective: str, data: str, split: str, max_examples: int | None):
+    """The examples to evaluate on and the file's class names (None but for classifiers and
+    taggers): a built-in corpus's `split`, or the whole file `data`."""
+    from kerasllm.training import inputs
+
+    if data in inputs.BUILT_IN:
+        if objective not in inputs.BUILT_IN[data]:
+            raise ValueError(
+                f"--data {data!r} has no {objective} data; it serves {list(inputs.BUILT_IN[data])}."
+            )
+        corpus = inputs.load_corpus(objective, data, eval_split=split)
+    else:
+        # `eval_data=data`: the evaluation split is the whole file, nothing held out.
+        corpus = inputs.load_corpus(objective, data, eval_data=data)
+    examples = corpus.eval
+    if max_examples is not None:
+        if isinstance(examples, tuple):
+            examples = tuple(column[:max_examples] for column in examples)
+        else:
+            examples = examples[:max_examples]
+    return examples, corpus.labels
+
+
+def _model_class_ids(file_names: list[str], model_names: list[str], data: str) -> list[int]:
+    """Maps the file's class ids (indices into `file_names`) to the model's, by name."""
+    position = {name: i for i, name in enumerate(model_names)}
+    unknown = sorted(set(file_names) - set(position))
+    if unknown:
+        raise ValueError(
+            f"--data {data!r} has labels {unknown} that the model does not know; its labels "
+            f"are {model_names}."
+        )
+    return [position[name] for name in file_names]
+
+
+def default_max_new_tokens(loaded: _inference.Loaded) -> int:
+    """A seq2seq LM's longest output: its bundle's `target_length` - 1, else its positions'."""
+    target_length = loaded.metadata.get("target_length")
+    if isinstance(target_length, int) and not isinstance(target_length, bool) and target_length > 1:
+        return target_length - 1
+    return int(loaded.model.backbone.max_sequence_length) - 1
+
+
+def evaluate(loaded: _inference.Loaded, args) -> dict:
+    """The metrics of `loaded.model` on `args.data` (see the command's description)."""
+    import math
+
+    model = loaded.model
+    objective = objective_of(model, args.model)
+    examples, file_labels = load_examples(objective, args.data, args.split, args.max_examples)
+    count = len(examples[0]) if isinstance(examples, tuple) else len(examples)
+    result: dict = {"examples": count}
+    if count == 0:
+        return result
+    if objective == "seq2seq":
+        from kerasllm import metrics
+
+        sources = [source for source, _ in examples]
+        references = [target for _, target in examples]
+        hypotheses: list[str] = []
+
+        max_new_tokens = args.max_new_tokens or default_max_new_tokens(loaded)
+
+        def translate(batch: list[str]) -> list[str]:
+            return model.generate(batch, max_new_tokens=max_new_tokens)
+
+        _inference.in_batches(sources, args.batch_size, translate, hypotheses.append)
+        return {**result, **metrics.score(hypotheses, references)}
+    model.compile()
+    if objective == "causal_lm":
+        logs = model.evaluate(
+            list(examples), batch_size=args.batch_size, verbose=0, return_dict=True
+        )
+        loss = float(logs["loss"])
+        return {**result, "loss": loss, "perplexity": math.exp(min(loss, 700.0))}
+    texts, ids = examples
+    names = _inference.label_names(loaded)
+    mapping = _model_class_ids(file_labels or [], names, args.data)
+    if objective == "classification":
+        labels = [mapping[i] for i in ids]
+    else:
+        # Token classification: one tag name per word; the file's tags are names.
+        position = {name: i for i, name in enumerate(file_labels or [])}
+        labels = [[mapping[position[tag]] for tag in tags] for tags in ids]
+    logs = model.evaluate(texts, labels, batch_size=args.batch_size, verbose=0, return_dict=True)
+    return {**result, **{name: float(value) for name, value in logs.items()}}
+
+
+def _evaluate(args) -> int:
+    _inference.check_batch_size(args)
+    if args.max_examples is not None and args.max_examples < 1:
+        raise ValueError(f"--max-examples must be a positive integer; got {args.max_examples}.")
+    if args.max_new_tokens is not None and args.max_new_tokens < 1:
+        raise ValueError(f"--max-new-tokens must be a positive integer; got {args.max_new_tokens}.")
+    loaded = _inference.load_model(args.model, "evaluate")
+    result = evaluate(loaded, args)
+    with _inference.output_stream(args.output) as out:
+        out.write(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    return 0
