@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import random
 import tempfile
 
 import keras
@@ -821,3 +822,82 @@ def run_preprocessor_test(
 def _rows(input_data) -> list:
     """The examples of `input_data` (a batch, or a tuple of batches for sentence pairs)."""
     return list(input_data[0] if isinstance(input_data, tuple) else input_data)
+
+
+# The words `synthetic_text_samples` draws from, one string per kind of text.
+_SAMPLE_TEXTS = (
+    "the council said on Tuesday that 42 new homes would be built near the river before "
+    "winter, while critics argued it’s “too little, too late” — and asked why nobody had "
+    "checked the costs of $3.5 million",
+    "l’élève a déjà vu où le garçon naïf a mis son cœur à Noël ; ça doit être la forêt près "
+    "de l’hôtel, là-bas en août, « dit-il » qu’il est très âgé",
+    "@mia_22 #Monday lol :) 😂 🇫🇷 RT http://t.co/x1Yz omg!!! can't wait 4 the show @Sam #NLP "
+    "🎉 ... gonna b late",
+    "it's a dull, clumsy film -- but the cast doesn't care ; funny , warm and far too long "
+    "... a gripping ride",
+    "日本語 の 文章 Привет мир مرحبا بالعالم Ελληνικά नमस्ते 한국어",
+)
+
+
+def synthetic_text_samples(count: int = 120, seed: int = 0) -> dict[str, list[str]]:
+    """Small made-up text samples of the kinds a tokenizer meets (no data package needed):
+    English prose with typographic quotes and dashes, French with accents, ligatures and
+    guillemets, tweets (mentions, hashtags, emoji, URLs), long news-like paragraphs, lower-case
+    reviews, and a few other scripts. `count` texts of each kind, deterministic in `seed`.
+    """
+    rng = random.Random(seed)
+    english, french, tweets, reviews, scripts = (text.split() for text in _SAMPLE_TEXTS)
+
+    def sentence(words: list[str], low: int, high: int) -> str:
+        text = " ".join(rng.choices(words, k=rng.randint(low, high)))
+        return text[:1].upper() + text[1:] + rng.choice([".", "!", "?", ""])
+
+    return {
+        "english": [sentence(english, 4, 30) for _ in range(count)],
+        "french": [sentence(french, 4, 30) for _ in range(count)],
+        "tweets": [sentence(tweets + english[:10], 3, 20) for _ in range(count)],
+        "news": [" ".join(sentence(english, 8, 30) for _ in range(12)) for _ in range(15)],
+        "reviews": [sentence(reviews, 3, 25).lower() for _ in range(count)],
+        "scripts": [sentence(scripts + english[:5], 2, 12) for _ in range(count // 4)],
+    }
+
+
+# Neutral, bad and good words of `synthetic_reviews`.
+_REVIEW_WORDS = (
+    "the film plot cast story ending music with and but its a very far too",
+    "dull clumsy boring flat tedious",
+    "gripping funny warm moving sharp",
+)
+
+
+def synthetic_reviews(count: int = 200, seed: int = 0) -> tuple[list[str], list[int]]:
+    """`count` made-up review snippets and their labels (1 good, 0 bad): each snippet mixes
+    neutral words with more words of its label's polarity than of the other, so a classifier
+    can learn them. No data package needed."""
+    rng = random.Random(seed)
+    neutral, bad, good = (words.split() for words in _REVIEW_WORDS)
+    polar = (bad, good)
+    texts, labels = [], []
+    for _ in range(count):
+        label = rng.randint(0, 1)
+        words = rng.choices(neutral, k=rng.randint(3, 12))
+        words += rng.choices(polar[label], k=rng.randint(2, 4))
+        words += rng.choices(polar[1 - label], k=rng.randint(0, 1))
+        rng.shuffle(words)
+        texts.append(" ".join(words))
+        labels.append(label)
+    return texts, labels
+
+
+def assert_round_trip(tokenizer, samples: dict[str, list[str]], what: str = "") -> None:
+    """Asserts `detokenize(tokenize(text)) == normalize(text)` on every text of `samples`
+    (named lists of strings), naming the sample and the first mismatch."""
+
+    def strings(tensor) -> list[str]:
+        return [s.decode("utf-8") for s in tensor.numpy()]
+
+    for name, sample in samples.items():
+        got = strings(tokenizer.detokenize(tokenizer.tokenize(sample)))
+        want = strings(tokenizer.normalize(sample))
+        bad = [(g, w) for g, w in zip(got, want) if g != w]
+        assert not bad, f"{what or tokenizer.kind} on {name}: {len(bad)} mismatches, first {bad[0]}"

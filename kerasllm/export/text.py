@@ -84,7 +84,7 @@ def decode(
         starts, ends: int32 (B,) span of each row to keep.
         is_empty: optional bool (B,).
         strip: remove surrounding whitespace, the characters of Python's `str.isspace()`
-            (translations, so that they equal `Translator`'s `str.strip()`ped output; a
+            (translations, so that they equal `TextToText`'s `str.strip()`ped output; a
             continuation keeps its leading space).
 
     Returns:

@@ -294,7 +294,7 @@ class Seq2SeqLM(_Generative, Task):
         self-attention caches); see `EncoderDecoder.call_decoder_with_cache`.
 
         This is the step contract of generation: `kerasllm.generation` (and through it
-        `generate`, `Translator` and the SavedModel export) drives a seq2seq LM only through
+        `generate`, `TextToText` and the SavedModel export) drives a seq2seq LM only through
         `encode`, `init_cache`, this method and `logits`, never through the backbone.
         """
         hidden, self_caches = self.backbone.call_decoder_with_cache(

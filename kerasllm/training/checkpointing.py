@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import re
 import shutil
@@ -51,6 +52,9 @@ from kerasllm.utils.files import read_json, write_json
 _CKPT_NAME = "ckpt"
 _BEST_DIR = "best"
 _BEST_FILE = "best.json"
+#: The configuration of the model whose checkpoints a model directory holds: written with the
+#: first checkpoint, read back to name the differences when a checkpoint does not fit.
+MODEL_CONFIG_FILE = "model_config.json"
 
 
 class CheckpointError(RuntimeError):
@@ -180,6 +184,9 @@ class Checkpointer:
         state: the trackable objects to save, e.g. `{"model": ModelState(model),
             "optimizer": optimizer, "step": step}`.
         keep: number of recent checkpoints to keep.
+        model_config: the model's configuration (`get_config()`), saved beside the
+            checkpoints, so that a rerun with another model is told what differs instead of a
+            raw variable-mismatch error.
         is_chief: only the chief writes into `model_dir`; other workers write to a temporary
             directory they delete (they must still save, as saving can involve collectives).
         worker_id: used to name the non-chief temporary directory.
@@ -192,11 +199,13 @@ class Checkpointer:
         keep: int = 3,
         is_chief: bool = True,
         worker_id: int = 0,
+        model_config: dict | None = None,
     ):
         # Absolute: the state file stores prefixes relative to its directory, which TensorFlow
         # joins back onto the directory name; a relative one would be joined twice on resume.
         self.model_dir = os.path.abspath(os.fspath(model_dir))
         self.is_chief = is_chief
+        self.model_config = _plain(model_config) if model_config is not None else None
         self._state = dict(state)
         self.checkpoint = tf.train.Checkpoint(**state)
         directory = self.model_dir if is_chief else self._temp_dir(f"worker_{worker_id}")
@@ -236,6 +245,12 @@ class Checkpointer:
                 checkpoints saved before are left intact and the failed one's files removed.
         """
         path = self._save(self.manager, step)
+        config_file = Path(self.model_dir) / MODEL_CONFIG_FILE
+        if self.is_chief and self.model_config is not None and not config_file.exists():
+            try:
+                write_json_atomic(config_file, self.model_config)
+            except OSError as error:
+                _warn(f"Cannot write {config_file} (only used to explain mismatches): {error}")
         return path if self.is_chief else None
 
     def save_best(self, step: int, metric: str, value: float) -> str | None:
@@ -362,6 +377,13 @@ class Checkpointer:
                 _warn(f"Resumed from the older checkpoint {prefix} after skipping {len(failures)}.")
             return prefix
         if candidates:
+            difference = self._config_difference()
+            if difference:
+                raise CheckpointError(
+                    f"The checkpoints in {self.model_dir} belong to another model "
+                    f"configuration ({difference}), so none could be restored. Use another "
+                    "model directory (--model-dir), or the preset and overrides of that run."
+                )
             # One line: each checkpoint's own failure was reported above as it was tried.
             raise CheckpointError(
                 f"None of the {len(candidates)} checkpoint(s) in {self.model_dir} could be "
@@ -371,6 +393,21 @@ class Checkpointer:
             )
         return None
 
+    def _config_difference(self) -> str:
+        """The keys where the saved model configuration differs from this run's, as
+        "key: saved -> now" (nested keys dotted), or "" when unknown or equal."""
+        config_file = Path(self.model_dir) / MODEL_CONFIG_FILE
+        if self.model_config is None or not config_file.exists():
+            return ""
+        try:
+            saved = read_json(config_file, "saved model configuration")
+        except ValueError:
+            return ""
+        changes = _differences(saved, self.model_config)
+        shown = "; ".join(f"{key}: {old!r} -> {new!r}" for key, old, new in changes[:6])
+        more = f"; {len(changes) - 6} more" if len(changes) > 6 else ""
+        return f"saved -> this run: {shown}{more}" if changes else ""
+
     @staticmethod
     def _verify_files(prefix: str) -> None:
         """Reads every tensor of the checkpoint, so truncation or bit rot surfaces here (as a
@@ -378,6 +415,27 @@ class Checkpointer:
         reader = tf.train.load_checkpoint(prefix)
         for key in reader.get_variable_to_shape_map():
             reader.get_tensor(key)
+
+
+def _plain(config: dict) -> dict:
+    """`config` as plain JSON values (what the saved file reads back as)."""
+    return json.loads(json.dumps(config, default=str))
+
+
+# Keys that name or place a layer rather than shape its variables.
+_IGNORED_KEYS = frozenset({"name", "trainable", "dtype"})
+
+
+def _differences(saved, now, prefix: str = "") -> list[tuple[str, object, object]]:
+    """(dotted key, saved value, current value) for every leaf that differs."""
+    if isinstance(saved, dict) and isinstance(now, dict):
+        found = []
+        for key in sorted(set(saved) | set(now)):
+            if key in _IGNORED_KEYS:
+                continue
+            found += _differences(saved.get(key), now.get(key), f"{prefix}{key}.")
+        return found
+    return [] if saved == now else [(prefix.rstrip("."), saved, now)]
 
 
 def _remove_interrupted_saves(directory: str) -> None:

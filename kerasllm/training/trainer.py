@@ -54,6 +54,15 @@ def _size(variables) -> int:
     return sum(int(np.prod(v.shape)) for v in variables)
 
 
+def _config_or_none(model) -> dict | None:
+    """The model's `get_config()`, or None for a model that cannot describe itself (a plain
+    subclassed `keras.Model`): only used to explain a checkpoint mismatch."""
+    try:
+        return model.get_config()
+    except Exception:  # NotImplementedError, or a config Keras cannot serialize
+        return None
+
+
 class TrainingDivergedError(RuntimeError):
     """The training loss became NaN or infinite; the last good checkpoint is left untouched."""
 
@@ -177,6 +186,7 @@ class Trainer:
             keep=config.keep_checkpoints,
             is_chief=self.is_chief,
             worker_id=worker_id,
+            model_config=_config_or_none(self.model),
         )
         self.summaries = SummaryWriter(config.model_dir, is_chief=self.is_chief)
         self.restored_from = self.checkpointer.restore_latest()

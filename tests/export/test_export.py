@@ -181,7 +181,7 @@ def _translate_in_process(item, texts, sampler="greedy"):
         start_id=tok.start_id,
     )
     strings = tok.detokenize(np.asarray(ids), skip_special_tokens=True).numpy()
-    # As `Translator` does: the served graph strips the same (Unicode) whitespace, such as
+    # As `TextToText` does: the served graph strips the same (Unicode) whitespace, such as
     # U+001F or U+00A0, which a random tiny model may well generate.
     return ids, [s.decode("utf-8", errors="replace").strip() for s in strings]
 
@@ -446,7 +446,7 @@ def test_token_id_signatures_reject_bad_ids_with_clear_errors(families):
 
 
 def test_served_translations_strip_the_whitespace_python_strips():
-    # `Translator` returns `str.strip()`ped text; the served graph must strip the same
+    # `TextToText` returns `str.strip()`ped text; the served graph must strip the same
     # characters (Unicode spaces, U+001C-U+001F, U+0085), not only ASCII whitespace.
     from kerasllm.export import text as export_text
     from kerasllm.tokenizers import train_byte_bpe

@@ -1,25 +1,17 @@
-"""Shared fixtures: real-corpus samples and small tokenizers trained once per session."""
+"""Shared fixtures: small synthetic text samples (no data package needed) and small tokenizers
+trained once per session. The same round trip on samples of the real corpora is in
+tests/datasets/test_tokenizers_on_corpora.py."""
 
 import pytest
 
 import kerasllm.tokenizers as kt
-from kerasllm import datasets
+from kerasllm.testing import synthetic_text_samples
 
 
 @pytest.fixture(scope="session")
 def corpus_samples():
-    """A sample of every real corpus (the round-trip tests run on these)."""
-    pairs = datasets.parallel_corpus(split="train")[::200]
-    texts, _ = datasets.rotten_tomatoes("validation")
-    tokens, _, _ = datasets.wnut_ner("validation")
-    news = datasets.news_corpus("validation")
-    return {
-        "bible_en": [p[0] for p in pairs][:120],
-        "bible_fr": [p[1] for p in pairs][:120],
-        "news": [doc[:1500] for doc in news[:15]],
-        "rotten_tomatoes": texts[:120],
-        "wnut": [" ".join(t) for t in tokens[:120]],
-    }
+    """Synthetic samples of each kind of text (the round-trip tests run on these)."""
+    return synthetic_text_samples()
 
 
 @pytest.fixture(scope="session")

@@ -326,10 +326,11 @@ def error_lines(text):
 
 def test_the_command_line_ends_checkpoint_failures_with_one_line(tmp_path, capsys, monkeypatch):
     from kerasllm import cli
-    from kerasllm import datasets as kds
+    from kerasllm.testing import synthetic_text_samples
 
     corpus = tmp_path / "corpus.txt"
-    corpus.write_text("\n".join(kds.news_corpus("validation")[:40]) + "\n")
+    samples = synthetic_text_samples()
+    corpus.write_text("\n".join(samples["news"] + samples["english"][:25]) + "\n")
     args = [*TINY_PRETRAIN, "--data", str(corpus), "--model-dir"]
 
     # Every checkpoint unreadable: status 1 and one line naming the directory, no traceback.
@@ -385,3 +386,22 @@ def test_scripts_end_checkpoint_failures_with_one_line_and_status_1(capsys, monk
         assert line.startswith("translate.py: error: ") and expected in line
     with pytest.raises(RuntimeError, match="a bug"):  # anything else keeps its traceback
         cli.exit_when_interrupted(fails(RuntimeError("a bug")))
+
+
+def test_rerun_with_another_model_names_the_configuration_differences(tmp_path):
+    from training_helpers import causal_batches, reference_config, tiny_causal_lm
+
+    from kerasllm.training import Trainer
+
+    config = reference_config(tmp_path, steps=2, checkpoint_every=2)
+    Trainer(tiny_causal_lm, "causal_lm", config, "one_device").fit(causal_batches())
+    assert (tmp_path / "model_config.json").exists()
+    # The same directory, a wider model: no raw RestoreV2/shape error, but what differs.
+    with pytest.raises(CheckpointError) as raised:
+        Trainer(lambda: tiny_causal_lm(hidden_dim=32), "causal_lm", config, "one_device")
+    message = str(raised.value)
+    assert "\n" not in message and "belong to another model configuration" in message
+    assert "hidden_dim: 16 -> 32" in message and "--model-dir" in message
+    # The same model resumes as before.
+    trainer = Trainer(tiny_causal_lm, "causal_lm", config, "one_device")
+    assert trainer.step == 2

@@ -10,8 +10,8 @@ import time
 import pytest
 import tensorflow as tf
 
-from kerasllm import datasets as kds
 from kerasllm.cli import main
+from kerasllm.testing import synthetic_reviews, synthetic_text_samples
 
 TINY_MODEL = ["--set", "num_layers=1", "--set", "hidden_dim=16", "--set", "intermediate_dim=32"]
 TINY_RUN = ["--batch-size", "4", "--sequence-length", "16", "--vocabulary-size", "400"]
@@ -42,9 +42,14 @@ def test_help_explains_the_command(capsys, command):
         assert "--from-scratch" in text and "pretrained weights" in text
 
 
+def _news_like_texts() -> list[str]:
+    samples = synthetic_text_samples()
+    return samples["news"] + samples["english"][:25]
+
+
 def test_pretrain_on_own_text_then_rerun_resumes(tmp_path, capsys):
     corpus = tmp_path / "corpus.txt"
-    corpus.write_text("\n".join(kds.news_corpus("validation")[:40]) + "\n")
+    corpus.write_text("\n".join(_news_like_texts()) + "\n")
     model_dir = tmp_path / "run"
     args = ["pretrain", "--model", "gpt_tiny", "--objective", "causal_lm", "--data", str(corpus)]
     args += ["--model-dir", str(model_dir), "--checkpoint-every", "2", "--verbose", "2"]
@@ -66,7 +71,7 @@ def test_pretrain_on_own_text_then_rerun_resumes(tmp_path, capsys):
 
 
 def test_finetune_on_own_csv(tmp_path, capsys):
-    texts, labels = kds.rotten_tomatoes("validation")
+    texts, labels = synthetic_reviews()
     path = tmp_path / "reviews.csv"
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
@@ -116,7 +121,7 @@ def test_bad_arguments_are_clear_errors(tmp_path, capsys):
 def test_kill_saves_a_checkpoint_and_ends_the_process_promptly(tmp_path):
     """`kill` during training: a checkpoint, status 130, and no wait on tf.data's threads."""
     corpus = tmp_path / "corpus.txt"
-    corpus.write_text("\n".join(kds.news_corpus("validation")[:40]) + "\n")
+    corpus.write_text("\n".join(_news_like_texts()) + "\n")
     model_dir = tmp_path / "run"
     args = ["pretrain", "--model", "gpt_tiny", "--objective", "causal_lm", "--data", str(corpus)]
     args += ["--model-dir", str(model_dir), "--steps", "1000000", "--verbose", "2"]

@@ -9,11 +9,10 @@ import numpy as np
 import pytest
 
 from kerasllm import bundle, zoo
-from kerasllm import datasets as kds
 from kerasllm import tokenizers as kt
 from kerasllm.cli import main
 from kerasllm.cli.pretrain import PRETRAINED_LEARNING_RATE, resolve_objective
-from kerasllm.testing import tiny_config
+from kerasllm.testing import synthetic_reviews, tiny_config
 from kerasllm.training import recipe
 from kerasllm.zoo import registry
 
@@ -32,7 +31,7 @@ def _restore_registry(monkeypatch):
 def pretrained(tmp_path):
     """A tiny encoder preset with "pretrained" weights (a saved .weights.h5) and a WordPiece
     tokenizer, and a CSV of review snippets. Returns (source backbone, tokenizer, csv path)."""
-    texts, labels = kds.rotten_tomatoes("validation")
+    texts, labels = synthetic_reviews()
     texts, labels = texts[:ROWS], labels[:ROWS]
     path = tmp_path / "reviews.csv"
     with open(path, "w", newline="") as f:
