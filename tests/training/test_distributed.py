@@ -104,3 +104,14 @@ def test_kill_9_then_rerun_resumes_and_matches_an_uninterrupted_run(tmp_path, re
     resumed = np.load(model_dir / "weights.npz")
     for index, expected in enumerate(reference_weights):
         np.testing.assert_allclose(resumed[f"arr_{index}"], expected, atol=1e-6)
+
+
+def test_keras_fit_on_strings_under_mirrored_strategy():
+    # `model.fit` (not the Trainer) with two replicas: the task model's preprocessor and
+    # compile() defaults work in a strategy scope, and training makes progress.
+    process = run_script("keras_fit_mirrored.py")
+    assert process.returncode == 0, process.stderr[-3000:]
+    result = json.loads(process.stdout.strip().splitlines()[-1])
+    assert result["replicas"] == 2 and result["predict_shape"] == [1, 2]
+    losses = result["loss"]
+    assert all(np.isfinite(losses)) and losses[-1] < losses[0]
