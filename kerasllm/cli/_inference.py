@@ -51,6 +51,12 @@ def add_input_arguments(parser: argparse.ArgumentParser) -> None:
         "input when it is piped and --text is not given.",
     )
     parser.add_argument(
+        "--jsonl",
+        action="store_true",
+        help='Input lines are JSON: an object with a "text" field (other fields are ignored) '
+        "or a JSON string.",
+    )
+    parser.add_argument(
         "--output",
         default=None,
         metavar="FILE",
@@ -78,7 +84,35 @@ def _lines(stream: Iterable[str]) -> list[str]:
     return [line.rstrip("\r\n") for line in stream]
 
 
+def _from_json_lines(lines: list[str]) -> list[str]:
+    texts = []
+    for number, line in enumerate(lines, 1):
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"--jsonl: line {number} is not JSON ({error}).") from None
+        if isinstance(value, dict):
+            value = value.get("text")
+        if not isinstance(value, str):
+            raise ValueError(
+                f"--jsonl: line {number} must be a JSON string or an object with a string "
+                '"text" field.'
+            )
+        texts.append(value)
+    return texts
+
+
 def read_texts(args: argparse.Namespace, stdin: TextIO | None = None) -> list[str]:
+    """The inputs named by `--text` / `--input`, or piped on standard input (JSON Lines with
+    `--jsonl`)."""
+    if getattr(args, "jsonl", False):
+        if args.text:
+            raise ValueError("--jsonl reads --input or standard input; --text takes plain text.")
+        return _from_json_lines(_read_lines(args, stdin))
+    return _read_lines(args, stdin)
+
+
+def _read_lines(args: argparse.Namespace, stdin: TextIO | None = None) -> list[str]:
     """The inputs named by `--text` / `--input`, or piped on standard input.
 
     Raises:

@@ -122,6 +122,19 @@ def test_predict_reads_a_file_and_writes_the_output_file(classifier_bundle, tmp_
     assert [r["text"] for r in json_lines(target.read_text(encoding="utf-8"))] == TEXTS
 
 
+def test_predict_reads_json_lines_with_jsonl(classifier_bundle, tmp_path, capsys):
+    source = tmp_path / "in.jsonl"
+    lines = [json.dumps({"text": TEXTS[0], "id": 7}), json.dumps(TEXTS[1])]
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    argv = ["predict", "--model", classifier_bundle, "--input", source, "--jsonl"]
+    status, out, err = run(capsys, *argv)
+    assert status == 0, err
+    assert [r["text"] for r in json_lines(out)] == TEXTS[:2]
+    source.write_text(lines[0] + "\n{not json}\n", encoding="utf-8")
+    status, out, err = run(capsys, *argv)
+    assert status == 2 and out == "" and "--jsonl: line 2 is not JSON" in err
+
+
 def test_predict_on_empty_input_prints_nothing(classifier_bundle, tmp_path, capsys):
     empty = tmp_path / "empty.txt"
     empty.write_text("")
