@@ -901,3 +901,18 @@ def assert_round_trip(tokenizer, samples: dict[str, list[str]], what: str = "") 
         want = strings(tokenizer.normalize(sample))
         bad = [(g, w) for g, w in zip(got, want) if g != w]
         assert not bad, f"{what or tokenizer.kind} on {name}: {len(bad)} mismatches, first {bad[0]}"
+
+
+def tiny_translation_bundle(path) -> str:
+    """Saves a tiny untrained seq2seq bundle (one SentencePiece tokenizer for both roles,
+    source_length 12, target_length 6) to `path` and returns where it went: fast to build and
+    to decode (nonsense), for tests of code that takes any translation bundle."""
+    from kerasllm import bundle, tokenizers, zoo
+
+    texts = ["the king said to the people", "le roi dit au peuple"] * 30
+    tok = tokenizers.train_sentencepiece(texts, vocabulary_size=300)
+    model = zoo.get(
+        "transformer_tiny", task="seq2seq_lm", vocabulary_size=tok.vocabulary_size, weights=None
+    )
+    roles = {"source": tok, "target": tok}
+    return bundle.Bundle(model, roles, {"source_length": 12, "target_length": 6}).save(path)

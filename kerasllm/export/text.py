@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from kerasllm.preprocessors.generative import SPACE as _SPACE  # noqa: F401  (tests check it)
 from kerasllm.preprocessors.generative import ids_to_text
 from kerasllm.preprocessors.packing import pack_segments, tokenize_text
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from kerasllm import bundle, tokenizers, zoo
+from kerasllm.testing import tiny_translation_bundle
 
 REPO = Path(__file__).resolve().parents[2]
 if str(REPO / "examples") not in sys.path:
@@ -18,13 +18,6 @@ if str(REPO / "examples") not in sys.path:
 @pytest.fixture(scope="module")
 def tiny_bundle(tmp_path_factory):
     """A tiny untrained translation bundle (decodes nonsense, quickly)."""
-    texts = ["the king said to the people", "le roi dit au peuple"] * 30
-    tok = tokenizers.train_sentencepiece(texts, vocabulary_size=300)
-    model = zoo.get(
-        "transformer_tiny", task="seq2seq_lm", vocabulary_size=tok.vocabulary_size, weights=None
-    )
     path = tmp_path_factory.mktemp("bundle") / "b"
-    bundle.Bundle(
-        model, {"source": tok, "target": tok}, {"source_length": 12, "target_length": 6}
-    ).save(path)
+    tiny_translation_bundle(path)
     return path

@@ -468,10 +468,11 @@ def test_served_translations_strip_the_whitespace_python_strips():
 
 
 def test_served_whitespace_is_pythons_over_every_code_point():
-    from kerasllm.export import text as export_text
+    # The whitespace class `decode(strip=True)` strips with (via `ids_to_text`).
+    from kerasllm.preprocessors.generative import SPACE
 
     chars = [chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]
-    matched = tf.strings.regex_full_match([c.encode() for c in chars], export_text._SPACE)
+    matched = tf.strings.regex_full_match([c.encode() for c in chars], SPACE)
     differ = [hex(ord(c)) for c, m in zip(chars, matched.numpy()) if bool(m) != c.isspace()]
     assert not differ
 

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from kerasllm import bundle, tokenizers, zoo
+from kerasllm.testing import tiny_translation_bundle
 from kerasllm.text_to_text import TextToText, clean, split_to_fit
 
 
@@ -27,15 +28,8 @@ def test_split_to_fit_prefers_sentence_then_clause_then_word_breaks():
 
 @pytest.fixture(scope="module")
 def tiny_bundle(tmp_path_factory):
-    texts = ["the king said to the people", "le roi dit au peuple"] * 30
-    tok = tokenizers.train_sentencepiece(texts, vocabulary_size=300)
-    model = zoo.get(
-        "transformer_tiny", task="seq2seq_lm", vocabulary_size=tok.vocabulary_size, weights=None
-    )
     path = tmp_path_factory.mktemp("bundle") / "b"
-    bundle.Bundle(
-        model, {"source": tok, "target": tok}, {"source_length": 12, "target_length": 6}
-    ).save(path)
+    tiny_translation_bundle(path)
     return path
 
 
