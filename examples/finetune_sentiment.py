@@ -114,16 +114,33 @@ def train_and_test(name: str, run: Run, args, splits) -> dict:
     return result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", nargs="+", choices=sorted(RUNS), default=list(RUNS))
-    parser.add_argument("--steps", type=int, default=None, help="updates per run (default: 640)")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--sequence-length", type=int, default=64)
-    parser.add_argument("--dropout", type=float, default=0.1)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--model-dir", default="runs/finetune_sentiment")
-    args = parser.parse_args()
+def build_parser() -> argparse.ArgumentParser:
+    """The flags, spelled as the `kerasllm` commands spell theirs, each help with its default."""
+    from kerasllm.cli import HelpFormatter
+
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0], formatter_class=HelpFormatter
+    )
+    parser.add_argument(
+        "--runs", nargs="+", choices=sorted(RUNS), default=list(RUNS), help="Runs to do."
+    )
+    parser.add_argument(
+        "--steps", type=int, default=None, help="Updates per run. Default: 640 (each run's own)."
+    )
+    parser.add_argument("--batch-size", type=int, default=32, help="Examples per update.")
+    parser.add_argument("--sequence-length", type=int, default=64, help="Tokens per review.")
+    parser.add_argument("--dropout", type=float, default=0.1, help="Dropout rate.")
+    parser.add_argument("--seed", type=int, default=0, help="Seed of the data order and head.")
+    parser.add_argument(
+        "--model-dir",
+        default="runs/finetune_sentiment",
+        help="Where the runs go (one folder each; rerunning resumes).",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
 
     tokenizer = zoo.get_tokenizer("minilm_l6")
     splits = datasets(tokenizer, args.sequence_length, args.batch_size, args.seed)

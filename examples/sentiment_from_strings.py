@@ -22,12 +22,23 @@ import keras
 import kerasllm
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--train-size", type=int, default=2000)
-    parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+def build_parser() -> argparse.ArgumentParser:
+    """The flags, spelled as the `kerasllm` commands spell theirs, each help with its default."""
+    from kerasllm.cli import HelpFormatter
+
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=HelpFormatter
+    )
+    parser.add_argument(
+        "--train-size", type=int, default=2000, help="Training snippets used (the first N)."
+    )
+    parser.add_argument("--epochs", type=int, default=1, help="Passes over them.")
+    parser.add_argument("--seed", type=int, default=0, help="Seed of the head and data order.")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
     keras.utils.set_random_seed(args.seed)
 
     from kerasllm.datasets import rotten_tomatoes

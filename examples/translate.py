@@ -3,9 +3,9 @@
     python examples/translate.py                          # a few built-in sentences
     python examples/translate.py --text "Hello." --text "Where is the house?"
     echo "The Lord is my shepherd." | python examples/translate.py   # one line out per line in
-    python examples/translate.py --beams 4 --max_length 64
+    python examples/translate.py --beams 4 --max-length 64
     python examples/translate.py --eval --model saved_models/translate_en_fr   # BLEU/chrF JSON
-    python examples/translate.py --train --model_dir runs/translate_en_fr      # train (resumes)
+    python examples/translate.py --train --model-dir runs/translate_en_fr      # train (resumes)
 
 Logs and progress go to standard error. With text piped or redirected into standard input,
 standard output carries exactly one translation per input line and nothing else: an empty line
@@ -25,6 +25,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import dataclasses  # noqa: E402
 import json  # noqa: E402
+import re  # noqa: E402
 import shlex  # noqa: E402
 import stat  # noqa: E402
 import sys  # noqa: E402
@@ -48,25 +49,40 @@ EXAMPLES = [
 ]
 
 FLAGS = flags.FLAGS
-flags.DEFINE_multi_string("text", None, "Text to translate (repeatable).")
+_ABSL_FLAGS = set(FLAGS)  # absl's own (--verbosity, --logtostderr, ...), defined on import
+flags.DEFINE_multi_string(
+    "text",
+    None,
+    "Text to translate (repeatable). Default: the lines piped into standard input, else a "
+    "few built-in sentences.",
+)
 flags.DEFINE_string("model", str(DEFAULT_MODEL), "Translation bundle directory.")
 flags.DEFINE_integer("beams", 1, "Beam width; 1 decodes with --sampler.", lower_bound=1)
 flags.DEFINE_float(
     "length_penalty", 1.0, "Beam search ranks by log-probability / length ** this (0: raw)."
 )
 flags.DEFINE_enum("sampler", "greedy", ["greedy", "top_k", "top_p", "random"], "Sampler.")
-flags.DEFINE_integer("max_length", None, "Most target tokens per sentence.", lower_bound=1)
+flags.DEFINE_integer(
+    "max_length",
+    None,
+    "Most target tokens per sentence. Default: what the bundle's target length allows.",
+    lower_bound=1,
+)
 flags.DEFINE_integer("batch_size", 64, "Sentences decoded together.", lower_bound=1)
 flags.DEFINE_bool("eval", False, "Evaluate --model on the test and validation verses (JSON).")
-flags.DEFINE_string("eval_output", None, "Also write the evaluation JSON to this file.")
+flags.DEFINE_string(
+    "eval_output", None, "Also write the evaluation JSON to this file. Default: none."
+)
 flags.DEFINE_bool(
     "update_card",
     False,
     "--eval: also rewrite --model's MODEL_CARD.md and eval.json with these figures (e.g. to time "
     "decoding in a process of its own, not the training process; the card's table gives the "
-    "number of verses, so --eval_limit shows).",
+    "number of verses, so --eval-limit shows).",
 )
-flags.DEFINE_integer("eval_limit", None, "Evaluate only the first N verses of each split.")
+flags.DEFINE_integer(
+    "eval_limit", None, "Evaluate only the first N verses of each split. Default: all."
+)
 flags.DEFINE_integer(
     "eval_beams", 4, "--eval/--train also score beam search of this width (1: only --beams)."
 )
@@ -83,7 +99,8 @@ flags.DEFINE_integer("steps", 20000, "Training steps (optimizer updates).")
 flags.DEFINE_float(
     "time_budget_minutes",
     None,
-    "Stop training after this many minutes; --decay linear/cosine then ends when they run out.",
+    "Stop training after this many minutes; --decay linear/cosine then ends when they run out. "
+    "Default: no limit.",
 )
 flags.DEFINE_list(
     "extra_sources",
@@ -108,12 +125,12 @@ flags.DEFINE_float(
     "inverse temperature (e.g. 0.1); default: the most likely segmentation.",
 )
 flags.DEFINE_integer(
-    "subword_nbest", 64, "With --subword_alpha: sample among this many best segmentations."
+    "subword_nbest", 64, "With --subword-alpha: sample among this many best segmentations."
 )
 flags.DEFINE_bool(
     "jit_compile",
     True,
-    "Compile training steps with XLA, one compilation per length bucket (--nojit_compile: graph "
+    "Compile training steps with XLA, one compilation per length bucket (--nojit-compile: graph "
     "mode); a resumed run may switch it.",
 )
 flags.DEFINE_string(
@@ -121,7 +138,8 @@ flags.DEFINE_string(
     None,
     "--train: start from this translation bundle's weights and tokenizer (a fresh optimizer "
     "and schedule) instead of random weights; its architecture must match the recipe's, except "
-    "deeper --encoder_layers/--decoder_layers, which grow it (new layers start as the identity).",
+    "deeper --encoder-layers/--decoder-layers, which grow it (new layers start as the identity). "
+    "Default: none (random weights).",
 )
 flags.DEFINE_integer(
     "seed", 0, "Seed of the training data order and initialization (vary it for a continuation)."
@@ -132,8 +150,80 @@ flags.DEFINE_string(
     None,
     "--train: bundle this checkpoint instead of the last step: 'best' (validation BLEU), a "
     "step number, a checkpoint path, or 'average:N' (mean weights of the N newest checkpoints; "
-    "the run keeps max(3, N)).",
+    "the run keeps max(3, N)). Default: the last step.",
 )
+
+
+#: The flags this program defines, by their absl names (with underscores).
+OWN_FLAGS = sorted(set(FLAGS) - _ABSL_FLAGS)
+HELP_FLAGS = ("-h", "-?", "--help", "--helpshort")
+
+
+def hyphenated(name: str) -> str:
+    """A flag's documented spelling: `model_dir` -> `model-dir` (the `kerasllm` CLI's style)."""
+    return name.replace("_", "-")
+
+
+def normalize_flags(argv: list[str]) -> list[str]:
+    """`argv` with every flag spelled as absl defines it: `--model-dir x` -> `--model_dir x`,
+    `--no-jit-compile` and `--nojit-compile` -> `--nojit_compile`.
+
+    The hyphenated spelling is the documented one (as in the `kerasllm` commands); the
+    underscore spelling still works, so older commands run unchanged. A value that follows a
+    flag (`--text --not-a-flag`) and everything after `--` are left as they are.
+
+    Example:
+    >>> normalize_flags(["translate.py", "--model-dir", "runs/a-b", "--no-jit-compile"])
+    ['translate.py', '--model_dir', 'runs/a-b', '--nojit_compile']
+    """
+    result, expects_value = list(argv[:1]), False
+    for index, arg in enumerate(argv[1:], start=1):
+        if expects_value or not arg.startswith("--") or arg == "--":
+            if arg == "--" and not expects_value:
+                return result + list(argv[index:])
+            result.append(arg)
+            expects_value = False
+            continue
+        name, equals, value = arg[2:].partition("=")
+        name = name.replace("-", "_")
+        if name.startswith("no_") and name[3:] in FLAGS and FLAGS[name[3:]].boolean:
+            name = "no" + name[3:]
+        result.append(f"--{name}{equals}{value}")
+        negated = name.startswith("no") and name[2:] in FLAGS and FLAGS[name[2:]].boolean
+        if not equals and not negated and name in FLAGS and not FLAGS[name].boolean:
+            expects_value = True
+    return result
+
+
+def hyphenate_names(text: str) -> str:
+    """`text` (absl's help or error message) with this program's flags spelled hyphenated:
+    `--model_dir` -> `--model-dir`, `--[no]jit_compile` -> `--[no]jit-compile`."""
+    for name in sorted(OWN_FLAGS, key=len, reverse=True):  # longest first: no partial match
+        pattern = rf"--(\[no\]|no)?{re.escape(name)}\b"
+        text = re.sub(pattern, lambda m, name=name: f"--{m.group(1) or ''}{hyphenated(name)}", text)
+    return text
+
+
+def help_text() -> str:
+    """`--help`: the description and this program's flags (absl's list, with each default),
+    every flag name in its documented, hyphenated spelling."""
+    text = FLAGS.module_help(sys.argv[0] if sys.argv and sys.argv[0] else __file__)
+    text = hyphenate_names(text)
+    flags_list = text.split("\n", 2)[-1] if text.startswith("\n") else text
+    return f"{__doc__.strip()}\n\nflags (each with its default):\n{flags_list.rstrip()}\n"
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+    """absl's parser, after `normalize_flags`; `--help` prints `help_text()`."""
+    if any(arg in HELP_FLAGS for arg in argv[1:]):
+        sys.stdout.write(help_text())
+        sys.exit(0)
+    try:
+        return FLAGS(normalize_flags(argv))
+    except flags.Error as error:
+        message = hyphenate_names(str(error))
+        sys.stderr.write(f"FATAL Flags parsing error: {message}\nPass --help for the flags.\n")
+        sys.exit(1)
 
 
 def _translator(path: str):
@@ -211,7 +301,7 @@ def _decode_settings(beams: int | None = None) -> dict:
 
 def _evaluate(path: str) -> dict:
     """`{"test": ..., "validation": ...}` with the decode flags, then `"test, beam N"` and
-    `"validation, beam N"` for `--eval_beams N`."""
+    `"validation, beam N"` for `--eval-beams N`."""
     from translation import evaluate
 
     translator = _translator(path)
@@ -233,6 +323,8 @@ def _evaluate(path: str) -> dict:
 
 def _train() -> None:
     from translation import Recipe, train, write_model_card
+
+    from kerasllm.training.actions import LEARNING_CURVES_FILENAME
 
     recipe = Recipe(
         preset=FLAGS.preset,
@@ -262,7 +354,10 @@ def _train() -> None:
     bundle = train(recipe, FLAGS.model_dir, command=command, bundle_weights=FLAGS.bundle_weights)
     bundle_dir = Path(FLAGS.model_dir) / "bundle"
     reports = _evaluate(str(bundle_dir))
-    write_model_card(bundle_dir, bundle.metadata, reports, command)
+    # The trainer drew the run's learning curves into the model directory (when it evaluated
+    # at least twice); the card shows them.
+    curves = Path(FLAGS.model_dir) / LEARNING_CURVES_FILENAME
+    write_model_card(bundle_dir, bundle.metadata, reports, command, learning_curves=curves)
     print(json.dumps({s: {k: r[k] for k in ("bleu", "chrf")} for s, r in reports.items()}))
     logging.info("Bundle and model card written to %s", bundle_dir)
 
@@ -294,7 +389,7 @@ def main(argv) -> None:
         exit_when_interrupted(_train, where=FLAGS.model_dir)
         return
     if FLAGS.update_card and not FLAGS.eval:
-        raise app.UsageError("--update_card rewrites a card from --eval's figures; add --eval.")
+        raise app.UsageError("--update-card rewrites a card from --eval's figures; add --eval.")
     if FLAGS.eval:
         reports = _evaluate(FLAGS.model)
         text = json.dumps(reports, indent=2, ensure_ascii=False)
@@ -318,4 +413,4 @@ def main(argv) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=_parse_flags)

@@ -25,6 +25,7 @@ __version__ = "0.1.0"
 _SUBMODULES = (
     "bundle",
     "cli",
+    "compression",
     "convert",
     "data",
     "datasets",

@@ -44,6 +44,10 @@ TINY_VARIANTS = {
         num_key_value_heads=2,
         activation="swiglu",
         use_bias=False,
+        # Llama-family settings: a non-default rotary base, tied logits left unscaled.
+        rotary_max_wavelength=500000.0,
+        rotary_scaling={"rope_type": "linear", "factor": 2.0},
+        scale_tied_logits=False,
     ),
     "relative_t5": dict(
         position_embedding="relative",
@@ -664,7 +668,9 @@ def run_task_test(
     - Serialization: `get_config` names every constructor argument; `from_config` rebuilds the
       same config (backbone included) and, with the same weights, the same outputs.
     - Outputs: float32 logits of `expected_output_shape`, under float32 and under
-      `mixed_bfloat16` (finite, close to float32 with the same weights).
+      `mixed_bfloat16` (finite, close to float32 with the same weights). A task with several
+      outputs returns a dict; `expected_output_shape`, `labels` and `real_output_mask` are then
+      dicts by output name, and `default_loss()` a dict of losses (summed).
     - Symbolic call: the task on `keras.Input`s, wrapped in a functional model, gives the eager
       outputs.
     - Training: with backbone `dropout` and `attention_dropout` > 0 (and the head's `dropout`
@@ -690,10 +696,15 @@ def run_task_test(
 
     model = cls(**init_kwargs)
     outputs = model(input_data)
-    assert tuple(outputs.shape) == tuple(expected_output_shape), (
-        f"{name} outputs {tuple(outputs.shape)}; expected {expected_output_shape}"
+    expected_shapes = (
+        {k: tuple(v) for k, v in expected_output_shape.items()}
+        if isinstance(expected_output_shape, dict)
+        else {"0": tuple(expected_output_shape)}
     )
-    assert keras.backend.standardize_dtype(outputs.dtype) == "float32"
+    assert _shapes(outputs) == expected_shapes, (
+        f"{name} outputs {_shapes(outputs)}; expected {expected_shapes}"
+    )
+    assert set(_dtypes(outputs).values()) == {"float32"}, f"{name} outputs {_dtypes(outputs)}"
 
     config = _check_config(model, task_kwargs)
     clone = cls.from_config(config)
@@ -704,7 +715,12 @@ def run_task_test(
     _check_model_symbolic_call(model, input_data, outputs, name)
 
     changed = model(_pad_inputs(input_data, backbone.vocabulary_size, seed + 1))
-    _check_real_outputs(outputs, changed, {"0": real_output_mask}, f"{name} padding")
+    real_outputs = (
+        real_output_mask
+        if isinstance(real_output_mask, dict)
+        else dict.fromkeys(_flat(outputs), real_output_mask)
+    )
+    _check_real_outputs(outputs, changed, real_outputs, f"{name} padding")
 
     # Training with dropout everywhere.
     backbone_rates = {"dropout": _DROPOUT, "attention_dropout": _ATTENTION_DROPOUT}
@@ -721,6 +737,12 @@ def run_task_test(
         (model, outputs),
     )
     loss = model.default_loss()
+    if isinstance(loss, dict):  # one loss per output, summed
+        losses = loss
+
+        def loss(y, out):
+            return sum(losses[k](y[k], out[k]) for k in losses)
+
     for dtype in (None, "mixed_bfloat16"):
         trainable = make(backbone_rates, head_rates, dtype=dtype)
         trainable.set_weights(model.get_weights())

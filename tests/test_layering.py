@@ -47,9 +47,12 @@ ALLOWED: dict[str, set[str]] = {
     | _BOTTOM,
 }
 ALLOWED["text_to_text"] = {"bundle", "generation"} | ALLOWED["bundle"] | ALLOWED["generation"]
-ALLOWED["training"] = {"zoo", "generation"} | ALLOWED["zoo"]
+# The token-classification objective reports entity scores through `metrics.entities`.
+ALLOWED["training"] = {"zoo", "generation", "metrics"} | ALLOWED["zoo"]
 ALLOWED["export"] = {"zoo", "generation"} | ALLOWED["zoo"] - {"convert"}
 ALLOWED["tuning"] = {"training", "export", "metrics"} | ALLOWED["training"] | ALLOWED["export"]
+# Beside tuning: quantization now; distillation and pruning will run through the trainer.
+ALLOWED["compression"] = ALLOWED["tuning"] | {"text_to_text"} | ALLOWED["text_to_text"]
 # The top: the console script and the package's lazy attribute access; the test helpers.
 ALLOWED["cli"] = set(ALLOWED)
 ALLOWED["kerasllm"] = set(ALLOWED)

@@ -27,5 +27,5 @@ def test_subpackages_are_attributes_and_import_kerasllm_stays_light():
     assert result.returncode == 0, result.stderr[-2000:]
     lines = result.stdout.splitlines()
     assert lines[0] == "function kerasllm.data kerasllm.models"
-    assert lines[1] == "kerasllm.datasets.corpora kerasllm.metrics TextToText"
+    assert lines[1] == "kerasllm.datasets.corpora kerasllm.metrics.generation TextToText"
     assert "no_such_module" in lines[2]

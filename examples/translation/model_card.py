@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import json
 import shlex
+import shutil
 from pathlib import Path
+
+from kerasllm.training.actions import LEARNING_CURVES_FILENAME
+from kerasllm.utils.files import atomic_path
 
 from .recipe import PER_RUN_FIELDS
 
 
-def write_model_card(bundle_dir: str | Path, metadata: dict, reports: dict, command: str) -> Path:
+def write_model_card(
+    bundle_dir: str | Path,
+    metadata: dict,
+    reports: dict,
+    command: str,
+    learning_curves: str | Path | None = None,
+) -> Path:
     """Writes `MODEL_CARD.md` (and `eval.json`) into `bundle_dir`.
 
     Args:
@@ -18,8 +28,13 @@ def write_model_card(bundle_dir: str | Path, metadata: dict, reports: dict, comm
         reports: `{name: report}` from `evaluation.evaluate`, one table
             row each, e.g. "test", "validation", "test, beam 4".
         command: the exact command that trained the model.
+        learning_curves: the `learning_curves.png` the training run wrote (into its model
+            directory), if it wrote one: copied into `bundle_dir` (atomically, so a reader
+            never sees half a picture) and shown in the card. Without it, a picture already in
+            `bundle_dir` (from an earlier card) is shown.
     """
     bundle_dir = Path(bundle_dir)
+    curves = copy_learning_curves(bundle_dir, learning_curves)
     (bundle_dir / "eval.json").write_text(json.dumps(reports, indent=2, ensure_ascii=False) + "\n")
     recipe = metadata.get("recipe", {})
     overrides = metadata.get("model_overrides", {})
@@ -62,7 +77,7 @@ project's own tokenizer trainer, data pipeline, trainer and decoder.
 {history}
 - Recipe: `{json.dumps(shared)}`
 - Weights: {_weights_line(metadata)}
-
+{_learning_curves_image(curves)}
 ## Quality
 sacrebleu, cased, 13a tokenization (`{signature}`), greedy decoding unless stated:
 
@@ -83,6 +98,28 @@ Examples (test):
     path = bundle_dir / "MODEL_CARD.md"
     path.write_text(card)
     return path
+
+
+def copy_learning_curves(bundle_dir: Path, source: str | Path | None) -> Path | None:
+    """`bundle_dir/learning_curves.png`: `source` copied there atomically when it is a file;
+    the picture already there otherwise; None when there is none."""
+    target = bundle_dir / LEARNING_CURVES_FILENAME
+    copy = source is not None and Path(source).is_file()
+    if copy and Path(source).resolve() != target.resolve():
+        with atomic_path(target) as temporary:
+            shutil.copyfile(source, temporary)
+    return target if target.is_file() else None
+
+
+def _learning_curves_image(curves: Path | None) -> str:
+    """The card's picture of the learning curves (a relative link: the card and the picture
+    travel together in the bundle), or nothing."""
+    if curves is None:
+        return ""
+    return (
+        "\n![Learning curves of the last training run: training and validation loss by step, "
+        f"and the validation metrics]({curves.name})\n"
+    )
 
 
 def _starts(metadata: dict) -> list[dict]:
@@ -246,9 +283,12 @@ def _recipe_from_commands(runs: list[dict]) -> dict | None:
         if run.get("command"):
             words = shlex.split(run["command"])
             for i, word in enumerate(words):
-                if word.startswith("--extra_sources="):
-                    return {"extra_sources": [v for v in word.split("=", 1)[1].split(",") if v]}
-                if word == "--extra_sources" and i + 1 < len(words):
+                flag, equals, value = word.partition("=")
+                if flag not in ("--extra-sources", "--extra_sources"):  # both spellings run
+                    continue
+                if equals:
+                    return {"extra_sources": [v for v in value.split(",") if v]}
+                if i + 1 < len(words):
                     return {"extra_sources": [v for v in words[i + 1].split(",") if v]}
             return {"extra_sources": []}
     return None

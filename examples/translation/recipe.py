@@ -218,7 +218,7 @@ def train(
         if changed:
             raise ValueError(
                 f"{model_dir} was trained with a different recipe ({sorted(changed)} differ); "
-                "use a new --model_dir or the same settings to resume."
+                "use a new --model-dir or the same settings to resume."
             )
     # A mismatched bundle fails before any writes.
     start_bundle = None if recipe.init_from is None else _initial_bundle(recipe)

@@ -20,7 +20,17 @@ import tempfile
 from collections.abc import Callable, Sequence
 
 # Subcommand modules in the order `--help` lists them.
-SUBCOMMANDS = ("zoo", "pretrain", "finetune", "predict", "generate", "evaluate", "export", "tune")
+SUBCOMMANDS = (
+    "zoo",
+    "pretrain",
+    "finetune",
+    "predict",
+    "generate",
+    "evaluate",
+    "export",
+    "tune",
+    "compress",
+)
 
 
 #: `TF_CPP_MIN_LOG_LEVEL` when the user has not set it (3: only FATAL lines; failures the

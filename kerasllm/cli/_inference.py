@@ -84,31 +84,66 @@ def _lines(stream: Iterable[str]) -> list[str]:
     return [line.rstrip("\r\n") for line in stream]
 
 
-def _from_json_lines(lines: list[str]) -> list[str]:
+def _from_json_lines(lines: list[str], pairs: bool = False) -> list:
     texts = []
     for number, line in enumerate(lines, 1):
         try:
             value = json.loads(line)
         except json.JSONDecodeError as error:
             raise ValueError(f"--jsonl: line {number} is not JSON ({error}).") from None
+        if pairs and isinstance(value, dict) and {"question", "context"} <= set(value):
+            # A (question, context) pair for a question answerer.
+            value = {"text_a": value["question"], "text_b": value["context"]}
+        if pairs and isinstance(value, dict) and "text" not in value and "text_a" in value:
+            pair = (value.get("text_a"), value.get("text_b"))
+            if not all(isinstance(text, str) for text in pair):
+                raise ValueError(
+                    f'--jsonl: line {number}: a sentence pair needs string "text_a" and '
+                    '"text_b" fields.'
+                )
+            texts.append(pair)
+            continue
         if isinstance(value, dict):
             value = value.get("text")
         if not isinstance(value, str):
+            pair_form = ', or "text_a" and "text_b" (a sentence pair)' if pairs else ""
             raise ValueError(
                 f"--jsonl: line {number} must be a JSON string or an object with a string "
-                '"text" field.'
+                f'"text" field{pair_form}.'
             )
         texts.append(value)
     return texts
 
 
-def read_texts(args: argparse.Namespace, stdin: TextIO | None = None) -> list[str]:
+def add_pair_argument(parser: argparse.ArgumentParser) -> None:
+    """`--text-pair` (the second text of each `--text`, for sentence-pair classifiers)."""
+    parser.add_argument(
+        "--text-pair",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="The second text of a sentence pair, one per --text in the same order (a model "
+        'fine-tuned on text_a,text_b pairs). With --jsonl, objects with "text_a" and '
+        '"text_b" fields are pairs. Default: single texts.',
+    )
+
+
+def read_texts(args: argparse.Namespace, stdin: TextIO | None = None, pairs: bool = False) -> list:
     """The inputs named by `--text` / `--input`, or piped on standard input (JSON Lines with
-    `--jsonl`)."""
+    `--jsonl`). With `pairs` (commands with `add_pair_argument`), `--text A --text-pair B` and
+    JSON objects with "text_a" and "text_b" give `(a, b)` tuples among the texts."""
+    second = getattr(args, "text_pair", None) or []
+    if second and len(second) != len(args.text):
+        raise ValueError(
+            f"--text-pair gives the second text of each --text: {len(args.text)} --text but "
+            f"{len(second)} --text-pair."
+        )
     if getattr(args, "jsonl", False):
         if args.text:
             raise ValueError("--jsonl reads --input or standard input; --text takes plain text.")
-        return _from_json_lines(_read_lines(args, stdin))
+        return _from_json_lines(_read_lines(args, stdin), pairs)
+    if second:
+        return list(zip(args.text, second))
     return _read_lines(args, stdin)
 
 
@@ -224,7 +259,7 @@ def in_batches(
 
     Results are emitted batch by batch, so a long input file yields results as it goes.
     """
-    from kerasllm.training.progress import Progress
+    from kerasllm.utils.progress import Progress
 
     progress = None
     if len(texts) > batch_size:
@@ -239,3 +274,44 @@ def in_batches(
     finally:
         if progress is not None:
             progress.close()
+
+
+def keras_progress(examples: int, batch_size: int, stream: TextIO | None = None):
+    """A Keras callback that shows the batches of `model.evaluate` (or `predict`) on a
+    `kerasllm.utils.progress.Progress` (standard error), with the running metrics: Keras' own
+    progress bar writes to standard output, where the results go, and rewrites its line with
+    control characters even in a redirected log.
+
+    Pass it with `verbose=0`: `model.evaluate(..., verbose=0, callbacks=[keras_progress(n, b)])`.
+    """
+    import keras
+
+    from kerasllm.utils.progress import Progress
+
+    total = -(-examples // batch_size)  # batches, rounded up
+
+    class ProgressCallback(keras.callbacks.Callback):
+        def _begin(self, logs=None) -> None:
+            shown_on = sys.stderr if stream is None else stream
+            self.progress = Progress(total, stream=shown_on, label="batch")
+
+        def _batch_end(self, batch: int, logs=None) -> None:
+            values = {k: float(v) for k, v in (logs or {}).items() if _is_number(v)}
+            self.progress.update(batch + 1, values)
+
+        def _end(self, logs=None) -> None:
+            self.progress.close()
+
+        on_test_begin = on_predict_begin = _begin
+        on_test_batch_end = on_predict_batch_end = _batch_end
+        on_test_end = on_predict_end = _end
+
+    return ProgressCallback()
+
+
+def _is_number(value: Any) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True

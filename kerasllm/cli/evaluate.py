@@ -13,10 +13,14 @@ error.
 
 Metrics and data by model (files as `kerasllm finetune` / `pretrain` read them):
   classifier   loss, accuracy        rotten_tomatoes, or a .csv with text and label columns
-  tagger       loss, accuracy        wnut, or a CoNLL file (accuracy over words)
-  seq2seq LM   bleu, chrf (sacrebleu, greedy decoding)
-                                     bible, or a .tsv of source<TAB>target pairs
+  tagger       loss, accuracy,       wnut, or a CoNLL file (accuracy over words)
+               entity_precision/recall/f1 and "entities" (per-type table): exact span and
+               type, BIO decoded as seqeval does (when the labels are BIO tags)
+  seq2seq LM   bleu, chrf (sacrebleu, greedy decoding), rouge1/rouge2/rougeL (rouge-score,
+               stemmed F-measures)   bible, news_headlines, or a .tsv of source<TAB>target pairs
   causal LM    loss, perplexity      news, bible, or a .txt file / folder of .txt files
+  QA model     exact_match, f1 (SQuAD's official normalization)   news_cloze, or a .jsonl
+               file of SQuAD-style {"question", "context", "answers"} objects
 Loss and accuracy are those of `model.evaluate` (the task's compile() defaults); BLEU and chrF
 those of `kerasllm.metrics.score` on `model.generate`'s outputs. A file is evaluated whole;
 a built-in corpus on its --split. Class names in the file are matched with the bundle's
@@ -44,7 +48,8 @@ def add_parser(subparsers) -> None:
         "--data",
         required=True,
         metavar="CORPUS_OR_FILE",
-        help="A built-in corpus (rotten_tomatoes, wnut, bible, news) or a data file.",
+        help="A built-in corpus (rotten_tomatoes, wnut, bible, news, news_headlines) or a "
+        "data file.",
     )
     parser.add_argument(
         "--split",
@@ -93,12 +98,13 @@ def objective_of(model, name: str) -> str:
         (models.TokenClassifier, "token_classification"),
         (models.Seq2SeqLM, "seq2seq"),
         (models.CausalLM, "causal_lm"),
+        (models.QuestionAnswerer, "span_extraction"),
     ):
         if isinstance(model, cls):
             return objective
     raise ValueError(
         f"--model {name!r} is a {type(model).__name__}; `kerasllm evaluate` runs a "
-        "SequenceClassifier, TokenClassifier, Seq2SeqLM or CausalLM."
+        "SequenceClassifier, TokenClassifier, Seq2SeqLM, CausalLM or QuestionAnswerer."
     )
 
 
@@ -118,11 +124,15 @@ def load_examples(objective: str, data: str, split: str, max_examples: int | Non
         corpus = inputs.load_corpus(objective, data, eval_data=data)
     examples = corpus.eval
     if max_examples is not None:
-        if isinstance(examples, tuple):
-            examples = tuple(column[:max_examples] for column in examples)
-        else:
-            examples = examples[:max_examples]
+        examples = _first(examples, max_examples)
     return examples, corpus.labels
+
+
+def _first(examples, count: int):
+    """The first `count` examples of a split (columns, nested for sentence pairs)."""
+    if isinstance(examples, tuple):
+        return tuple(_first(column, count) for column in examples)
+    return examples[:count]
 
 
 def _model_class_ids(file_names: list[str], model_names: list[str], data: str) -> list[int]:
@@ -152,7 +162,7 @@ def evaluate(loaded: _inference.Loaded, args) -> dict:
     model = loaded.model
     objective = objective_of(model, args.model)
     examples, file_labels = load_examples(objective, args.data, args.split, args.max_examples)
-    count = len(examples[0]) if isinstance(examples, tuple) else len(examples)
+    count = len(examples[1]) if isinstance(examples, tuple) else len(examples)  # the labels
     result: dict = {"examples": count}
     if count == 0:
         return result
@@ -169,12 +179,21 @@ def evaluate(loaded: _inference.Loaded, args) -> dict:
             return model.generate(batch, max_new_tokens=max_new_tokens)
 
         _inference.in_batches(sources, args.batch_size, translate, hypotheses.append)
-        return {**result, **metrics.score(hypotheses, references)}
+        # ROUGE next to BLEU/chrF: the same outputs serve translation and summarization.
+        scores = {**metrics.score(hypotheses, references), **metrics.rouge(hypotheses, references)}
+        return {**result, **scores}
+    if objective == "span_extraction":
+        from kerasllm import metrics
+
+        questions, contexts, _, answers = examples
+        predicted = model.answer(questions, contexts, batch_size=args.batch_size)
+        return {**result, **metrics.squad([p["answer"] for p in predicted], answers)}
     model.compile()
     if objective == "causal_lm":
         logs = model.evaluate(
-            list(examples), batch_size=args.batch_size, verbose=0, return_dict=True
-        )
+            list(examples), batch_size=args.batch_size, verbose=0, return_dict=True,
+            callbacks=[_inference.keras_progress(count, args.batch_size)],
+        )  # fmt: skip
         loss = float(logs["loss"])
         return {**result, "loss": loss, "perplexity": math.exp(min(loss, 700.0))}
     texts, ids = examples
@@ -186,8 +205,38 @@ def evaluate(loaded: _inference.Loaded, args) -> dict:
         # Token classification: one tag name per word; the file's tags are names.
         position = {name: i for i, name in enumerate(file_labels or [])}
         labels = [[mapping[position[tag]] for tag in tags] for tags in ids]
-    logs = model.evaluate(texts, labels, batch_size=args.batch_size, verbose=0, return_dict=True)
-    return {**result, **{name: float(value) for name, value in logs.items()}}
+    logs = model.evaluate(
+        texts, labels, batch_size=args.batch_size, verbose=0, return_dict=True,
+        callbacks=[_inference.keras_progress(count, args.batch_size)],
+    )  # fmt: skip
+    result.update({name: float(value) for name, value in logs.items()})
+    if objective == "token_classification":
+        result.update(_entity_scores(model, texts, ids, names, args.batch_size))
+    return result
+
+
+def _entity_scores(model, words: list, tags: list, names: list[str], batch_size: int) -> dict:
+    """Entity-level scores of a tagger (`kerasllm.metrics.entity_report`, seqeval's figures)
+    on word lists `words` with true tag names `tags`; {} when the model's labels are not BIO
+    tags. A word the model does not classify (cut by its sequence length) counts as "O"."""
+    from kerasllm import metrics
+    from kerasllm.metrics.entities import split_tag
+
+    try:
+        for name in [*names, *{tag for row in tags for tag in row}]:
+            split_tag(name)
+    except ValueError:
+        return {}
+    shown = _inference.keras_progress(len(words), batch_size)
+    predictions = model.predict(list(words), batch_size=batch_size, verbose=0, callbacks=[shown])
+    predicted = metrics.word_tags(predictions, names, [len(row) for row in words])
+    report = metrics.entity_report([list(row) for row in tags], predicted)
+    return {
+        "entity_precision": report["precision"],
+        "entity_recall": report["recall"],
+        "entity_f1": report["f1"],
+        "entities": report,
+    }
 
 
 def _evaluate(args) -> int:

@@ -23,6 +23,8 @@ Signatures by model:
   tagger (token classif.) serving_default: text -> words, labels, class_ids, probabilities
                          classify_token_ids: one label per token
   encoder / masked LM    serving_default: text -> embedding; embed_token_ids
+  question answerer      serving_default: question, context -> answer, score, start, end
+                           (the answer read from the context, over windows of long ones)
 """
 
 EPILOG = """\
@@ -83,11 +85,29 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(func=_export)
 
 
-def _export(args) -> int:
-    from kerasllm.export import export
+#: Seconds before the export's progress shows: an export that fails at once (a wrong --model)
+#: prints its error alone.
+PROGRESS_DELAY = 1.0
 
-    path = export(
-        args.model, args.out, task=args.task, max_length=args.max_length, beams=args.beams
-    )
+
+def _export(args) -> int:
+    from kerasllm.export import exporter
+    from kerasllm.utils.progress import Progress
+
+    # Tracing and saving the signatures is one long call: the heartbeat keeps the elapsed
+    # time moving on standard error meanwhile.
+    stages = len(exporter.EXPORT_STAGES)
+    with Progress(
+        stages, label="export step", delay=PROGRESS_DELAY, heartbeat=True, eta=False
+    ) as progress:
+        path = exporter.export(
+            args.model,
+            args.out,
+            task=args.task,
+            max_length=args.max_length,
+            beams=args.beams,
+            progress=progress,
+        )
+        progress.update(stages, status="done")
     print(f"Exported version {path.name} to {path}")
     return 0

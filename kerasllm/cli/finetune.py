@@ -29,6 +29,10 @@ examples:
       --model-dir runs/rt_ft --init-from runs/bert_news --tokenizer runs/bert_news/tokenizer \\
       --freeze-layers 2 --layerwise-lr-decay 0.8
 
+  # extractive question answering on the news cloze set (windows of 128 tokens, stride 64)
+  kerasllm finetune --model minilm_l6 --data news_cloze --model-dir runs/qa_minilm \\
+      --sequence-length 128 --steps 500 --learning-rate 1e-4
+
   # LoRA adapters on the attention query/value projections, on your own CSV (text,label)
   kerasllm finetune --model bert_small --objective classification --data reviews.csv \\
       --model-dir runs/lora --lora-rank 8 --init-from runs/bert_pretrained
@@ -50,7 +54,9 @@ def add_parser(subparsers) -> None:
         epilog=EPILOG,
     )
     add_common_arguments(
-        parser, ("classification", "token_classification", "seq2seq"), default_lr=5e-4
+        parser,
+        ("classification", "token_classification", "seq2seq", "span_extraction"),
+        default_lr=5e-4,
     )
     tune = parser.add_argument_group("fine-tuning")
     tune.add_argument(
@@ -99,7 +105,9 @@ def _run(args) -> int:
     resolve_objective(args)
     best = args.best_metric
     if best == "auto":
-        best = "loss" if args.objective == "seq2seq" else "accuracy"
+        best = {"seq2seq": "loss", "span_extraction": "span_accuracy"}.get(
+            args.objective, "accuracy"
+        )
     config = config_from_args(
         args,
         pretrained=start.pretrained,

@@ -26,6 +26,12 @@ examples:
   kerasllm pretrain --model bert_tiny --objective masked_lm --data my_corpus.txt \\
       --model-dir runs/bert_mine --steps 10000 --batch-size 64 --precision mixed_bfloat16
 
+  # BERT's pretraining: masked LM + next-sentence prediction on sentence pairs of the news
+  # articles (reports accuracy and nsp_accuracy); then fine-tune from it with
+  # kerasllm finetune --init-from runs/bert_nsp --tokenizer runs/bert_nsp/tokenizer ...
+  kerasllm pretrain --model bert_tiny --objective masked_lm --data news \\
+      --next-sentence-prediction --model-dir runs/bert_nsp --steps 2000
+
   # two GPUs on one machine, or several machines (set TF_CONFIG on each)
   kerasllm pretrain ... --strategy mirrored
   kerasllm pretrain ... --strategy multi_worker_mirrored
@@ -60,9 +66,10 @@ def add_common_arguments(parser: argparse.ArgumentParser, objectives, default_lr
     what.add_argument(
         "--data",
         required=True,
-        help="built-in corpus (news, bible, rotten_tomatoes, wnut) or a path to your files: "
-        ".txt file/directory (language models), .csv with text,label columns (classification), "
-        "CoNLL file (token classification), .tsv source<TAB>target (seq2seq).",
+        help="built-in corpus (news, news_headlines, bible, rotten_tomatoes, wnut) or a path to "
+        "your files: .txt file/directory (language models), .csv with text,label columns "
+        "(classification; text_a,text_b,label for sentence pairs), CoNLL file (token "
+        "classification), .tsv source<TAB>target (seq2seq).",
     )
     what.add_argument(
         "--eval-data", help="your own evaluation file (default: every 20th example held out)."
@@ -104,6 +111,13 @@ def add_common_arguments(parser: argparse.ArgumentParser, objectives, default_lr
         help="size of a learned tokenizer (default: 8000; not with pretrained weights).",
     )
     what.add_argument("--sequence-length", type=int, default=128, help="tokens per example.")
+    what.add_argument(
+        "--target-length",
+        type=int,
+        default=None,
+        help="decoder tokens per example for seq2seq and span_corruption (default: seq2seq "
+        "--sequence-length; span_corruption the longest target of its chunks).",
+    )
 
     how = parser.add_argument_group("how long and how fast")
     how.add_argument(
@@ -326,6 +340,8 @@ def run_from_args(args, config, pretrained: bool = False, from_scratch: bool = F
         from_scratch=from_scratch,
         epochs=defaults.get("epochs") if args.steps is None else None,
         warmup_fraction=defaults.get("warmup_fraction") if args.warmup_steps is None else None,
+        next_sentence_prediction=getattr(args, "next_sentence_prediction", False),
+        target_length=args.target_length,
     )
     return 0
 
@@ -333,14 +349,26 @@ def run_from_args(args, config, pretrained: bool = False, from_scratch: bool = F
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "pretrain",
-        help="Pretrain a zoo model (masked LM, causal LM, seq2seq); resumes when rerun.",
+        help="Pretrain a zoo model (masked LM, causal LM, seq2seq, span corruption); resumes "
+        "when rerun.",
         description="Pretrain a zoo model from scratch (pretrained weights of a preset are not "
         "used; `kerasllm finetune` starts from them) on a built-in corpus or your own text. "
         "Checkpoints, TensorBoard logs and the learned tokenizer are written to --model-dir; "
         "running the same command again resumes from the newest checkpoint.",
         epilog=EPILOG,
     )
-    add_common_arguments(parser, ("causal_lm", "masked_lm", "seq2seq"), default_lr=1e-3)
+    add_common_arguments(
+        parser, ("causal_lm", "masked_lm", "seq2seq", "span_corruption"), default_lr=1e-3
+    )
+    parser.add_argument(
+        "--next-sentence-prediction",
+        action="store_true",
+        help="with --objective masked_lm: BERT's joint pretraining, masked LM plus "
+        "next-sentence prediction on sentence pairs (each text/line is a document split into "
+        "sentences; half the pairs take a random sentence of another document); the model gets "
+        "a next-sentence head on its pooled output and reports nsp_accuracy (default: masked "
+        "LM alone).",
+    )
     parser.set_defaults(func=_run)
 
 

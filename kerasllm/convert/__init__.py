@@ -37,11 +37,21 @@ from kerasllm.convert.checkpoint import (
     read_hf_config,
     save_bert_checkpoint,
 )
+from kerasllm.convert.gpt2 import decoder_config_from_gpt2, load_gpt2_checkpoint
+from kerasllm.convert.hf_decoder import (
+    hf_id_swap,
+    hf_model_types,
+    hf_task,
+    load_hf_checkpoint,
+    load_hf_tokenizer,
+)
+from kerasllm.convert.llama import decoder_config_from_llama, load_llama_checkpoint
 from kerasllm.convert.sentence_embeddings import (
     POOLING_MODES,
     read_pooling_config,
     sentence_embeddings,
 )
+from kerasllm.convert.t5 import encoder_decoder_config_from_t5, load_t5_checkpoint
 from kerasllm.convert.tensor_files import read_tensors, write_safetensors
 from kerasllm.convert.torch_pickle import load_torch_state_dict
 
@@ -52,11 +62,22 @@ __all__ = [
     "bert_state_dict",
     "bert_tensor_mappings",
     "check_bert_shaped",
+    "decoder_config_from_gpt2",
+    "decoder_config_from_llama",
     "encoder_config_from_hf",
+    "encoder_decoder_config_from_t5",
     "hf_config_from_encoder",
+    "hf_id_swap",
+    "hf_model_types",
+    "hf_task",
     "load_bert_checkpoint",
     "load_bert_tokenizer",
     "load_bert_weights",
+    "load_gpt2_checkpoint",
+    "load_hf_checkpoint",
+    "load_hf_tokenizer",
+    "load_llama_checkpoint",
+    "load_t5_checkpoint",
     "load_torch_state_dict",
     "read_checkpoint_tensors",
     "read_hf_config",

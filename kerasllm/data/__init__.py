@@ -24,19 +24,48 @@ from kerasllm.data.pipelines import (
     seq2seq_dataset,
     token_classification_dataset,
 )
-from kerasllm.data.readers import read_conll, read_csv_labels, read_lines, read_tsv_pairs
+from kerasllm.data.question_answering import (
+    qa_columns,
+    question_answering_dataset,
+    read_qa_jsonl,
+)
+from kerasllm.data.readers import (
+    csv_columns,
+    read_conll,
+    read_csv_labels,
+    read_csv_pair_labels,
+    read_lines,
+    read_tsv_pairs,
+)
+from kerasllm.data.sentence_pairs import next_sentence_dataset, sentence_pairs, split_sentences
+from kerasllm.data.span_corruption import (
+    corrupt_spans,
+    random_spans_noise_mask,
+    span_corruption_dataset,
+)
 
 __all__ = [
+    "qa_columns",
+    "question_answering_dataset",
+    "read_qa_jsonl",
     "PipelineStats",
     "boundary_ids",
     "causal_lm_dataset",
     "classification_dataset",
+    "csv_columns",
+    "corrupt_spans",
     "mask_tokens",
     "masked_lm_dataset",
+    "next_sentence_dataset",
+    "random_spans_noise_mask",
     "read_conll",
     "read_csv_labels",
+    "read_csv_pair_labels",
     "read_lines",
     "read_tsv_pairs",
+    "sentence_pairs",
     "seq2seq_dataset",
+    "span_corruption_dataset",
+    "split_sentences",
     "token_classification_dataset",
 ]

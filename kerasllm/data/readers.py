@@ -1,5 +1,6 @@
-"""Readers for your own text files: one text per line, tab-separated pairs, labelled CSV,
-CoNLL columns. UTF-8 throughout; bytes that are not UTF-8 become U+FFFD instead of raising."""
+"""Readers for your own text files: one text per line, tab-separated pairs, labelled CSV (single
+texts or sentence pairs), CoNLL columns. UTF-8 throughout; bytes that are not UTF-8 become
+U+FFFD instead of raising."""
 
 from __future__ import annotations
 
@@ -75,6 +76,61 @@ def read_csv_labels(
         raise ValueError(f"{path}: labels {sorted(unknown)} are not in {labels}.")
     index = {lab: i for i, lab in enumerate(labels)}
     return [t for t, _ in rows], [index[lab] for _, lab in rows], labels
+
+
+def read_csv_pair_labels(
+    path: str | os.PathLike,
+    label_column: str = "label",
+    text_columns: tuple[str, str] = ("text_a", "text_b"),
+    label_vocabulary: Sequence[str] | None = None,
+) -> tuple[tuple[list[str], list[str]], list[int], list[str]]:
+    """Reads a CSV file of labelled sentence pairs (a header with two text columns and a label
+    column), e.g. `text_a,text_b,label` for entailment or paraphrase data.
+
+    Args:
+        path: the CSV file.
+        label_column: header name of the label column.
+        text_columns: header names of the first and second text of each pair.
+        label_vocabulary: label names in id order; by default the sorted distinct labels.
+
+    Returns:
+        `((texts_a, texts_b), label_ids, label_vocabulary)`: the pairs in the form
+        `kerasllm.data.classification_dataset` and `SequenceClassifier.fit` take them. Rows
+        with an empty first or second text are skipped.
+
+    Example:
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "pairs.csv")
+    >>> _ = open(path, "w").write("text_a,text_b,label\\nIt rains.,It is wet.,yes\\nHi.,,no\\n")
+    >>> read_csv_pair_labels(path)
+    ((['It rains.'], ['It is wet.']), [0], ['yes'])
+    """
+    first, second = text_columns
+    with _open_text(path) as f:
+        reader = csv.DictReader(f)
+        if reader.fieldnames is None or {label_column, first, second} - set(reader.fieldnames):
+            raise ValueError(
+                f"{path}: sentence pairs need columns {first!r}, {second!r} and "
+                f"{label_column!r}; found {reader.fieldnames}."
+            )
+        rows = [
+            (r[first].strip(), r[second].strip(), (r[label_column] or "").strip())
+            for r in reader
+            if (r[first] or "").strip() and (r[second] or "").strip()
+        ]
+    labels = list(label_vocabulary) if label_vocabulary else sorted({r[2] for r in rows})
+    unknown = {r[2] for r in rows} - set(labels)
+    if unknown:
+        raise ValueError(f"{path}: labels {sorted(unknown)} are not in {labels}.")
+    index = {lab: i for i, lab in enumerate(labels)}
+    pairs = ([r[0] for r in rows], [r[1] for r in rows])
+    return pairs, [index[r[2]] for r in rows], labels
+
+
+def csv_columns(path: str | os.PathLike) -> list[str]:
+    """The header names of a CSV file ([] for an empty file)."""
+    with _open_text(path) as f:
+        return list(csv.DictReader(f).fieldnames or [])
 
 
 def read_conll(

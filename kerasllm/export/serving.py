@@ -13,6 +13,8 @@ them all, and defines its signatures as `tf.function`s with fixed input signatur
 - `TokenClassifier`: `serving_default` (text -> words, one label per word),
   `classify_token_ids` (one label per token).
 - `Encoder`, `MaskedLM`: `serving_default` (text -> pooled embedding), `embed_token_ids`.
+- `QuestionAnswerer`: `serving_default` (question, context -> answer, score, start, end;
+  `kerasllm.export.question_answering`).
 
 A SignatureDef has no optional inputs, so settings that a client may change are separate
 signatures with extra inputs; the plain signatures use the defaults fixed at export time.
@@ -40,6 +42,7 @@ from kerasllm.models import (
     CausalLM,
     Encoder,
     MaskedLM,
+    QuestionAnswerer,
     Seq2SeqLM,
     SequenceClassifier,
     TokenClassifier,
@@ -632,6 +635,18 @@ def serving_module(
         )
     if isinstance(model, CausalLM):
         return CausalLMServing(model, role("text"), max_length, metadata)
+    if isinstance(model, QuestionAnswerer):
+        # Imported here: that module builds on this one's `ServingModule`.
+        from kerasllm.export.question_answering import QuestionAnswererServing
+
+        limit = model.backbone.max_sequence_length
+        length = metadata.get("sequence_length")
+        return QuestionAnswererServing(
+            model,
+            role("text"),
+            None if length is None else min(int(length), limit),
+            metadata=metadata,
+        )
     if isinstance(model, (TokenClassifier, SequenceClassifier, MaskedLM, Encoder)):
         backbone = model if isinstance(model, Encoder) else model.backbone
         limit = backbone.max_sequence_length

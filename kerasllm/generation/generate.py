@@ -32,17 +32,28 @@ MIN_STOP_SLOTS = 4
 
 
 class _CompiledLoops:
-    """The compiled decoding functions of one model, keyed by shape bucket and settings."""
+    """The compiled decoding functions of one model, keyed by shape bucket and settings, and
+    the model variables they were traced on."""
 
-    def __init__(self):
+    def __init__(self, variables: list, trace_count: int = 0):
         self.functions: dict[tuple, Any] = {}
-        self.trace_count = 0
+        self.variables = variables
+        self.trace_count = trace_count
 
 
 def _loops(model) -> _CompiledLoops:
     loops = model.__dict__.get(_LOOPS_ATTRIBUTE)
-    if loops is None:
-        loops = _CompiledLoops()
+    # A traced loop holds the variables that existed when it was traced. `model.quantize`
+    # replaces variables (float kernels by int8 ones plus scales), and a loop traced before
+    # would go on decoding with the float weights: loops are dropped whenever the model's
+    # variables are no longer the very objects they were traced on.
+    variables = list(model.weights)
+    if (
+        loops is None
+        or len(loops.variables) != len(variables)
+        or any(a is not b for a, b in zip(loops.variables, variables))
+    ):
+        loops = _CompiledLoops(variables, loops.trace_count if loops is not None else 0)
         object.__setattr__(model, _LOOPS_ATTRIBUTE, loops)
     return loops
 

@@ -105,6 +105,7 @@ class MultiHeadAttention(keras.layers.Layer):
         dropout: float = 0.0,
         scale: float | None = None,
         rotary_max_wavelength: float | None = None,
+        rotary_scaling: dict | None = None,
         kernel_initializer="glorot_uniform",
         **kwargs,
     ):
@@ -123,9 +124,12 @@ class MultiHeadAttention(keras.layers.Layer):
         self.dropout = dropout
         self.scale = scale
         self.rotary_max_wavelength = rotary_max_wavelength
+        self.rotary_scaling = rotary_scaling
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.rotary = (
-            RotaryEmbedding(rotary_max_wavelength, dtype=self.dtype_policy, name="rotary")
+            RotaryEmbedding(
+                rotary_max_wavelength, rotary_scaling, dtype=self.dtype_policy, name="rotary"
+            )
             if rotary_max_wavelength
             else None
         )
@@ -260,5 +264,6 @@ class MultiHeadAttention(keras.layers.Layer):
             "dropout": self.dropout,
             "scale": self.scale,
             "rotary_max_wavelength": self.rotary_max_wavelength,
+            "rotary_scaling": self.rotary_scaling,
             "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
         }

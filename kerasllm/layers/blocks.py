@@ -29,6 +29,7 @@ class TransformerBlock(keras.layers.Layer):
         use_bias: biases in attention and feed-forward projections.
         attention_scale: logit scale; defaults to `head_dim ** -0.5`.
         rotary_max_wavelength: apply rotary position embedding in self-attention when set.
+        rotary_scaling: the rotary frequencies' scaling (see `RotaryEmbedding`), or None.
         kernel_initializer: initializer of every projection.
     """
 
@@ -47,6 +48,7 @@ class TransformerBlock(keras.layers.Layer):
         use_bias: bool = True,
         attention_scale: float | None = None,
         rotary_max_wavelength: float | None = None,
+        rotary_scaling: dict | None = None,
         kernel_initializer="glorot_uniform",
         **kwargs,
     ):
@@ -64,6 +66,7 @@ class TransformerBlock(keras.layers.Layer):
         self.use_bias = use_bias
         self.attention_scale = attention_scale
         self.rotary_max_wavelength = rotary_max_wavelength
+        self.rotary_scaling = rotary_scaling
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
 
     def _attention(self, hidden_dim, name, rotary):
@@ -75,6 +78,7 @@ class TransformerBlock(keras.layers.Layer):
             dropout=self.attention_dropout,
             scale=self.attention_scale,
             rotary_max_wavelength=self.rotary_max_wavelength if rotary else None,
+            rotary_scaling=self.rotary_scaling if rotary else None,
             kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
             dtype=self.dtype_policy,
             name=name,
@@ -138,6 +142,7 @@ class TransformerBlock(keras.layers.Layer):
             "use_bias": self.use_bias,
             "attention_scale": self.attention_scale,
             "rotary_max_wavelength": self.rotary_max_wavelength,
+            "rotary_scaling": self.rotary_scaling,
             "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
         }
 

@@ -11,16 +11,22 @@ from __future__ import annotations
 import math
 
 import keras
+import numpy as np
 from keras import ops
 
 
 @keras.saving.register_keras_serializable(package="kerasllm")
-class TokenEmbedding(keras.layers.Embedding):
+class TokenEmbedding(keras.layers.ReversibleEmbedding):
     """Token embedding that doubles as the output projection to the vocabulary.
 
     `call(ids)` looks ids up; `call(hidden, reverse=True)` projects hidden states to vocabulary
     logits, with the transposed embedding matrix when `tie_weights` (BERT, GPT-2, T5) or with a
     separate matrix otherwise.
+
+    Built on Keras' `ReversibleEmbedding`, so `quantize("int8")` / `quantize("int4")` reach it
+    (the lookup table and the output projection, tied or not) and its variables save and load
+    in every quantization mode; it adds `logit_scale` and casts hidden states to the compute
+    dtype before the reverse projection.
 
     Args:
         input_dim: vocabulary size.
@@ -38,18 +44,8 @@ class TokenEmbedding(keras.layers.Embedding):
     """
 
     def __init__(self, input_dim, output_dim, tie_weights=True, logit_scale=None, **kwargs):
-        super().__init__(input_dim, output_dim, **kwargs)
-        self.tie_weights = tie_weights
+        super().__init__(input_dim, output_dim, tie_weights=tie_weights, **kwargs)
         self.logit_scale = logit_scale
-
-    def build(self, input_shape=None):
-        super().build(input_shape)
-        if not self.tie_weights:
-            self.reverse_embeddings = self.add_weight(
-                name="reverse_embeddings",
-                shape=(self.output_dim, self.input_dim),
-                initializer=self.embeddings_initializer,
-            )
 
     def call(self, inputs, reverse=False):
         if not reverse:
@@ -70,18 +66,20 @@ class TokenEmbedding(keras.layers.Embedding):
             return (*input_shape[:-1], self.input_dim)
         return super().compute_output_shape(input_shape)
 
-    # Keras' Embedding saves exactly the variables of its own quantization spec (`embeddings`),
-    # so an untied output matrix would silently be left out of `.keras` / `.weights.h5` files
-    # (and loading them fails). It goes after Embedding's own entries.
-    def save_own_variables(self, store) -> None:
-        super().save_own_variables(store)
-        if self.built and not self.tie_weights:
-            store[str(len(store.keys()))] = self.reverse_embeddings
+    def quantized_call(self, inputs, reverse=False):
+        # A quantized layer's `__call__` comes here instead of `call`: the reverse projection
+        # gets the same input cast and `logit_scale` as in `call`, then Keras' quantized
+        # matmul (int8: per-token int8 activations times the per-row int8 table).
+        if reverse:
+            inputs = ops.cast(inputs, self.compute_dtype)
+            if self.logit_scale is not None:
+                inputs = inputs * ops.cast(self.logit_scale, inputs.dtype)
+        return super().quantized_call(inputs, reverse=reverse)
 
-    def load_own_variables(self, store) -> None:
-        super().load_own_variables(store)
-        if self.built and not self.tie_weights:
-            self.reverse_embeddings.assign(store[str(len(store.keys()) - 1)])
+    def quantize(self, mode=None, type_check=True, config=None):
+        # Keras refuses to quantize subclasses of its layers unless told that the subclass
+        # keeps the parent's variables and calls, which this one does (`quantized_call` above).
+        super().quantize(mode, type_check=False, config=config)
 
     def compute_output_spec(self, inputs, reverse=False):
         # Keras' Embedding.compute_output_spec takes no `reverse`: without this the reverse
@@ -169,24 +167,97 @@ class SinusoidalPositionEmbedding(keras.layers.Layer):
         return {**super().get_config(), "max_wavelength": self.max_wavelength}
 
 
+#: Rotary scalings a `scaling` dict may name (Hugging Face's `rope_type`), with their keys.
+ROPE_SCALINGS = {
+    "linear": ("factor",),
+    "llama3": ("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings"),
+}
+
+
+def check_rope_scaling(scaling) -> None:
+    """Raises a ValueError unless `scaling` is None or a valid `ROPE_SCALINGS` dict."""
+    if scaling is None:
+        return
+    if not isinstance(scaling, dict) or scaling.get("rope_type") not in ROPE_SCALINGS:
+        raise ValueError(
+            f"`rotary_scaling` must be None or a dict with rope_type in {sorted(ROPE_SCALINGS)}; "
+            f"got {scaling!r}."
+        )
+    keys = ROPE_SCALINGS[scaling["rope_type"]]
+    for key in keys:
+        value = scaling.get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise ValueError(
+                f"`rotary_scaling` {scaling['rope_type']!r} needs a positive {key!r}; got "
+                f"{value!r}."
+            )
+    unknown = set(scaling) - {"rope_type", *keys}
+    if unknown:
+        raise ValueError(f"`rotary_scaling` has unknown keys {sorted(unknown)}.")
+    if (
+        scaling["rope_type"] == "llama3"
+        and scaling["high_freq_factor"] <= scaling["low_freq_factor"]
+    ):
+        raise ValueError("`rotary_scaling` llama3 needs high_freq_factor > low_freq_factor.")
+
+
+def rope_inverse_frequencies(head_dim: int, max_wavelength: float, scaling=None) -> np.ndarray:
+    """The (head_dim / 2,) float32 rotation frequencies, with `scaling` applied as Hugging Face
+    computes it ("linear": divided by `factor`; "llama3": long wavelengths divided by `factor`,
+    short ones kept, the band between interpolated).
+
+    Example:
+    >>> rope_inverse_frequencies(4, 100.0, {"rope_type": "linear", "factor": 2.0}).tolist()
+    [0.5, 0.05000000074505806]
+    """
+    inverse = 1.0 / (max_wavelength ** (np.arange(0, head_dim, 2, dtype=np.int64) / head_dim))
+    if scaling is not None and scaling["rope_type"] == "linear":
+        inverse = inverse / scaling["factor"]
+    elif scaling is not None:
+        factor, low, high = (scaling[k] for k in ("factor", "low_freq_factor", "high_freq_factor"))
+        context = scaling["original_max_position_embeddings"]
+        wavelength = 2 * math.pi / inverse
+        scaled = np.where(wavelength > context / low, inverse / factor, inverse)
+        smooth = (context / wavelength - low) / (high - low)
+        smoothed = (1 - smooth) * scaled / factor + smooth * scaled
+        medium = (wavelength >= context / high) & (wavelength <= context / low)
+        inverse = np.where(medium, smoothed, scaled)
+    return inverse.astype(np.float32)
+
+
 @keras.saving.register_keras_serializable(package="kerasllm")
 class RotaryEmbedding(keras.layers.Layer):
     """Rotary position embedding (Su et al., 2021) applied to queries or keys.
 
     Input shape (batch, length, heads, head_dim); rotates feature pairs (i, i + head_dim/2) by an
     angle proportional to the absolute position `start_index + t` (the GPT-NeoX/LLaMA layout).
+
+    Args:
+        max_wavelength: the rotary base (Hugging Face's `rope_theta`).
+        scaling: None, or a context-extension scaling of the frequencies (see
+            `ROPE_SCALINGS`): `{"rope_type": "linear", "factor": 2.0}` or Llama 3's
+            `{"rope_type": "llama3", "factor", "low_freq_factor", "high_freq_factor",
+            "original_max_position_embeddings"}`.
     """
 
-    def __init__(self, max_wavelength: float = 10000.0, **kwargs):
+    def __init__(self, max_wavelength: float = 10000.0, scaling: dict | None = None, **kwargs):
         super().__init__(**kwargs)
+        check_rope_scaling(scaling)
         self.max_wavelength = max_wavelength
+        self.scaling = None if scaling is None else dict(scaling)
 
     def call(self, x, start_index=0):
         length, head_dim = ops.shape(x)[1], ops.shape(x)[-1]
         half = head_dim // 2
-        inverse_freq = 1.0 / (
-            self.max_wavelength ** (ops.cast(ops.arange(half), "float32") * 2.0 / head_dim)
-        )
+        if self.scaling is None:
+            inverse_freq = 1.0 / (
+                self.max_wavelength ** (ops.cast(ops.arange(half), "float32") * 2.0 / head_dim)
+            )
+        else:
+            # head_dim is static (the layer's weights fix it), so the frequencies are constants.
+            inverse_freq = ops.convert_to_tensor(
+                rope_inverse_frequencies(x.shape[-1], self.max_wavelength, self.scaling)
+            )
         positions = ops.cast(ops.arange(length) + start_index, "float32")
         angles = positions[:, None] * inverse_freq[None, :]
         cos = ops.cast(ops.cos(angles), x.dtype)[None, :, None, :]
@@ -198,7 +269,11 @@ class RotaryEmbedding(keras.layers.Layer):
         return input_shape
 
     def get_config(self):
-        return {**super().get_config(), "max_wavelength": self.max_wavelength}
+        return {
+            **super().get_config(),
+            "max_wavelength": self.max_wavelength,
+            "scaling": self.scaling,
+        }
 
 
 @keras.saving.register_keras_serializable(package="kerasllm")

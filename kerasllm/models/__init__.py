@@ -6,6 +6,7 @@ from kerasllm.models.decoder import Decoder
 from kerasllm.models.encoder import Encoder
 from kerasllm.models.encoder_decoder import EncoderDecoder
 from kerasllm.models.language_models import CausalLM, MaskedLM, Seq2SeqLM
+from kerasllm.models.question_answering import QuestionAnswerer, SpanCrossEntropy
 from kerasllm.models.task import Task
 
 __all__ = [
@@ -15,8 +16,10 @@ __all__ = [
     "Encoder",
     "EncoderDecoder",
     "MaskedLM",
+    "QuestionAnswerer",
     "Seq2SeqLM",
     "SequenceClassifier",
+    "SpanCrossEntropy",
     "Task",
     "TokenClassifier",
 ]

@@ -17,6 +17,7 @@ from kerasllm.layers import (
     TokenEmbedding,
     masking,
 )
+from kerasllm.layers.embeddings import check_rope_scaling
 from kerasllm.layers.feed_forward import ACTIVATIONS
 from kerasllm.layers.normalization import make_norm
 
@@ -40,7 +41,12 @@ class Backbone(keras.Model):
         "sinusoidal", "rotary", "relative"), activation, dropout, attention_dropout, norm_first,
         norm_type ("layer", "rms"), layer_norm_epsilon, use_bias, embedding_norm, embedding_scale,
         tie_embeddings, relative_num_buckets, relative_max_distance, attention_scale,
-        kernel_initializer_range.
+        kernel_initializer_range, rotary_max_wavelength (the rotary base, Hugging Face's
+        `rope_theta`), rotary_scaling (None, or a `layers.embeddings.ROPE_SCALINGS` dict:
+        Hugging Face's `rope_scaling` "linear" or "llama3"), scale_tied_logits (None: T5
+        v1.0's rule, tied RMSNorm stacks without embedding scaling multiply hidden states by
+        `hidden_dim ** -0.5` before the tied output projection; False: never, as Llama-family
+        models with tied embeddings; True: always when tied).
     """
 
     # Hyperparameters every backbone stores; subclasses extend this with their own.
@@ -69,6 +75,9 @@ class Backbone(keras.Model):
         relative_max_distance: int = 128,
         attention_scale: float | None = None,
         kernel_initializer_range: float = 0.02,
+        rotary_max_wavelength: float = 10000.0,
+        rotary_scaling: dict | None = None,
+        scale_tied_logits: bool | None = None,
         **kwargs,
     ):
         config = {k: v for k, v in locals().items() if k not in ("self", "kwargs", "__class__")}
@@ -169,6 +178,16 @@ class Backbone(keras.Model):
                 raise ValueError(f"Rotary embeddings need an even head_dim; got {head_dim}.")
         if config["layer_norm_epsilon"] <= 0:
             raise ValueError("`layer_norm_epsilon` must be > 0.")
+        if not config["rotary_max_wavelength"] > 0:
+            raise ValueError(
+                f"`rotary_max_wavelength` must be > 0; got {config['rotary_max_wavelength']!r}."
+            )
+        check_rope_scaling(config["rotary_scaling"])
+        if config["scale_tied_logits"] not in (None, True, False):
+            raise ValueError(
+                f"`scale_tied_logits` must be None, True or False; got "
+                f"{config['scale_tied_logits']!r}."
+            )
 
     def get_config(self):
         config = super().get_config()
@@ -188,7 +207,10 @@ class Backbone(keras.Model):
 
     def _make_token_embedding(self, name="token_embedding"):
         logit_scale = None
-        if self.tie_embeddings and self.norm_type == "rms" and not self.embedding_scale:
+        scale = self.scale_tied_logits
+        if scale is None:
+            scale = self.norm_type == "rms" and not self.embedding_scale
+        if self.tie_embeddings and scale:
             # T5 v1.0 rescales the decoder output before the tied projection.
             logit_scale = self.hidden_dim**-0.5
         return TokenEmbedding(
@@ -239,7 +261,10 @@ class Backbone(keras.Model):
             layer_norm_epsilon=self.layer_norm_epsilon,
             use_bias=self.use_bias,
             attention_scale=self.attention_scale,
-            rotary_max_wavelength=10000.0 if self.position_embedding == "rotary" else None,
+            rotary_max_wavelength=(
+                float(self.rotary_max_wavelength) if self.position_embedding == "rotary" else None
+            ),
+            rotary_scaling=self.rotary_scaling if self.position_embedding == "rotary" else None,
             kernel_initializer=self.make_initializer(),
             dtype=self.dtype_policy,
         )

@@ -10,6 +10,7 @@ from kerasllm.models.encoder import Encoder
 from kerasllm.models.task import Task
 from kerasllm.preprocessors.text_classifier import TextClassifierPreprocessor
 from kerasllm.preprocessors.token_classifier import TokenClassifierPreprocessor
+from kerasllm.preprocessors.windows import predict_long
 
 POOLINGS = ("pooled", "first", "mean", "last")
 
@@ -107,6 +108,16 @@ class SequenceClassifier(Task):
             "pooling": self.pooling,
         }
 
+    def predict(self, *args, stride: int | None = None, **kwargs):
+        """`Task.predict`; with `stride` (texts only), a text longer than the preprocessor's
+        `sequence_length` is read in overlapping windows whose starts are `stride` tokens
+        apart, and its class probabilities are the mean of its windows' (returned as their
+        log, which softmax turns back into the mean); see `kerasllm.preprocessors.windows`.
+        Without `stride`, long texts are truncated."""
+        if stride is None:
+            return super().predict(*args, **kwargs)
+        return _predict_windows(self, args, kwargs, stride)
+
 
 @keras.saving.register_keras_serializable(package="kerasllm")
 class TokenClassifier(Task):
@@ -153,3 +164,30 @@ class TokenClassifier(Task):
 
     def get_config(self):
         return {**super().get_config(), "num_classes": self.num_classes, "dropout": self.dropout}
+
+    def predict(self, *args, stride: int | None = None, **kwargs):
+        """`Task.predict`; with `stride` (texts or word lists only), a text longer than the
+        preprocessor's `sequence_length` is read in overlapping windows whose starts are
+        `stride` tokens apart, and each word takes the logits of the window where its first
+        sub-word has the most context (BERT's rule); the result is (B, W, num_classes) with W
+        the most words of a text, NaN past a text's words. See
+        `kerasllm.preprocessors.windows`. Without `stride`, words past the sequence length are
+        not classified (NaN)."""
+        if stride is None:
+            return super().predict(*args, **kwargs)
+        return _predict_windows(self, args, kwargs, stride)
+
+
+def _predict_windows(model, args: tuple, kwargs: dict, stride: int):
+    """`predict(x, batch_size=None, verbose=...)` over windows (`windows.predict_long`)."""
+    names = ("x", "batch_size", "verbose")
+    if len(args) > len(names):
+        raise TypeError("With `stride`, `predict` takes x, batch_size and verbose only.")
+    bound = dict(zip(names, args))
+    for key, value in kwargs.items():
+        if key not in names or key in bound:
+            raise TypeError(f"With `stride`, `predict` does not take `{key}`.")
+        bound[key] = value
+    if "x" not in bound:
+        raise TypeError("`predict` needs `x`.")
+    return predict_long(model, bound["x"], stride, bound.get("batch_size"))

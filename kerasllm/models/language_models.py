@@ -117,6 +117,20 @@ class MaskedLM(Task):
 
     Returns float32 logits (B, P, vocabulary_size).
 
+    With `next_sentence_prediction=True` it also has BERT's next-sentence head, a dense layer
+    with two outputs on the encoder's pooled output (class 1: segment B follows segment A in
+    the document; 0: B is a random sentence), and returns `{"mlm": (B, P, V), "nsp": (B, 2)}`,
+    the outputs `kerasllm.training.objectives.MaskedLM(next_sentence_prediction=True)` trains on
+    (batches from `kerasllm.data.next_sentence_dataset`). Its weights are named `nsp/...`, so a
+    checkpoint of it loads into a classifier (or a plain `MaskedLM`) by path, the head aside.
+
+    Args:
+        backbone: an `Encoder` (the next-sentence head reads its `pooled_output`: BERT's
+            pooler, or the first token's state without one).
+        next_sentence_prediction: add the next-sentence head and return both outputs.
+        preprocessor: optional `kerasllm.preprocessors.MaskedLMPreprocessor` (it frames single
+            texts: MLM batches; NSP batches come from `kerasllm.data.next_sentence_dataset`).
+
     Example:
     >>> import numpy as np
     >>> from kerasllm.models import Encoder
@@ -126,14 +140,25 @@ class MaskedLM(Task):
     >>> tuple(mlm({"token_ids": np.ones((2, 6), "int32"), "padding_mask": np.ones((2, 6), "int32"),
     ...      "mask_positions": np.array([[1, 2], [3, 0]])}).shape)
     (2, 2, 50)
+    >>> nsp = MaskedLM(encoder, next_sentence_prediction=True)
+    >>> out = nsp({"token_ids": np.ones((2, 6), "int32"), "padding_mask": np.ones((2, 6), "int32"),
+    ...            "mask_positions": np.array([[1, 2], [3, 0]])})
+    >>> tuple(out["mlm"].shape), tuple(out["nsp"].shape)
+    ((2, 2, 50), (2, 2))
     """
 
     #: What `kerasllm.preprocessors.for_task` builds for this task (texts in, masked batches out).
     preprocessor_class = MaskedLMPreprocessor
 
-    def __init__(self, backbone, **kwargs):
+    def __init__(self, backbone, next_sentence_prediction: bool = False, **kwargs):
         super().__init__(backbone, **kwargs)
         self._require_backbone(Encoder)
+        if not isinstance(next_sentence_prediction, bool):
+            raise TypeError(
+                "`next_sentence_prediction` must be True or False; got "
+                f"{next_sentence_prediction!r}."
+            )
+        self.next_sentence_prediction = next_sentence_prediction
         hidden = backbone.hidden_dim
         self.head_dense = keras.layers.Dense(
             hidden,
@@ -150,15 +175,41 @@ class MaskedLM(Task):
         self.output_bias = self.add_weight(
             name="mlm_output_bias", shape=(backbone.vocabulary_size,), initializer="zeros"
         )
+        self.nsp_head = None
+        if next_sentence_prediction:
+            # BERT's next-sentence classifier: one dense layer on the pooled [CLS] state.
+            self.nsp_head = keras.layers.Dense(
+                2,
+                kernel_initializer=backbone.make_initializer(),
+                dtype=backbone.dtype_policy,
+                name="nsp",
+            )
+            self.nsp_head.build((None, hidden))
         self.built = True
 
     def call(self, inputs, training=None):
-        hidden = self.backbone(inputs, training=training)["sequence_output"]
+        outputs = self.backbone(inputs, training=training)
         positions = ops.cast(inputs["mask_positions"], "int32")
-        gathered = ops.take_along_axis(hidden, positions[:, :, None], axis=1)
+        gathered = ops.take_along_axis(outputs["sequence_output"], positions[:, :, None], axis=1)
         gathered = self.head_norm(self.head_dense(gathered))
         logits = self.backbone.token_embedding(gathered, reverse=True)
-        return self._float32(logits) + ops.cast(self.output_bias, "float32")
+        logits = self._float32(logits) + ops.cast(self.output_bias, "float32")
+        if self.nsp_head is None:
+            return logits
+        return {"mlm": logits, "nsp": self._float32(self.nsp_head(outputs["pooled_output"]))}
+
+    def default_loss(self):
+        """Cross-entropy on the logits; with next-sentence prediction, one per output (a dict
+        `{"mlm": ..., "nsp": ...}`, as `compile` takes for dict outputs)."""
+        if self.nsp_head is None:
+            return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        return {
+            "mlm": keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            "nsp": keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        }
+
+    def get_config(self):
+        return {**super().get_config(), "next_sentence_prediction": self.next_sentence_prediction}
 
 
 @keras.saving.register_keras_serializable(package="kerasllm")

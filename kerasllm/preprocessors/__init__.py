@@ -29,6 +29,7 @@ from kerasllm.preprocessors.packing import (
     tokenize_text,
 )
 from kerasllm.preprocessors.preprocessor import Preprocessor
+from kerasllm.preprocessors.question_answering import QuestionAnswererPreprocessor, best_spans
 from kerasllm.preprocessors.seq2seq_lm import Seq2SeqLMPreprocessor
 from kerasllm.preprocessors.text_classifier import TextClassifierPreprocessor
 from kerasllm.preprocessors.token_classifier import TokenClassifierPreprocessor
@@ -146,10 +147,12 @@ __all__ = [
     "GenerativePreprocessor",
     "MaskedLMPreprocessor",
     "Preprocessor",
+    "QuestionAnswererPreprocessor",
     "Seq2SeqLMPreprocessor",
     "TextClassifierPreprocessor",
     "TokenClassifierPreprocessor",
     "attach",
+    "best_spans",
     "boundary_ids",
     "exists_for",
     "for_task",

@@ -12,13 +12,21 @@ Example:
 ['the cat', 'the mat']
 """
 
-from kerasllm.tokenizers.base import SPECIAL_ROLES, Tokenizer, load
+from kerasllm.tokenizers.base import (
+    SENTINEL_FORMAT,
+    SPECIAL_ROLES,
+    Tokenizer,
+    load,
+    sentinel_ids,
+    sentinel_tokens,
+)
 from kerasllm.tokenizers.byte_bpe import ByteBPETokenizer
 from kerasllm.tokenizers.sentencepiece import SentencePieceTokenizer
 from kerasllm.tokenizers.trainers import train_byte_bpe, train_sentencepiece, train_wordpiece
 from kerasllm.tokenizers.wordpiece import WordPieceTokenizer, bert_normalize
 
 __all__ = [
+    "SENTINEL_FORMAT",
     "SPECIAL_ROLES",
     "ByteBPETokenizer",
     "SentencePieceTokenizer",
@@ -26,6 +34,8 @@ __all__ = [
     "WordPieceTokenizer",
     "bert_normalize",
     "load",
+    "sentinel_ids",
+    "sentinel_tokens",
     "train_byte_bpe",
     "train_sentencepiece",
     "train_wordpiece",

@@ -16,6 +16,35 @@ from kerasllm.utils.files import read_json, resolve_inside, write_json
 #: The special-token roles every tokenizer may expose, in their canonical order.
 SPECIAL_ROLES = ("pad", "unk", "start", "end", "mask", "cls", "sep")
 CONFIG_FILENAME = "tokenizer.json"
+#: T5's sentinel tokens (`<extra_id_0>`, `<extra_id_1>`, ...): the span corruption objective
+#: (`kerasllm.data.span_corruption_dataset`) replaces dropped spans by them, in order.
+SENTINEL_FORMAT = "<extra_id_{}>"
+
+
+def sentinel_tokens(count: int) -> list[str]:
+    """The first `count` sentinel token strings, to reserve in a tokenizer (e.g.
+    `train_sentencepiece(..., extra_tokens=sentinel_tokens(100))`).
+
+    Example:
+    >>> sentinel_tokens(2)
+    ['<extra_id_0>', '<extra_id_1>']
+    """
+    if not isinstance(count, int) or count < 0:
+        raise ValueError(f"`count` must be an int >= 0. Received: {count!r}")
+    return [SENTINEL_FORMAT.format(i) for i in range(count)]
+
+
+def sentinel_ids(tokenizer: Any) -> list[int]:
+    """The ids of the sentinel tokens a tokenizer reserves (`<extra_id_0>` first), stopping at
+    the first one missing; `[]` when it has none."""
+    ids: list[int] = []
+    while True:
+        try:
+            ids.append(int(tokenizer.token_to_id(SENTINEL_FORMAT.format(len(ids)))))
+        except ValueError:
+            return ids
+
+
 FORMAT_VERSION = 1
 
 _REGISTRY: dict[str, type[Tokenizer]] = {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections
 import heapq
 import io
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import sentencepiece as spm
 import tensorflow as tf
@@ -129,6 +129,7 @@ def train_sentencepiece(
     max_sentence_length: int = 1 << 16,
     num_threads: int = 2,
     unify_typography: bool = True,
+    extra_tokens: Sequence[str] = (),
 ) -> SentencePieceTokenizer:
     """Trains a SentencePiece model (unigram or BPE) with the `sentencepiece` trainer.
 
@@ -148,6 +149,9 @@ def train_sentencepiece(
         num_threads: trainer threads.
         unify_typography: map typographic punctuation to ASCII before learning and at every
             `tokenize` (as for `train_wordpiece`).
+        extra_tokens: more reserved pieces, after the special tokens (e.g. the span
+            corruption sentinels, `kerasllm.tokenizers.sentinel_tokens(100)`); each is one id
+            and is never split.
 
     Returns:
         A `SentencePieceTokenizer`.
@@ -167,6 +171,11 @@ def train_sentencepiece(
     user_defined = [
         t for t in unique_tokens(specials) if t not in (specials["pad"], specials["unk"])
     ]
+    extra = [t for t in extra_tokens if t not in user_defined]
+    for token in extra:
+        if not isinstance(token, str) or not token or token != token.strip():
+            raise ValueError(f"`extra_tokens` must be non-empty strings; got {token!r}.")
+    user_defined += list(dict.fromkeys(extra))
     minimum = 2 + len(user_defined) + (256 if byte_fallback else 0) + 1
     _check_size(vocabulary_size, minimum, "SentencePiece")
     model = io.BytesIO()

@@ -19,9 +19,9 @@ import tensorflow as tf
 
 from kerasllm.training.checkpointing import Checkpointer
 from kerasllm.training.controller import Action, Evaluation, LoopOutput, LoopState, Window
-from kerasllm.training.progress import Progress
 from kerasllm.training.summaries import SummaryWriter
 from kerasllm.utils.files import atomic_path
+from kerasllm.utils.progress import Progress
 
 Log = Callable[[str], None]
 
@@ -127,7 +127,7 @@ class TrainLogAction(Action):
     TensorBoard, shown by `progress` (verbose=1) or printed as one line (verbose=2).
 
     Between those points the progress display still moves with the step and the running means,
-    refreshed by time (see `kerasllm.training.progress`).
+    refreshed by time (see `kerasllm.utils.progress`).
 
     Args:
         every: `log_every`.

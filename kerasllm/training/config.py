@@ -96,7 +96,7 @@ class TrainerConfig:
             `steps`; a time budget. Linear and cosine decay then end when the budget runs out
             (the step is re-estimated from the measured step rate as training goes), so a
             budgeted run still anneals. None: no limit.
-        verbose: 1 shows a progress display (one line rewritten about every second on a
+        verbose: 1 shows a progress display (one line rewritten about every 2 s on a
             terminal; a plain line about every 15 s when the output is redirected), 2 one line
             per log interval, 0 nothing.
 

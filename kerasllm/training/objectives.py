@@ -157,6 +157,15 @@ class Seq2Seq(Objective):
     task = "seq2seq_lm"
 
 
+class SpanCorruption(Seq2Seq):
+    """T5-style span corruption pretraining (`kerasllm.data.span_corruption_dataset`): the
+    `Seq2Seq` loss and metrics on batches whose encoder reads a text with dropped spans
+    replaced by sentinel tokens and whose decoder writes the sentinels and the dropped spans.
+    """
+
+    name = "span_corruption"
+
+
 class MaskedLM(Objective):
     """Masked-token prediction at `mask_positions`, optionally with next-sentence prediction.
 
@@ -276,30 +285,201 @@ class TokenClassification(_Classification):
     """One label per token: `y` (B, T), `sample_weight` 1 on the first piece of each word.
 
     Metrics: loss, token accuracy and macro F1 over the labels other than `ignore_class`
-    (the "O" tag, id 0, in the BIO sets of `kerasllm.data`).
+    (the "O" tag, id 0, in the BIO sets of `kerasllm.data`); with BIO `label_names`, also the
+    entity-level scores NER is reported with: `entity_precision`, `entity_recall`,
+    `entity_f1` (exact span and type, micro-averaged, equal to `seqeval`'s; see
+    `kerasllm.metrics.entities`). Each batch contributes per-type counts of correct,
+    predicted and true entities, decoded from the words' tags (the positions with weight > 0,
+    in order) as `seqeval` decodes BIO; counts add exactly over batches and replicas, where
+    F1 does not.
 
     Args:
         ignore_class: label left out of the macro F1 (None keeps every label).
         label_smoothing: label smoothing of the cross-entropy.
+        label_names: the tag of each class id ("O", "B-PER", "I-PER", ...); tags that are not
+            all BIO give no entity scores (`recipe.run` passes the corpus's tags).
     """
 
     name = "token_classification"
     task = "token_classifier"
 
-    def __init__(self, ignore_class: int | None = 0, label_smoothing: float = 0.0):
+    def __init__(
+        self,
+        ignore_class: int | None = 0,
+        label_smoothing: float = 0.0,
+        label_names: list[str] | None = None,
+    ):
         super().__init__(label_smoothing)
         self.f1_ignore_class = ignore_class
+        self.label_names = label_names
+
+    @property
+    def label_names(self) -> list[str] | None:
+        return self._label_names
+
+    @label_names.setter
+    def label_names(self, names) -> None:
+        from kerasllm.metrics.entities import split_tag
+
+        self._label_names = None
+        self.entity_types: list[str] = []
+        if names is None:
+            return
+        names = list(names)
+        try:
+            parts = [split_tag(name) for name in names]
+        except ValueError:
+            return  # not a BIO tag set (e.g. part-of-speech tags): no entities to score
+        self._label_names = names
+        self.entity_types = sorted({kind for prefix, kind in parts if prefix != "O"})
+        index = {kind: i for i, kind in enumerate(self.entity_types)}
+        # Per class id: the entity type index (-1 for "O") and whether it is an I- tag.
+        self._type_of = [index[kind] if prefix != "O" else -1 for prefix, kind in parts]
+        self._inside = [prefix == "I" for prefix, _ in parts]
+
+    def metric_sums(self, y, outputs, sample_weight):
+        sums = super().metric_sums(y, outputs, sample_weight)
+        if self._label_names is None:
+            return sums
+        if outputs.shape[-1] is not None and outputs.shape[-1] != len(self._label_names):
+            raise ValueError(
+                f"The model predicts {outputs.shape[-1]} classes but `label_names` names "
+                f"{len(self._label_names)}."
+            )
+        predicted = tf.argmax(outputs, -1, output_type=tf.int32)
+        keep = _weights(sample_weight, y) > 0
+        true_chunks = self._chunks(tf.cast(y, tf.int32), keep)
+        pred_chunks = self._chunks(predicted, keep)
+        num_types = len(self.entity_types)
+
+        def per_type(kind, flag):
+            return tf.reduce_sum(tf.one_hot(tf.where(flag, kind, -1), num_types), axis=[0, 1])
+
+        (true_kind, true_start, true_end), (pred_kind, pred_start, pred_end) = (
+            true_chunks,
+            pred_chunks,
+        )
+        # One entity per start position: a predicted entity is correct when a true one starts
+        # at the same word with the same type and ends at the same word.
+        correct = true_start & pred_start & (true_kind == pred_kind) & (true_end == pred_end)
+        sums["entity_correct"] = per_type(true_kind, correct)
+        sums["entity_predicted"] = per_type(pred_kind, pred_start)
+        sums["entity_true"] = per_type(true_kind, true_start)
+        return sums
+
+    def _chunks(self, ids, keep):
+        """BIO decoding as `seqeval` does it, vectorized over a batch of (B, T) tag ids of which
+        `keep` marks the words: (type, is_start, end) per position, the words compacted to the
+        front of each row in order (so "the previous word" skips sub-words and padding)."""
+        length = tf.shape(ids)[1]
+        order = tf.argsort(tf.cast(~keep, tf.int32), axis=1, stable=True)
+        valid = tf.range(length)[None, :] < tf.reduce_sum(tf.cast(keep, tf.int32), 1)[:, None]
+        ids = tf.clip_by_value(tf.gather(ids, order, batch_dims=1), 0, len(self._type_of) - 1)
+        kind = tf.where(valid, tf.gather(tf.constant(self._type_of, tf.int32), ids), -1)
+        inside = tf.gather(tf.constant(self._inside), ids) & (kind >= 0)
+        previous = tf.pad(kind[:, :-1], [[0, 0], [1, 0]], constant_values=-1)
+        # I-X continues the chunk of the previous word when that word is B-X or I-X; any other
+        # tag (B-X, or an I-X after "O" or another type) opens a new chunk.
+        continues = inside & (kind == previous) & (previous >= 0)
+        start = (kind >= 0) & ~continues
+        # Each chunk's last position, by chunk number (a running count of starts per row).
+        rows = tf.range(tf.shape(ids)[0])[:, None]
+        chunk = tf.cumsum(tf.cast(start, tf.int32), axis=1) + rows * (length + 1)
+        position = tf.where(kind >= 0, tf.range(length)[None, :], -1)
+        last = tf.math.unsorted_segment_max(
+            tf.reshape(position, [-1]), tf.reshape(chunk, [-1]), tf.size(ids) + tf.shape(ids)[0]
+        )
+        end = tf.gather(last, chunk)
+        return kind, start, end
+
+    def results(self, sums):
+        out = super().results(sums)
+        if "entity_true" in sums:
+            from kerasllm.metrics.entities import scores_from_counts
+
+            counts = {
+                kind: {
+                    "correct": float(sums["entity_correct"][i]),
+                    "predicted": float(sums["entity_predicted"][i]),
+                    "true": float(sums["entity_true"][i]),
+                }
+                for i, kind in enumerate(self.entity_types)
+            }
+            scores = scores_from_counts(counts)
+            out.update(
+                entity_precision=scores["precision"],
+                entity_recall=scores["recall"],
+                entity_f1=scores["f1"],
+            )
+        return out
+
+
+class SpanExtraction(Objective):
+    """Extractive question answering: `outputs` (B, L, 2) start/end logits per window, `y`
+    (B, 2) the answer's first and last token (0, the `[cls]` token, in a window without the
+    answer), as `kerasllm.data.question_answering_dataset` lays them out.
+
+    The loss is the mean of the start and end cross-entropies over the positions (BERT's
+    SQuAD loss), averaged over windows. Metrics: loss, `start_accuracy`, `end_accuracy` and
+    `span_accuracy` (both right) per window; answer-level exact match and F1 come from
+    `QuestionAnswerer.answer` and `kerasllm.metrics.squad` (`kerasllm evaluate`).
+    """
+
+    name = "span_extraction"
+    task = "question_answerer"
+
+    def normalizers(self, y, sample_weight):
+        return [tf.reduce_sum(_weights(sample_weight, y[:, 0]))]
+
+    def _losses(self, y, outputs):
+        outputs = tf.cast(outputs, tf.float32)
+        start, _ = cross_entropy(y[:, 0], outputs[:, :, 0], self.label_smoothing)
+        end, _ = cross_entropy(y[:, 1], outputs[:, :, 1], self.label_smoothing)
+        return (start + end) / 2.0
+
+    def loss_sums(self, y, outputs, sample_weight):
+        return [tf.reduce_sum(self._losses(y, outputs) * _weights(sample_weight, y[:, 0]))]
+
+    def metric_sums(self, y, outputs, sample_weight):
+        weights = _weights(sample_weight, y[:, 0])
+        predicted = tf.argmax(outputs, axis=1, output_type=tf.int32)  # (B, 2)
+        right = tf.cast(tf.equal(predicted, tf.cast(y, tf.int32)), tf.float32)
+        return {
+            "loss": tf.reduce_sum(self._losses(y, outputs) * weights),
+            "start_correct": tf.reduce_sum(right[:, 0] * weights),
+            "end_correct": tf.reduce_sum(right[:, 1] * weights),
+            "span_correct": tf.reduce_sum(right[:, 0] * right[:, 1] * weights),
+            "weight": tf.reduce_sum(weights),
+        }
+
+    def results(self, sums):
+        weight = max(float(sums["weight"]), 1e-12)
+        return {
+            "loss": float(sums["loss"]) / weight,
+            "start_accuracy": float(sums["start_correct"]) / weight,
+            "end_accuracy": float(sums["end_correct"]) / weight,
+            "span_accuracy": float(sums["span_correct"]) / weight,
+        }
 
 
 OBJECTIVES = {
     cls.name: cls
-    for cls in (MaskedLM, CausalLM, Seq2Seq, SequenceClassification, TokenClassification)
+    for cls in (
+        MaskedLM,
+        CausalLM,
+        Seq2Seq,
+        SpanCorruption,
+        SequenceClassification,
+        TokenClassification,
+        SpanExtraction,
+    )
 }
 
 
 def get(objective: str | Objective, **kwargs) -> Objective:
-    """An objective by name ("masked_lm", "causal_lm", "seq2seq", "classification",
-    "token_classification"), or the given instance unchanged.
+    """An objective by name ("masked_lm", "causal_lm", "seq2seq", "span_corruption",
+    "classification", "token_classification", "span_extraction"), or the given instance
+    unchanged.
 
     Example:
     >>> get("seq2seq", label_smoothing=0.1)

@@ -313,6 +313,8 @@ def run(
     from_scratch: bool = False,
     epochs: float | None = None,
     warmup_fraction: float | None = None,
+    next_sentence_prediction: bool = False,
+    target_length: int | None = None,
 ) -> dict:
     """Trains `model` (a zoo preset) on `objective` over `data` (a corpus name or your files).
 
@@ -334,6 +336,8 @@ def run(
             `config.init_checkpoint` starts from a training checkpoint.
         strategy: a `kerasllm.training.distribution.get_strategy` name.
         sequence_length: maximum tokens per example (per side for seq2seq).
+        target_length: the decoder length of seq2seq and span corruption (default: seq2seq
+            `sequence_length`; span corruption the longest target of its chunks).
         eval_data, eval_split, test_data: see `inputs.load_corpus`.
         tokenizer: a saved kerasllm tokenizer directory (default: learn one); refused with a
             pretrained start.
@@ -345,6 +349,9 @@ def run(
         epochs: when given, `config.steps` becomes this many passes over the training split
             (`int(epochs * examples / global_batch_size)`, at least 1).
         warmup_fraction: when given, `config.warmup_steps` becomes this fraction of the steps.
+        next_sentence_prediction: masked_lm only: BERT's joint MLM + next-sentence pretraining
+            (each text is a document split into sentence pairs, `inputs.dataset_fn`; the model
+            gets the next-sentence head; metrics add `nsp_accuracy`).
 
     Returns:
         `{"step", "train", "eval", "test", "start"}` metrics (and the start's `Start.as_dict`).
@@ -359,8 +366,20 @@ def run(
         print(start.describe(zoo.get_preset(model).tokenizer), flush=True)
     _check_same_start(config.model_dir, start)
     multi_worker = distribution.worker_info(dist)[0] is not None
-    objective_obj = objectives.get(objective, label_smoothing=config.label_smoothing)
+    if next_sentence_prediction and objective != "masked_lm":
+        raise ValueError(
+            "--next-sentence-prediction trains masked_lm (BERT's pretraining); got "
+            f"--objective {objective}."
+        )
+    objective_kwargs = {"label_smoothing": config.label_smoothing}
+    if next_sentence_prediction:
+        objective_kwargs["next_sentence_prediction"] = True
+        model_overrides = {**(model_overrides or {}), "next_sentence_prediction": True}
+    objective_obj = objectives.get(objective, **objective_kwargs)
     corpus = inputs.load_corpus(objective, data, eval_data, eval_split, test_data)
+    if objective == "token_classification" and corpus.labels:
+        # Entity-level scores need the tag names (B-/I- types), which only the corpus knows.
+        objective_obj.label_names = list(corpus.labels)
     if chief:
         os.makedirs(config.model_dir, exist_ok=True)
         write_json_atomic(os.path.join(config.model_dir, START_FILE), start.as_dict())
@@ -396,6 +415,8 @@ def run(
             # runs behind PRETRAINED_DEFAULTS did: several times fewer tokens per batch for
             # short texts. From-scratch runs keep their fixed-length batches.
             bucketing=start.pretrained,
+            next_sentence_prediction=next_sentence_prediction,
+            target_length=target_length,
         )
 
     sample_fn = None
@@ -426,7 +447,8 @@ def run(
     history["start"] = start.as_dict()
     if chief:
         write_json_atomic(os.path.join(config.model_dir, "results.json"), history)
-        roles = ("source", "target") if objective == "seq2seq" else ("text",)
+        seq2seq = objective in ("seq2seq", "span_corruption")
+        roles = ("source", "target") if seq2seq else ("text",)
         metadata = {
             "preset": model,
             "objective": objective,
@@ -436,12 +458,16 @@ def run(
             "eval": history.get("eval", {}),
             "test": history["test"],
         }
-        if objective == "seq2seq":
-            metadata.update(source_length=sequence_length, target_length=sequence_length)
+        if seq2seq:
+            metadata.update(
+                source_length=sequence_length, target_length=target_length or sequence_length
+            )
         else:
             metadata["sequence_length"] = sequence_length
         if corpus.labels:
             metadata["label_names"] = list(corpus.labels)
+        if next_sentence_prediction:
+            metadata["next_sentence_prediction"] = True
         path = Bundle(trainer.model, dict.fromkeys(roles, tok), metadata).save(
             os.path.join(config.model_dir, BUNDLE_DIR)
         )

@@ -20,6 +20,7 @@ from __future__ import annotations
 import itertools
 import os
 import random
+import sys
 import time
 from collections.abc import Callable, Mapping
 
@@ -43,8 +44,11 @@ from kerasllm.training.actions import (
 from kerasllm.training.checkpointing import Checkpointer, ModelState, load_model_weights
 from kerasllm.training.config import TrainerConfig
 from kerasllm.training.controller import Action, Controller, LoopOutput, Window
-from kerasllm.training.progress import Progress
 from kerasllm.training.summaries import SummaryWriter
+from kerasllm.utils.progress import Progress
+
+#: Seconds an evaluation runs before it shows a progress display (quick ones show none).
+EVAL_PROGRESS_DELAY = 2.0
 
 #: A `tf.data.Dataset` of global batches, or `fn(input_context) -> Dataset` of per-replica ones.
 DataSource = tf.data.Dataset | Callable[[tf.distribute.InputContext], tf.data.Dataset]
@@ -413,14 +417,37 @@ class Trainer:
         if self._eval_step is None:
             self._eval_step = self._make_eval_step()
         totals = None
-        for index, batch in enumerate(self._distribute(data, training=False)):
-            if steps is not None and index >= steps:
-                break
-            sums = {k: v.numpy() for k, v in self._call_traced(self._eval_step, batch).items()}
-            totals = sums if totals is None else {k: totals[k] + sums[k] for k in totals}
+        display = self._eval_display(data, steps)
+        try:
+            for index, batch in enumerate(self._distribute(data, training=False)):
+                if steps is not None and index >= steps:
+                    break
+                sums = {k: v.numpy() for k, v in self._call_traced(self._eval_step, batch).items()}
+                totals = sums if totals is None else {k: totals[k] + sums[k] for k in totals}
+                if display is not None:
+                    display.update(index + 1)
+        finally:
+            if display is not None:
+                display.close()
         if totals is None:
             raise ValueError("The evaluation data yielded no batch.")
         return self.objective.results(totals)
+
+    def _eval_display(self, data: DataSource, steps: int | None) -> Progress | None:
+        """The chief's progress display of an evaluation (verbose=1), on the trainer's stream,
+        below the training display during `fit`; shown only once an evaluation has run for
+        `EVAL_PROGRESS_DELAY` seconds (most take less, and then print nothing)."""
+        if not (self.is_chief and self.config.verbose == 1):
+            return None
+        total = steps
+        if isinstance(data, tf.data.Dataset):
+            cardinality = int(data.cardinality())
+            if cardinality >= 0:  # else infinite or unknown (e.g. after `filter`)
+                total = cardinality if total is None else min(total, cardinality)
+        return Progress(
+            total, stream=sys.stdout, label="eval batch", delay=EVAL_PROGRESS_DELAY,
+            below=self._progress,
+        )  # fmt: skip
 
     # -------------------------------------------------------------------- fit
     def _agreed_seconds(self, seconds: float) -> float:
@@ -638,7 +665,8 @@ class Trainer:
         )
         progress = None
         if self.is_chief and config.verbose == 1:
-            progress = Progress(config.steps)
+            # Standard output, with the log lines it shares the screen with (`log`).
+            progress = Progress(config.steps, stream=sys.stdout)
         evaluations: list[dict] = []
 
         def evaluate(step: int) -> dict:

@@ -27,6 +27,7 @@ from kerasllm import tokenizers
 from kerasllm.training import Trainer, TrainerConfig, distribution, inputs
 from kerasllm.tuning import dashboard
 from kerasllm.tuning.hypermodel import ZooHyperModel
+from kerasllm.utils.progress import Progress
 
 #: Metrics lower is better; every other metric is maximized.
 _MINIMIZED = ("loss", "perplexity")
@@ -122,6 +123,36 @@ def _bleu(model, data: TrialData) -> float:
     return float(score(hypotheses, [t for _, t in pairs])["bleu"])
 
 
+class TrialProgress(keras.callbacks.Callback):
+    """Shows a trial's training on a `Progress` display (standard error): the trials' trainers
+    run with `verbose=0`, so without it a trial is silent for as long as it trains.
+
+    The display moves after each training-loop call (about every `seconds_per_loop`) with the
+    loss, and shows the evaluation metrics (`val_...`) after each evaluation.
+
+    Args:
+        label: what the line starts with, e.g. "trial 03 step".
+        steps: the trial's updates (the display's total).
+        step: returns the trainer's step.
+        stream: where to write (default: standard error).
+    """
+
+    def __init__(self, label: str, steps: int, step: Callable[[], int], stream=None):
+        super().__init__()
+        self.progress = Progress(steps, stream=stream, label=label)
+        self._step = step
+
+    def on_train_batch_end(self, batch: int, logs=None) -> None:
+        self.progress.update(self._step(), {"loss": float((logs or {}).get("loss", "nan"))})
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        metrics = {k: float(v) for k, v in (logs or {}).items() if k.startswith("val_")}
+        self.progress.update(self._step(), metrics)
+
+    def on_train_end(self, logs=None) -> None:
+        self.progress.close()
+
+
 class TrainerTunerMixin:
     """Replaces KerasTuner's `run_trial` with a `Trainer` run; mixed into each tuner below.
 
@@ -208,16 +239,26 @@ class TrainerTunerMixin:
             config,
             strategy=self.strategy,
         )
+        callbacks = []
+        if config.verbose == 0 and distribution.is_chief(self.strategy):
+            # The trial's own trainer shows nothing; this one line per trial says how it goes.
+            callbacks.append(
+                TrialProgress(f"trial {trial.trial_id} step", steps, lambda t=trainer: t.step)
+            )
         try:
             history = trainer.fit(
                 self.data.dataset_fn(True, batch_size, config.seed),
                 self.data.dataset_fn(False, batch_size),
+                callbacks=callbacks,
             )
             metrics = {f"val_{k}": float(v) for k, v in history["eval"].items()}
             if self.metric == "bleu":
                 metrics["val_bleu"] = _bleu(trainer.model, self.data)
                 trainer.summaries.scalars("eval", {"bleu": metrics["val_bleu"]}, trainer.step)
         finally:
+            for callback in callbacks:  # also when the trial failed
+                callback.progress.close()
+            callbacks.clear()  # it refers to the trainer, which must go now
             # Release the trial's traced functions (Trainer.close breaks the graph reference
             # cycles that garbage collection leaves behind) and every reference to its model.
             trainer.close()

@@ -24,6 +24,7 @@ from kerasllm.models import (
     Encoder,
     EncoderDecoder,
     MaskedLM,
+    QuestionAnswerer,
     Seq2SeqLM,
     SequenceClassifier,
     TokenClassifier,
@@ -42,6 +43,7 @@ TASKS = {
     "seq2seq_lm": (Seq2SeqLM, ("encoder_decoder",)),
     "classifier": (SequenceClassifier, ("encoder", "decoder")),
     "token_classifier": (TokenClassifier, ("encoder",)),
+    "question_answerer": (QuestionAnswerer, ("encoder",)),
 }
 
 
@@ -638,7 +640,9 @@ def _bundle_tokenizer_spec(folder: Path, roles: Any, where: str) -> dict | None:
 
 def _task_keys(task_class) -> set[str]:
     params = inspect.signature(task_class.__init__).parameters
-    return {p for p in params if p not in ("self", "backbone", "kwargs")}
+    # "quantization": which layers of a quantized task model (a saved bundle's) are quantized
+    # (`Task.quantization_spec`); `_build` quantizes them before the weights are loaded.
+    return {p for p in params if p not in ("self", "backbone", "kwargs")} | {"quantization"}
 
 
 # What `weights` may be besides a path (see `get`).
@@ -654,12 +658,15 @@ def get(
     """Builds a preset's model: its backbone, its task model, or a task model on it.
 
     Args:
-        name: a preset name (see `list()`), the path of a preset JSON file, or a preset
-            directory (a saved bundle, e.g. written by `save_preset`).
+        name: a preset name (see `list()`), the path of a preset JSON file, a preset
+            directory (a saved bundle, e.g. written by `save_preset`), or a Hugging Face
+            checkpoint folder (`config.json` with `model_type` "gpt2", "llama", "mistral" or
+            "t5": converted by `kerasllm.convert`, a `CausalLM` or `Seq2SeqLM` by default).
         task: None for the preset's own model (the backbone, or the task model a saved bundle
             holds, e.g. the `Seq2SeqLM` of "translate_en_fr"), or one of "masked_lm",
-            "causal_lm", "seq2seq_lm", "classifier", "token_classifier" (built on the
-            preset's backbone, with its pretrained weights when it has some).
+            "causal_lm", "seq2seq_lm", "classifier", "token_classifier",
+            "question_answerer" (built on the preset's backbone, with its pretrained weights
+            when it has some).
         weights: "default" loads the preset's weights when it has any (its weights file, its
             bundle's weights, or its `weights_loader`) and otherwise builds random ones, which
             is logged at INFO level (logger "kerasllm.zoo.registry"); "pretrained" is
@@ -688,6 +695,8 @@ def get(
     >>> type(model).__name__, model.backbone.num_layers, model.preset_weights
     ('SequenceClassifier', 1, None)
     """
+    if _is_hf_checkpoint(name):
+        return _get_hf_checkpoint(Path(name), task, weights, overrides)
     preset = get_preset(name)
     _check_weights_argument(weights, preset)
     backbone_class = FAMILIES[preset.family]
@@ -764,8 +773,68 @@ def get(
     return model
 
 
+def _is_hf_checkpoint(name: Any) -> bool:
+    """Whether `name` is a Hugging Face checkpoint folder: a `config.json` naming a
+    `model_type` and no kerasllm `bundle.json` (a registered preset name wins over a folder of
+    the same name)."""
+    if not isinstance(name, (str, os.PathLike)) or (isinstance(name, str) and name in _REGISTRY):
+        return False
+    folder = Path(name)
+    if not folder.is_dir() or (folder / "bundle.json").exists():
+        return False
+    config = folder / "config.json"
+    if not config.is_file():
+        return False
+    content = read_json(config, "Hugging Face config")
+    return isinstance(content, dict) and "model_type" in content
+
+
+def _get_hf_checkpoint(folder: Path, task: str | None, weights: Any, overrides: dict):
+    """`get` on a Hugging Face checkpoint folder (GPT-2, Llama, Mistral, T5): the task model
+    (its own, a `CausalLM` or `Seq2SeqLM`, unless `task` says otherwise) on the converted
+    backbone, with the checkpoint's weights (random ones for `weights=None`) and a preprocessor
+    on its tokenizer when the vocabulary sizes agree."""
+    from kerasllm import preprocessors
+    from kerasllm.convert.hf_decoder import hf_task, load_hf_checkpoint
+    from kerasllm.tokenizers.base import model_vocabulary_size
+
+    if weights not in _WEIGHTS_CHOICES:
+        raise ValueError(
+            f"weights={weights!r}: a Hugging Face checkpoint folder loads its own weights; "
+            "pass 'default', 'pretrained' or None."
+        )
+    own_task = hf_task(folder)
+    family = "encoder_decoder" if own_task == "seq2seq_lm" else "decoder"
+    build_task = own_task if task is None else task
+    task_keys = _task_keys(_check_task(build_task, family, os.fspath(folder)))
+    task_kwargs = {k: overrides.pop(k) for k in [*overrides] if k in task_keys}
+    allowed = set(FAMILIES[family].config_keys()) | {"dtype"}
+    for key in overrides:
+        if key not in allowed:
+            raise ValueError(
+                f"Unknown override {key!r} for checkpoint {os.fspath(folder)!r}."
+                f"{closest(key, allowed | task_keys)} Allowed: {sorted(allowed | task_keys)}."
+            )
+    backbone, tokenizer = load_hf_checkpoint(folder, weights=weights is not None, **overrides)
+    model = _build(build_task, backbone, task_kwargs)
+    model.preset_weights = os.fspath(folder) if weights is not None else None
+    # T5's 100 sentinel ids are not in its spiece.model: such a model gets no preprocessor.
+    if preprocessors.exists_for(model) and tokenizer.vocabulary_size == model_vocabulary_size(
+        model
+    ):
+        model.preprocessor = preprocessors.for_task(model, {"text": tokenizer})
+    return model
+
+
 def _build(task: str | None, backbone, kwargs: dict):
-    return backbone if task is None else TASKS[task][0](backbone, **kwargs)
+    if task is None:
+        return backbone
+    kwargs = dict(kwargs)
+    quantization = kwargs.pop("quantization", None)
+    model = TASKS[task][0](backbone, **kwargs)
+    if quantization:
+        model.apply_quantization_spec(quantization)
+    return model
 
 
 def _check_weights_argument(weights: Any, preset: Preset) -> None:
@@ -806,6 +875,10 @@ def get_tokenizer(name: str | os.PathLike, role: str | None = None):
     >>> zoo.get_tokenizer("minilm_l6").tokenize("Hello!").numpy().tolist()
     [7592, 999]
     """
+    if _is_hf_checkpoint(name):
+        from kerasllm.convert.hf_decoder import load_hf_tokenizer
+
+        return load_hf_tokenizer(name)
     preset = get_preset(name)
     spec = preset.tokenizer or {}
     path = spec.get("path")

@@ -4,6 +4,7 @@ as a path, not as an unknown preset."""
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -169,3 +170,87 @@ def test_a_path_to_a_file_that_is_no_preset_is_named_as_such(tmp_path):
     weights.write_bytes(b"")
     with pytest.raises(ValueError, match=r"is a file but not a preset \.json file"):
         zoo.get_preset(str(weights))
+
+
+# ---------------------------------------------------------------------------- the examples
+EXAMPLES = REPO / "examples"
+ARGPARSE_EXAMPLES = ["finetune_sentiment.py", "sentiment_from_strings.py", "tune.py"]
+
+
+def run_translate(*args):
+    """`examples/translate.py` with `args`; only its flags are parsed (absl; no TensorFlow)."""
+    return subprocess.run(
+        [sys.executable, str(EXAMPLES / "translate.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def test_translate_help_spells_flags_as_the_cli_with_each_default():
+    result = run_translate("--help")
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    flags_part = text.split("flags (each with its default):\n", 1)[1]
+    blocks = re.split(r"\n(?=  --)", flags_part.strip("\n"))
+    assert len(blocks) > 30
+    for block in blocks:
+        name = block.split(":")[0].strip()
+        assert "_" not in name, name  # --model-dir, not --model_dir
+        assert "default" in block.lower(), block
+    # Underscored names are gone from the help texts and the usage lines too.
+    assert not re.search(r"--(\[no\])?[a-z]+_[a-z_]+", text), text
+    for documented in ("--model-dir", "--max-length", "--[no]jit-compile", "--eval-limit"):
+        assert documented in text, documented
+
+
+@pytest.mark.parametrize("spelling", ["--update-card", "--update_card", "--update-card=true"])
+def test_translate_accepts_both_spellings(spelling):
+    # --update-card without --eval is a usage error raised once the flags are parsed: a cheap
+    # way to see the flag was understood, whatever its spelling.
+    result = run_translate(spelling)
+    assert result.returncode == 1
+    assert "--update-card rewrites a card from --eval's figures; add --eval." in result.stderr
+
+
+@pytest.mark.parametrize("spelling", ["--max-length", "--max_length"])
+def test_translate_flag_errors_use_the_documented_spelling(spelling):
+    result = run_translate(spelling, "0")
+    assert result.returncode == 1
+    assert "flag --max-length=0: 0 is not a positive integer" in result.stderr, result.stderr
+
+
+def test_normalize_flags_leaves_values_and_the_rest_alone():
+    code = (
+        "import runpy, sys; sys.argv = ['translate.py']; "
+        f"ns = runpy.run_path({str(EXAMPLES / 'translate.py')!r}); "
+        "print(ns['normalize_flags'](['t', '--text', '--not-a-flag', '--no-jit-compile', "
+        "'--max-length=4', '--', '--model-dir']))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip() == str(
+        ["t", "--text", "--not-a-flag", "--nojit_compile", "--max_length=4", "--", "--model-dir"]
+    ), result.stderr
+
+
+def _example_module(name: str):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"example_{name[:-3]}", EXAMPLES / name)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)  # defines functions; runs nothing (a __main__ guard)
+    return module
+
+
+@pytest.mark.parametrize("name", ARGPARSE_EXAMPLES)
+def test_argparse_examples_use_hyphens_and_state_every_default(name):
+    parser = _example_module(name).build_parser()
+    assert parser.formatter_class is HelpFormatter
+    for action in parser._actions:
+        if action.dest == "help":
+            continue
+        for option in action.option_strings:
+            assert "_" not in option, (name, option)
+        assert "default" in help_of(parser, action).lower(), (name, action.dest)

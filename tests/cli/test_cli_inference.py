@@ -241,6 +241,7 @@ def test_evaluate_a_classifier_gives_model_evaluate_s_accuracy(classifier_bundle
     data.write_text("text,label\n" + "\n".join(rows) + "\n", encoding="utf-8")
     status, out, err = run(capsys, "evaluate", "--model", classifier_bundle, "--data", data)
     assert status == 0, err
+    assert "batch 1/1 [====================] 100% loss=" in err  # progress on stderr only
     result = json.loads(out)
     model = bundle.load(classifier_bundle).model
     model.compile()

@@ -1,13 +1,19 @@
 """The command line's output hygiene: TensorFlow's own log lines hidden by default, shown by
 `kerasllm --verbose` or a `TF_CPP_MIN_LOG_LEVEL` the user set."""
 
+import io
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
-from kerasllm.cli import _top_level_options, filter_tf_log
+import keras
+import numpy as np
+import tensorflow as tf
+
+from kerasllm.cli import _inference, _top_level_options, filter_tf_log
 
 REPO = Path(__file__).resolve().parents[2]
 TF_LOG_LINE = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d\d", re.MULTILINE)
@@ -87,3 +93,72 @@ def test_parsing_the_command_line_imports_no_tensorflow():
     )
     result = run_python("-c", code)
     assert result.stdout.split() == ["False"], result.stderr
+
+
+CONTROL = {"\r", "\b", "\x1b"}
+
+
+class TinyServing(tf.Module):
+    """The smallest module `exporter.write` saves: one string signature and its warm-up."""
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    def length(self, text):
+        return {"length": tf.strings.length(text)}
+
+    def signatures(self):
+        return {"serving_default": self.length}
+
+    def warmup_requests(self):
+        return [("serving_default", {"text": np.array([b"a b"], dtype=object)})]
+
+
+def test_export_shows_its_stages_on_standard_error(tmp_path, capsys, monkeypatch):
+    from kerasllm.cli import export as export_command
+    from kerasllm.cli import main
+    from kerasllm.export import exporter
+
+    monkeypatch.setattr(export_command, "PROGRESS_DELAY", 0.0)
+    monkeypatch.setattr(exporter, "_resolve", lambda model, task: SimpleNamespace(
+        model=None, tokenizers={}, metadata={}
+    ))  # fmt: skip
+    monkeypatch.setattr(exporter, "serving_module", lambda *args, **kwargs: TinyServing())
+    assert main(["export", "--model", "anything", "--out", str(tmp_path / "tiny")]) == 0
+    out, err = capsys.readouterr()
+    assert out == f"Exported version 1 to {tmp_path / 'tiny' / '1'}\n"
+    assert not CONTROL & set(err)
+    shown = [line.split(" [")[0] for line in err.splitlines() if line.startswith("export step")]
+    # The first update at once, then a line per 15 s (none on a quick export), and the last.
+    assert shown[0] == "export step 1/4: loading the model" and len(shown) <= 4, err
+    assert shown[-1] == "export step 4/4: done", err
+    assert all(line.endswith("elapsed") for line in err.splitlines() if line.startswith("export"))
+    assert (tmp_path / "tiny" / "1" / "saved_model.pb").exists()
+
+
+def test_export_stages_in_order(tmp_path):
+    from kerasllm.export import exporter
+    from kerasllm.utils.progress import Progress
+
+    text = io.StringIO()
+    progress = Progress(4, stream=text, interval=0, label="export step", eta=False)
+    exporter.write(TinyServing(), tmp_path / "m", progress=progress)
+    progress.close()
+    stages = [line.split(": ", 1)[1].split(" [")[0] for line in text.getvalue().splitlines()]
+    assert stages == list(exporter.EXPORT_STAGES[1:])
+
+
+def test_keras_evaluate_progress_goes_to_standard_error_without_control_characters(capsys):
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(loss="mse")
+    x, y = np.ones((10, 3), "float32"), np.zeros((10, 1), "float32")
+    model.evaluate(
+        x, y, batch_size=4, verbose=0, callbacks=[_inference.keras_progress(10, batch_size=4)]
+    )
+    out, err = capsys.readouterr()
+    assert out == "" and not CONTROL & set(err)
+    lines = err.splitlines()
+    assert lines[0].startswith("batch 1/3 [======.") and "loss=" in lines[0]
+    assert lines[-1].startswith("batch 3/3 [====================] 100% loss=")
+    # `model.predict` (the tagger's entity scores) the same way, without metrics.
+    model.predict(x, batch_size=4, verbose=0, callbacks=[_inference.keras_progress(10, 4)])
+    out, err = capsys.readouterr()
+    assert out == "" and err.splitlines()[-1] == "batch 3/3 [====================] 100%"

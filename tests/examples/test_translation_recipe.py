@@ -264,6 +264,7 @@ def test_padding_fraction_is_weighted_by_the_steps_of_the_runs_that_drew_batches
     assert recipe._trained_padding_fraction([{"steps": [0, 5], "seconds": 1.0}]) is None
 
 
+@pytest.mark.slow  # minutes of CPU on 2 cores; keeps the default suite under ~20 min
 def test_init_from_starts_a_new_run_from_a_bundle_or_grows_it_and_keeps_its_history(
     tmp_path, monkeypatch
 ):

@@ -114,6 +114,22 @@ CASES = {
         call_kwargs={"start_index": 1},
         expected_output_shape=(B, T, 4, 4),
     ),
+    "rotary_embedding_llama3_scaling": dict(
+        cls=layers.RotaryEmbedding,
+        init_kwargs=dict(
+            max_wavelength=500.0,
+            scaling={
+                "rope_type": "llama3",
+                "factor": 4.0,
+                "low_freq_factor": 1.0,
+                "high_freq_factor": 4.0,
+                "original_max_position_embeddings": 16,
+            },
+        ),
+        input_data=X.reshape(B, T, 4, 4),
+        call_kwargs={"start_index": 1},
+        expected_output_shape=(B, T, 4, 4),
+    ),
     "relative_position_bias": dict(
         cls=layers.RelativePositionBias,
         init_kwargs=dict(num_heads=4, num_buckets=8, max_distance=16, bidirectional=False),

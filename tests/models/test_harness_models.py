@@ -93,6 +93,16 @@ def _task_cases(variant):
             None,  # the masked positions are real
             ("pooler/",),  # the head reads the sequence output
         ),
+        "masked_lm_nsp": (
+            MaskedLM,
+            Encoder(**config),
+            {"next_sentence_prediction": True},
+            MLM_INPUTS,
+            {"mlm": (2, 2, V), "nsp": (2, 2)},
+            {"mlm": np.array([[5, 9], [7, 11]]), "nsp": np.array([1, 0])},
+            None,
+            (),  # the next-sentence head reads the pooled output: every weight is used
+        ),
         "causal_lm": (
             CausalLM,
             Decoder(**config),
@@ -150,6 +160,16 @@ def _task_cases(variant):
             ENCODER_INPUTS,
             (2, 8, 5),
             np.arange(16).reshape(2, 8) % 5,
+            ENCODER_INPUTS["padding_mask"],
+            ("pooler/",),
+        ),
+        "question_answerer": (
+            models.QuestionAnswerer,
+            Encoder(**config),
+            {},
+            ENCODER_INPUTS,
+            (2, 8, 2),
+            np.array([[2, 3], [1, 1]]),  # start/end token of each window's answer
             ENCODER_INPUTS["padding_mask"],
             ("pooler/",),
         ),
@@ -246,6 +266,17 @@ def _seq2seq_lm_case(tokenizer):
     return pre, sources, targets, model, {}, ("sequence_length",)
 
 
+def _question_answerer_case(tokenizer):
+    # Stride 2 over a context longer than the window: one pair gives several rows.
+    pre = preprocessors.QuestionAnswererPreprocessor(tokenizer, sequence_length=10, stride=2)
+    model = models.QuestionAnswerer(
+        Encoder(**tiny_config(vocabulary_size=tokenizer.vocabulary_size))
+    )
+    questions = ["what sat", "", "a film"]
+    contexts = ["the cat sat on the mat", "a good film", ""]
+    return pre, (questions, contexts), np.array([[4, 7], [2, 6], [-1, -1]]), model
+
+
 #: Preprocessor class name -> builders of (preprocessor, inputs, labels, task model[, call
 #: kwargs[, derived constructor arguments]]) from a tokenizer with [CLS]/[SEP] and start/end
 #: ids.
@@ -255,6 +286,7 @@ PREPROCESSOR_CASES = {
     "MaskedLMPreprocessor": [_masked_lm_case],
     "CausalLMPreprocessor": [_causal_lm_case],
     "Seq2SeqLMPreprocessor": [_seq2seq_lm_case],
+    "QuestionAnswererPreprocessor": [_question_answerer_case],
 }
 
 

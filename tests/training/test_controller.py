@@ -13,7 +13,7 @@ from kerasllm.training.actions import (
     TrainLogAction,
 )
 from kerasllm.training.controller import Action, Controller, Evaluation, LoopOutput, LoopState
-from kerasllm.training.progress import Progress
+from kerasllm.utils.progress import Progress
 
 
 class FakeLoop:
@@ -265,12 +265,13 @@ def test_progress_plain_lines_have_no_control_characters_and_a_terminal_gets_one
 
     clock, terminal = FakeClock(), Terminal()
     progress = Progress(10, stream=terminal, clock=clock)
-    assert progress.dynamic and progress.interval == 1.0
+    assert progress.dynamic and progress.interval == 2.0
     for step in range(1, 11):
         clock.now = step * 0.5
         progress.update(step, {"loss": 0.5})
     progress.close()
     text = terminal.getvalue()
     assert "\x1b" not in text and "\b" not in text
-    assert text.count("\r") == 6 and text.count("\n") == 1 and text.endswith("\n")
+    # Refreshed at 0.5, 2.5 and 4.5 s (every 2 s), and by close (the last update).
+    assert text.count("\r") == 4 and text.count("\n") == 1 and text.endswith("\n")
     assert text.rstrip("\n").rsplit("\r", 1)[1].startswith("step 10/10")

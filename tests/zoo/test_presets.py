@@ -88,6 +88,7 @@ def test_list_has_every_builtin_with_description_and_size():
         ("seq2seq_lm", "transformer_tiny", {}, "Seq2SeqLM"),
         ("classifier", "bert_tiny", {"num_classes": 2}, "SequenceClassifier"),
         ("token_classifier", "bert_tiny", {"num_classes": 9}, "TokenClassifier"),
+        ("question_answerer", "bert_tiny", {}, "QuestionAnswerer"),
     ],
 )
 def test_get_task(task, family_preset, overrides, cls):

@@ -1,0 +1,201 @@
+"""Headline generation (one-line summarization) on the news corpus with any seq2seq preset:
+optional T5-style span-corruption pretraining on the news text, fine-tuning on (article body ->
+title), ROUGE on the test articles against the lead-N baseline, and a bundle that
+`kerasllm export` serves. See docs/summarization.md for the figures and commands.
+
+    python examples/summarize.py --model transformer_tiny --model_dir /tmp/summ \\
+        --pretrain_steps 2000 --finetune_steps 1500
+    python examples/summarize.py --model transformer_tiny --model_dir /tmp/summ_scratch \\
+        --pretrain_steps 0 --finetune_steps 1500 --tokenizer /tmp/summ/pretrain/tokenizer
+    python examples/summarize.py --stage evaluate --model_dir /tmp/summ   # re-score a run
+
+Stages (each resumes when rerun with the same --model_dir):
+1. `MODEL_DIR/pretrain` (with --pretrain_steps > 0): `recipe.run(model, "span_corruption",
+   "news")`, a learned SentencePiece tokenizer with T5's 100 sentinel tokens.
+2. `MODEL_DIR/finetune`: `recipe.run(model, "seq2seq", "news_headlines")` started from the
+   pretraining checkpoint (`init_checkpoint`) with its tokenizer, or from scratch; bodies are
+   cut to --sequence_length tokens, titles to --target_length.
+3. Evaluation: greedy headlines of the test articles, ROUGE-1/2/L (`kerasllm.metrics.rouge`)
+   next to lead-N with N tuned on the validation articles, written to
+   `MODEL_DIR/finetune/bundle/eval.json` and printed as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+_DESCRIPTION = __doc__.split("\n\n", 1)[0]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command-line flags (underscored, as examples/translate.py's)."""
+    parser = argparse.ArgumentParser(description=_DESCRIPTION)
+    parser.add_argument("--model", default="transformer_tiny", help="a seq2seq zoo preset.")
+    parser.add_argument("--model_dir", required=True, help="where the runs are written.")
+    parser.add_argument("--pretrain_steps", type=int, default=0, help="0 skips pretraining.")
+    parser.add_argument("--pretrain_minutes", type=float, default=None, help="time cap.")
+    parser.add_argument("--finetune_steps", type=int, default=1500)
+    parser.add_argument("--finetune_minutes", type=float, default=None, help="time cap.")
+    parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--learning_rate", type=float, default=1e-3)
+    parser.add_argument("--sequence_length", type=int, default=256, help="body tokens.")
+    parser.add_argument("--target_length", type=int, default=32, help="title tokens + 1.")
+    parser.add_argument("--vocabulary_size", type=int, default=8000)
+    parser.add_argument("--tokenizer", default=None, help="a saved tokenizer (no pretraining).")
+    parser.add_argument("--override", action="append", default=[], help="preset KEY=VALUE.")
+    parser.add_argument("--max_examples", type=int, default=None, help="test articles scored.")
+    parser.add_argument(
+        "--stage",
+        choices=("all", "pretrain", "finetune", "evaluate"),
+        default="all",
+        help="run one stage only (each in a process of its own): pretrain; finetune (then "
+        "evaluate), which starts from MODEL_DIR/pretrain when --pretrain_steps > 0; evaluate.",
+    )
+    parser.add_argument("--bundle", default=None, help="with --stage evaluate: score this.")
+    args = parser.parse_args(argv)
+    for name in ("pretrain_steps", "finetune_steps", "batch_size", "sequence_length"):
+        if getattr(args, name) < (0 if name == "pretrain_steps" else 1):
+            parser.error(f"--{name} must be a positive int; got {getattr(args, name)}.")
+    if args.target_length < 2:
+        parser.error(f"--target_length must be >= 2; got {args.target_length}.")
+    if args.tokenizer and args.pretrain_steps:
+        parser.error("--tokenizer is for runs without pretraining (pretraining learns one).")
+    return args
+
+
+def _overrides(items: list[str]) -> dict:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--override must be KEY=VALUE; got {item!r}.")
+        out[key] = json.loads(value)
+    return out
+
+
+def _config(args, model_dir: str, steps: int, minutes: float | None, **kwargs):
+    from kerasllm.training import TrainerConfig
+
+    return TrainerConfig(
+        model_dir,
+        steps=steps,
+        global_batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        warmup_steps=min(200, steps // 10),
+        max_train_seconds=None if minutes is None else 60.0 * minutes,
+        checkpoint_every=500,
+        log_every=100,
+        verbose=2,
+        **kwargs,
+    )
+
+
+def pretrain(args) -> tuple[str, float]:
+    """Stage 1: span corruption on the news text; returns (its model_dir, seconds)."""
+    from kerasllm.training import recipe
+
+    model_dir = os.path.join(args.model_dir, "pretrain")
+    began = time.perf_counter()
+    recipe.run(
+        args.model,
+        "span_corruption",
+        "news",
+        _config(args, model_dir, args.pretrain_steps, args.pretrain_minutes),
+        sequence_length=args.sequence_length,
+        vocabulary_size=args.vocabulary_size,
+        model_overrides=_overrides(args.override),
+    )
+    return model_dir, time.perf_counter() - began
+
+
+def finetune(args, pretrained_dir: str | None) -> tuple[str, float]:
+    """Stage 2: (body -> title) from the pretrained checkpoint or from scratch."""
+    from kerasllm.training import recipe
+
+    model_dir = os.path.join(args.model_dir, "finetune")
+    tokenizer = args.tokenizer
+    kwargs = {}
+    if pretrained_dir is not None:
+        tokenizer = os.path.join(pretrained_dir, recipe.TOKENIZER_DIR)
+        kwargs["init_checkpoint"] = pretrained_dir
+    began = time.perf_counter()
+    recipe.run(
+        args.model,
+        "seq2seq",
+        "news_headlines",
+        _config(args, model_dir, args.finetune_steps, args.finetune_minutes, **kwargs),
+        sequence_length=args.sequence_length,
+        target_length=args.target_length,
+        tokenizer=tokenizer,
+        vocabulary_size=None if tokenizer else args.vocabulary_size,
+        model_overrides=_overrides(args.override),
+    )
+    return os.path.join(model_dir, recipe.BUNDLE_DIR), time.perf_counter() - began
+
+
+def headlines(model, texts: list[str], max_new_tokens: int, batch_size: int = 32) -> list[str]:
+    """Greedy headlines, one per text (the preprocessor cuts each body to the model's source
+    length; an empty text gets a headline too)."""
+    out: list[str] = []
+    for i in range(0, len(texts), batch_size):
+        out.extend(model.generate(texts[i : i + batch_size], max_new_tokens=max_new_tokens))
+    return out
+
+
+def evaluate(bundle_dir: str, max_examples: int | None = None) -> dict:
+    """Stage 3: ROUGE of the bundle's test headlines and of lead-N (N tuned on validation)."""
+    from kerasllm import bundle, metrics
+    from kerasllm.datasets import news_headlines
+
+    loaded = bundle.load(bundle_dir)
+    target_length = int(loaded.metadata.get("target_length", 32))
+    valid_texts, valid_titles = news_headlines("validation")
+    test_texts, test_titles = news_headlines("test")
+    if max_examples is not None:
+        test_texts, test_titles = test_texts[:max_examples], test_titles[:max_examples]
+    n, _ = metrics.best_lead_n(valid_texts, valid_titles, candidates=range(1, 31))
+    lead_scores = metrics.rouge([metrics.lead(t, n) for t in test_texts], test_titles)
+    began = time.perf_counter()
+    generated = headlines(loaded.model, test_texts, target_length - 1)
+    seconds = time.perf_counter() - began
+    model_scores = metrics.rouge(generated, test_titles)
+    return {
+        "test_articles": len(test_texts),
+        "lead_n": n,
+        "lead": {k: v for k, v in lead_scores.items() if k != "rouge_signature"},
+        "model": {k: v for k, v in model_scores.items() if k != "rouge_signature"},
+        "rouge_signature": model_scores["rouge_signature"],
+        "decode_seconds": round(seconds, 1),
+        "samples": [
+            {"title": title, "generated": hyp, "lead": metrics.lead(text, n)}
+            for text, title, hyp in list(zip(test_texts, test_titles, generated))[:5]
+        ],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from kerasllm.utils.files import write_json
+
+    timings = {}
+    bundle_dir = args.bundle or os.path.join(args.model_dir, "finetune", "bundle")
+    pretrained_dir = os.path.join(args.model_dir, "pretrain") if args.pretrain_steps else None
+    if args.stage in ("all", "pretrain") and args.pretrain_steps:
+        pretrained_dir, timings["pretrain_seconds"] = pretrain(args)
+    if args.stage in ("all", "finetune"):
+        bundle_dir, timings["finetune_seconds"] = finetune(args, pretrained_dir)
+    if args.stage == "pretrain":
+        print(json.dumps(timings))
+        return 0
+    result = {**evaluate(bundle_dir, args.max_examples), **timings}
+    write_json(os.path.join(bundle_dir, "eval.json"), result)
+    print(json.dumps(result, indent=1, ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
