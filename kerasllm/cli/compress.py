@@ -121,7 +121,10 @@ def add_parser(subparsers) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="Seq2seq LM: most tokens generated per source (default as `kerasllm evaluate`).",
+        help=(
+            "Seq2seq LM: most tokens generated per source (default: as `kerasllm evaluate`, "
+            "the bundle's target length)."
+        ),
     )
     quantize.add_argument(
         "--benchmark-size",
