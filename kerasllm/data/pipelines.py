@@ -586,19 +586,43 @@ def seq2seq_dataset(
     ds = _tokenize_columns(ds, {0: source_tokenizer, 1: target_tokenizer}, stats)
 
     def to_example(src, tgt):
-        # Framed as `Seq2SeqLMPreprocessor` frames them: `[start] t` in, `t [end]` out.
-        encoder = _frame(src, source_length, None, None, stats)
-        decoder = _frame(tgt, target_length, start, None, stats)
-        labels = _frame(tgt, target_length, None, end, None)  # the same cut, counted once
-        return {
-            "encoder_token_ids": encoder["token_ids"],
-            "encoder_padding_mask": encoder["padding_mask"],
-            "decoder_token_ids": decoder["token_ids"],
-            "decoder_padding_mask": decoder["padding_mask"],
-            "labels": labels["token_ids"],
-        }
+        return _seq2seq_example(src, tgt, source_length, target_length, start, end, stats)
 
     ds = ds.map(to_example, num_parallel_calls=AUTOTUNE)
+    ds = _seq2seq_batches(
+        ds, stats, source_length, target_length, batch_size, bucketing, bucket_boundaries,
+        drop_remainder,
+    )  # fmt: skip
+    return _finish(ds), stats
+
+
+def _seq2seq_example(src, tgt, source_length, target_length, start, end, stats) -> dict:
+    """One seq2seq example from token ids, framed as `Seq2SeqLMPreprocessor` frames it:
+    `src` for the encoder, `[start] tgt` in and `tgt [end]` out for the decoder (shared by
+    `seq2seq_dataset` and span corruption)."""
+    encoder = _frame(src, source_length, None, None, stats)
+    decoder = _frame(tgt, target_length, start, None, stats)
+    labels = _frame(tgt, target_length, None, end, None)  # the same cut, counted once
+    return {
+        "encoder_token_ids": encoder["token_ids"],
+        "encoder_padding_mask": encoder["padding_mask"],
+        "decoder_token_ids": decoder["token_ids"],
+        "decoder_padding_mask": decoder["padding_mask"],
+        "labels": labels["token_ids"],
+    }
+
+
+def _seq2seq_batches(
+    ds,
+    stats,
+    source_length,
+    target_length,
+    batch_size,
+    bucketing,
+    bucket_boundaries,
+    drop_remainder,
+) -> tf.data.Dataset:
+    """Batches `_seq2seq_example`s into Keras `(x, y, sample_weight)` tuples."""
     lengths = {
         "encoder_token_ids": source_length,
         "encoder_padding_mask": source_length,
@@ -614,8 +638,7 @@ def seq2seq_dataset(
         # Labels and decoder inputs have the same lengths: the decoder mask weighs the labels.
         return inputs, x["labels"], tf.cast(x["decoder_padding_mask"], tf.float32)
 
-    ds = ds.map(to_batch, num_parallel_calls=AUTOTUNE)
-    return _finish(ds), stats
+    return ds.map(to_batch, num_parallel_calls=AUTOTUNE)
 
 
 def _unpadded_rows(batch: dict[str, tf.Tensor], keys: Sequence[str]) -> dict[str, tf.RaggedTensor]:

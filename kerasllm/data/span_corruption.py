@@ -29,11 +29,10 @@ from kerasllm.data.pipelines import (
     AUTOTUNE,
     PipelineStats,
     _as_string_list,
-    _batch,
     _check_positive,
-    _count_padding,
     _finish,
-    _frame,
+    _seq2seq_batches,
+    _seq2seq_example,
     _shard_args,
     _source,
     _tokenize_columns,
@@ -289,31 +288,11 @@ def span_corruption_dataset(
             max_spans,
         )
         inputs, targets = corrupt_spans(ids, mask, sentinel_tensor)
-        encoder = _frame(inputs, sequence_length, None, None, stats)
-        decoder = _frame(targets, target_length, start, None, stats)
-        labels = _frame(targets, target_length, None, end, None)
-        return {
-            "encoder_token_ids": encoder["token_ids"],
-            "encoder_padding_mask": encoder["padding_mask"],
-            "decoder_token_ids": decoder["token_ids"],
-            "decoder_padding_mask": decoder["padding_mask"],
-            "labels": labels["token_ids"],
-        }
+        return _seq2seq_example(inputs, targets, sequence_length, target_length, start, end, stats)
 
     ds = ds.map(to_example, num_parallel_calls=AUTOTUNE)
-    lengths = {
-        "encoder_token_ids": sequence_length,
-        "encoder_padding_mask": sequence_length,
-        "decoder_token_ids": target_length,
-        "decoder_padding_mask": target_length,
-        "labels": target_length,
-    }
-    ds = _batch(ds, batch_size, lengths, "labels", bucketing, bucket_boundaries, drop_remainder)
-
-    def to_batch(x):
-        inputs = {k: v for k, v in x.items() if k != "labels"}
-        inputs = _count_padding(inputs, stats, ["encoder_padding_mask", "decoder_padding_mask"])
-        return inputs, x["labels"], tf.cast(x["decoder_padding_mask"], tf.float32)
-
-    ds = ds.map(to_batch, num_parallel_calls=AUTOTUNE)
+    ds = _seq2seq_batches(
+        ds, stats, sequence_length, target_length, batch_size, bucketing, bucket_boundaries,
+        drop_remainder,
+    )  # fmt: skip
     return _finish(ds), stats
