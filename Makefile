@@ -23,8 +23,11 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+# Two pytest workers (one per core of the CI machine): most tests spend their time in Python
+# tracing, which one process runs on one core. --dist loadfile keeps each module's fixtures
+# (exported models, trained bundles) in one worker instead of building them twice.
 test: lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format .

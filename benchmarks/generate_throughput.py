@@ -1,25 +1,43 @@
-"""Generation throughput: kerasllm `CausalLM.generate` vs KerasHub `GPT2CausalLM.generate`.
+"""Generation throughput: kerasllm `CausalLM.generate` vs KerasHub's `GPT2CausalLM` and
+`LlamaCausalLM`, at {float32, mixed_bfloat16} x {XLA, no XLA}, in one run.
 
-Both models have the identical GPT-2-shaped backbone (4 layers, hidden 256, 4 heads,
-feed-forward 1,024, vocabulary 8,000, pre-norm, tanh GELU, learned positions, tied
-embeddings), KerasHub's with our weights copied in (so both compute the same function; the
-script prints the share of identical generated tokens), and decode greedily, 112 new tokens
-after a 16-token prompt, no early stop. Ours runs its XLA-compiled loop; KerasHub runs its
-default `generate` (after `compile()`, jit_compile resolves to False for this model, so its
-loop is a plain TensorFlow graph), and, on a separate line, its loop with jit_compile=True.
-Compilation is excluded (one warm-up call each); timed rounds alternate between the models to
-share machine noise and the median round counts.
+Two families, each the identical backbone on both sides with the same weights (so both
+compute the same function; the script prints the share of identical generated tokens):
 
-    python benchmarks/generate_throughput.py [--rounds 5] [--batch-sizes 1 8] [--floor]
-                                             [--profile]
+- `gpt`: GPT-2-shaped, 4 layers, hidden 256, 4 heads, feed-forward 1,024, vocabulary 8,000,
+  pre-norm, tanh GELU, learned positions, tied embeddings (our weights copied into KerasHub's
+  `GPT2Backbone`);
+- `llama`: Llama-family, 4 layers, hidden 256, 8 query / 4 key-value heads, SwiGLU 688,
+  RMSNorm, rotary positions, untied output (KerasHub's `LlamaBackbone` weights copied into
+  ours).
 
-`--floor` also times a bare loop of the model's matmuls alone (same weights, same shapes,
-no attention, norms or sampling): the lower bound of one decoding step on this machine.
-`--profile` traces one of our generate calls per batch size with XLA's kernel-level
-profiler and prints where a decoding step spends its time (top kernels).
+Greedy, 16-token prompts, 112 new tokens, no early stop. Compilation is excluded (one warm-up
+call each); timed rounds alternate between every variant of a batch size, so all share the
+machine's noise, and each variant's fastest round counts (on a shared machine other processes
+only ever add time; the median is printed too). The variants:
 
-The last line printed is one JSON object:
-{"batch_1": {"ours": TOKENS_PER_S, "keras_hub": TOKENS_PER_S, "ratio": R}, "batch_8": {...}}
+- ours, XLA: `CausalLM.generate` (its decoding loop is always XLA-compiled);
+- ours, no XLA: the same loop (`kerasllm.generation.decode_causal`) in a plain `tf.function`
+  with the core-TensorFlow cache writes, i.e. what an exported SavedModel runs;
+- KerasHub, XLA / no XLA: `generate` after `compile(sampler="greedy", jit_compile=...)`;
+- each at float32 and at mixed_bfloat16 (the global dtype policy while the models are built).
+
+Reported per family and batch size: (a) ours / KerasHub at each identical setting, (b) each
+side's best setting against the other's best, (c) each side's out-of-the-box default (ours:
+`generate` on a float32 model, XLA; KerasHub: `compile()`'s default `jit_compile`, float32).
+The CPU's model and its bf16-related flags, and the matmul peak in both precisions with and
+without XLA, are printed first.
+
+    python benchmarks/generate_throughput.py [--family gpt llama] [--rounds 5]
+        [--batch-sizes 1 8] [--precisions float32 mixed_bfloat16] [--floor] [--profile]
+
+`--floor` also times a bare loop of the GPT model's matmuls alone (same weights, same shapes,
+no attention, norms or sampling): a lower bound of one decoding step. `--profile` traces one
+of our float32 XLA generate calls per family and batch size with XLA's kernel-level profiler
+and prints where a decoding step spends its time (top kernels).
+
+The last line printed is one JSON object: {family: {"batch_1": {variant: tokens/s, ...,
+"identical": {precision: share}, "best": ..., "default": ...}, ...}, "cpu": ...}.
 """
 
 from __future__ import annotations
@@ -39,92 +57,165 @@ if "--profile" in sys.argv:  # must be set before TensorFlow starts XLA
         os.environ.get("XLA_FLAGS", "") + " --xla_cpu_enable_xprof_traceme=true"
     )
 
+import keras  # noqa: E402
 import keras_hub  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from kerasllm import hardware  # noqa: E402
+from kerasllm.generation import GreedySampler, decode_causal  # noqa: E402
+from kerasllm.layers.attention import core_tf_cache_writes  # noqa: E402
 from kerasllm.models import CausalLM, Decoder  # noqa: E402
 
-CONFIG = dict(
-    vocabulary_size=8000,
+PROMPT_LENGTH = 16
+NEW_TOKENS = 112
+TOTAL = PROMPT_LENGTH + NEW_TOKENS
+VOCABULARY = 8000
+GPT = dict(
+    vocabulary_size=VOCABULARY,
     num_layers=4,
     num_heads=4,
     hidden_dim=256,
     intermediate_dim=1024,
     max_sequence_length=1024,
 )
-PROMPT_LENGTH = 16
-NEW_TOKENS = 112
+LLAMA = dict(vocabulary_size=VOCABULARY, num_layers=4, hidden_dim=256, intermediate_dim=688)
+LLAMA_HEADS, LLAMA_KV_HEADS, THETA, EPSILON = 8, 4, 10000.0, 1e-5
+BF16_FLAGS = ("avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "avx512_vnni", "avx2", "fma")
 
 
-def copy_weights(ours, theirs):
-    """Gives KerasHub's GPT-2 our weights (same order and sizes; KerasHub splits heads)."""
-    pairs = list(zip(ours.backbone.weights, theirs.backbone.weights, strict=True))
-    for mine, their in pairs:
-        their.assign(np.reshape(mine.numpy(), their.shape))
+def copy_weights(source, target):
+    """Assigns `source`'s backbone weights to `target`'s (same order and sizes; KerasHub
+    splits heads, so each is reshaped)."""
+    for mine, theirs in zip(source.backbone.weights, target.backbone.weights, strict=True):
+        theirs.assign(np.reshape(mine.numpy(), theirs.shape))
 
 
-def build_models():
+def build_gpt():
     ours = CausalLM(
         Decoder(
-            **CONFIG,
+            **GPT,
             norm_first=True,
             activation="gelu_approximate",
             layer_norm_epsilon=1e-5,
             dropout=0.0,
         )
     )
-    backbone = keras_hub.models.GPT2Backbone(**CONFIG, dropout=0.0)
-    theirs = keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=None)
-    # Default `compile` (what `generate` does out of the box): jit_compile resolves to False
-    # here, so KerasHub's loop runs as a plain TensorFlow graph.
-    theirs.compile(sampler="greedy")
-    copy_weights(ours, theirs)  # the same function, so both generate the same tokens
-    # The same backbone with KerasHub's loop XLA-compiled, reported beside the default.
-    theirs_xla = keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=None)
+    backbone = keras_hub.models.GPT2Backbone(**GPT, dropout=0.0)
+    return ours, backbone, keras_hub.models.GPT2CausalLM, "ours_to_theirs"
+
+
+def build_llama():
+    backbone = keras_hub.models.LlamaBackbone(
+        **LLAMA,
+        num_query_heads=LLAMA_HEADS,
+        num_key_value_heads=LLAMA_KV_HEADS,
+        rope_max_wavelength=THETA,
+        layer_norm_epsilon=EPSILON,
+        dropout=0.0,
+        tie_word_embeddings=False,
+    )
+    ours = CausalLM(
+        Decoder(
+            **LLAMA,
+            num_heads=LLAMA_HEADS,
+            num_key_value_heads=LLAMA_KV_HEADS,
+            max_sequence_length=TOTAL,
+            position_embedding="rotary",
+            rotary_max_wavelength=THETA,
+            activation="swiglu",
+            norm_first=True,
+            norm_type="rms",
+            layer_norm_epsilon=EPSILON,
+            use_bias=False,
+            embedding_norm=False,
+            tie_embeddings=False,
+            scale_tied_logits=False,
+            dropout=0.0,
+        )
+    )
+    return ours, backbone, keras_hub.models.LlamaCausalLM, "theirs_to_ours"
+
+
+def build_models(family, precision, reference=None):
+    """(ours, KerasHub default-compiled, KerasHub XLA-compiled) built under `precision`'s
+    dtype policy. `reference` (the float32 pair) gives them its weights, so every precision
+    runs the same function."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(precision)
+    try:
+        ours, backbone, task_class, direction = {"gpt": build_gpt, "llama": build_llama}[family]()
+        theirs = task_class(backbone=backbone, preprocessor=None)
+        theirs_xla = task_class(backbone=backbone, preprocessor=None)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    if reference is not None:
+        copy_weights(reference[0], ours)
+        copy_weights(reference[0], theirs)
+    elif direction == "ours_to_theirs":
+        copy_weights(ours, theirs)
+    else:
+        copy_weights(theirs, ours)
+    theirs.compile(sampler="greedy")  # out of the box: jit_compile="auto"
     theirs_xla.compile(sampler="greedy", jit_compile=True)
     return ours, theirs, theirs_xla
 
 
-def runners(ours, theirs, theirs_xla, batch_size):
-    prompts = np.random.default_rng(batch_size).integers(
-        1, CONFIG["vocabulary_size"], size=(batch_size, PROMPT_LENGTH)
-    )
-    total = PROMPT_LENGTH + NEW_TOKENS
-    padded = np.zeros((batch_size, total), "int32")
-    padded[:, :PROMPT_LENGTH] = prompts
-    mask = np.arange(total)[None, :] < PROMPT_LENGTH
-    keras_hub_inputs = {"token_ids": padded, "padding_mask": np.repeat(mask, batch_size, 0)}
+def graph_runner(ours, prompts):
+    """Our decoding loop as a plain (not XLA-compiled) TensorFlow graph."""
+    sampler = GreedySampler()
+    lengths = tf.fill([prompts.shape[0]], PROMPT_LENGTH)
 
-    def run_ours():
-        out = ours.generate(prompts, max_new_tokens=NEW_TOKENS, stop_token_ids=None)
-        assert out.shape == (batch_size, total), out.shape
-        return out
+    @tf.function(jit_compile=False)
+    def loop(ids, lengths):
+        with core_tf_cache_writes():
+            return decode_causal(
+                ours,
+                ids,
+                lengths,
+                cache_length=TOTAL,
+                max_new_tokens=NEW_TOKENS,
+                sampler=sampler,
+                stop_token_ids=None,
+            )["token_ids"]
+
+    ids = tf.constant(prompts, tf.int32)
+    return lambda: loop(ids, lengths).numpy()
+
+
+def runners(models, batch_size):
+    """{(side, precision, "xla" | "graph"): callable returning (B, TOTAL) ids}."""
+    prompts = (
+        np.random.default_rng(batch_size)
+        .integers(1, VOCABULARY, size=(batch_size, PROMPT_LENGTH))
+        .astype("int32")
+    )
+    padded = np.zeros((batch_size, TOTAL), "int32")
+    padded[:, :PROMPT_LENGTH] = prompts
+    mask = np.repeat(np.arange(TOTAL)[None, :] < PROMPT_LENGTH, batch_size, 0)
+    keras_hub_inputs = {"token_ids": padded, "padding_mask": mask}
 
     def keras_hub_runner(model):
-        def run():
-            out = model.generate(keras_hub_inputs, stop_token_ids=None)["token_ids"]
-            assert out.shape == (batch_size, total)
-            return np.asarray(out)
+        return lambda: np.asarray(
+            model.generate(keras_hub_inputs, stop_token_ids=None)["token_ids"]
+        )
 
-        return run
-
-    return {
-        "ours": run_ours,
-        "keras_hub": keras_hub_runner(theirs),
-        "keras_hub_xla": keras_hub_runner(theirs_xla),
-    }
+    fns = {}
+    for precision, (ours, theirs, theirs_xla) in models.items():
+        fns[("ours", precision, "xla")] = lambda ours=ours: ours.generate(
+            prompts, max_new_tokens=NEW_TOKENS, stop_token_ids=None
+        )
+        fns[("ours", precision, "graph")] = graph_runner(ours, prompts)
+        fns[("keras_hub", precision, "xla")] = keras_hub_runner(theirs_xla)
+        fns[("keras_hub", precision, "graph")] = keras_hub_runner(theirs)
+    return fns
 
 
 def matmul_floor(ours, batch_size, steps=NEW_TOKENS):
-    """Seconds per step of a loop doing only the model's matmuls on its own weights."""
-    hidden, width = CONFIG["hidden_dim"], CONFIG["intermediate_dim"]
+    """Seconds per step of a loop doing only the GPT model's matmuls on its own weights."""
+    hidden, width = GPT["hidden_dim"], GPT["intermediate_dim"]
     embeddings = ours.backbone.token_embedding.embeddings
-    kernels = [
-        w
-        for w in ours.backbone.weights
-        if len(w.shape) == 2 and "embedding" not in w.path  # the blocks' dense kernels
-    ]
+    kernels = [w for w in ours.backbone.weights if len(w.shape) == 2 and "embedding" not in w.path]
 
     @tf.function(jit_compile=True)
     def loop(x):
@@ -138,7 +229,7 @@ def matmul_floor(ours, batch_size, steps=NEW_TOKENS):
 
         return tf.while_loop(lambda i, x: i < steps, body, (0, x))[1]
 
-    x = tf.ones((batch_size, CONFIG["hidden_dim"]))
+    x = tf.ones((batch_size, hidden))
     loop(x).numpy()
     times = []
     for _ in range(5):
@@ -148,7 +239,7 @@ def matmul_floor(ours, batch_size, steps=NEW_TOKENS):
     return statistics.median(times)
 
 
-def profile(ours, batch_size, top=15):
+def profile(ours, label, batch_size, top=15):
     """Per-step time of the XLA kernels of one generate call, largest first."""
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
@@ -170,65 +261,150 @@ def profile(ours, batch_size, top=15):
                             continue
                         for event in line.events:
                             totals[names.get(event.metadata_id, "?")] += event.duration_ps
-    for skip in ("ThunkExecutor::Execute",):
-        totals.pop(skip, None)
+    totals.pop("ThunkExecutor::Execute", None)
     totals = {k: v for k, v in totals.items() if not k.startswith("while")}
     kernels_ms = sum(totals.values()) / 1e9 / NEW_TOKENS
-    print(f"batch {batch_size}: XLA kernels {kernels_ms:.2f} ms/step; largest:")
+    print(f"{label}: XLA kernels {kernels_ms:.2f} ms/step; largest:")
     for name, ps in sorted(totals.items(), key=lambda kv: -kv[1])[:top]:
         print(f"    {name:40s} {ps / 1e6 / NEW_TOKENS:8.1f} us/step")
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8])
-    parser.add_argument("--floor", action="store_true", help="also time a bare matmul loop")
-    parser.add_argument("--profile", action="store_true", help="print per-kernel step times")
-    args = parser.parse_args()
+def name(key):
+    side, precision, mode = key
+    return f"{side}/{precision}/{'xla' if mode == 'xla' else 'no-xla'}"
 
-    ours, theirs, theirs_xla = build_models()
+
+def print_machine():
+    model = "unknown"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as file:
+            model = next((ln.split(":", 1)[1].strip() for ln in file if "model name" in ln), model)
+    except OSError:
+        pass
+    flags = hardware.cpu_flags()
+    present = [f for f in BF16_FLAGS if f in flags]
+    print(f"cpu: {model}; {os.cpu_count()} cores; flags: {' '.join(present) or 'none of'} ")
     print(
-        f"parameters: ours {ours.count_params():,}, keras_hub {theirs.count_params():,}; "
-        f"prompt {PROMPT_LENGTH}, new tokens {NEW_TOKENS}, greedy"
+        f"     (of {' '.join(BF16_FLAGS)}); oneDNN {'on' if hardware.onednn_enabled() else 'off'}"
+    )
+    print(
+        f"tensorflow {tf.__version__}, keras {keras.__version__}, keras-hub {keras_hub.__version__}"
+    )
+    for dtype in ("float32", "bfloat16"):
+        for jit in (True, False):
+            flops = hardware.matmul_flops(dtype, jit_compile=jit, size=1024, repeats=3)
+            print(
+                f"matmul peak {dtype:8s} {'xla' if jit else 'no-xla':6s}: "
+                f"{flops / 1e9:7.1f} GFLOP/s"
+            )
+    return {"model": model, "flags": present}
+
+
+def run_family(family, args):
+    reference = build_models(family, "float32")
+    models = {"float32": reference}
+    for precision in args.precisions:
+        if precision != "float32":
+            models[precision] = build_models(family, precision, reference)
+    models = {p: models[p] for p in args.precisions}
+    ours = reference[0]
+    print(
+        f"\n== {family}: parameters ours {ours.count_params():,}, keras_hub "
+        f"{reference[1].count_params():,}; prompt {PROMPT_LENGTH}, new tokens {NEW_TOKENS}, greedy"
     )
     results = {}
     for batch_size in args.batch_sizes:
-        fns = runners(ours, theirs, theirs_xla, batch_size)
+        fns = runners(models, batch_size)
         outputs = {}
-        for name, fn in fns.items():
+        for key, fn in fns.items():
             start = time.perf_counter()
-            outputs[name] = fn()
-            elapsed = time.perf_counter() - start
-            print(f"batch {batch_size}: {name} first call (trace + compile) {elapsed:.1f}s")
-        same = (outputs["ours"] == outputs["keras_hub"])[:, PROMPT_LENGTH:].mean()
-        print(f"batch {batch_size}: generated tokens identical to KerasHub's: {same:.1%}")
-        times = {name: [] for name in fns}
+            outputs[key] = np.asarray(fn())
+            print(
+                f"{family} b{batch_size}: {name(key)} first call {time.perf_counter() - start:.1f}s"
+            )
+        identical = {}
+        for precision in models:
+            mine = outputs[("ours", precision, "xla")][:, PROMPT_LENGTH:]
+            shares = [
+                (mine == outputs[(side, precision, mode)][:, PROMPT_LENGTH:]).mean()
+                for side, mode in (("keras_hub", "xla"), ("keras_hub", "graph"), ("ours", "graph"))
+            ]
+            identical[precision] = round(float(min(shares)), 4)
+            print(
+                f"{family} b{batch_size} {precision}: tokens identical to ours/xla: keras_hub/xla "
+                f"{shares[0]:.1%}, keras_hub/no-xla {shares[1]:.1%}, ours/no-xla {shares[2]:.1%}"
+            )
+        times = {key: [] for key in fns}
         for _ in range(args.rounds):
-            for name, fn in fns.items():
+            for key, fn in fns.items():
                 start = time.perf_counter()
                 fn()
-                times[name].append(time.perf_counter() - start)
+                times[key].append(time.perf_counter() - start)
         tokens = batch_size * NEW_TOKENS
-        row = {name: round(tokens / statistics.median(t), 1) for name, t in times.items()}
-        xla = row.pop("keras_hub_xla")
-        row["ratio"] = round(row["ours"] / row["keras_hub"], 2)
-        results[f"batch_{batch_size}"] = row
+        speed = {key: tokens / min(t) for key, t in times.items()}
         print(
-            f"batch {batch_size}: KerasHub with jit_compile=True {xla} tokens/s; "
-            f"ours / that = {row['ours'] / xla:.2f}"
+            f"{family} b{batch_size}: tokens/s of the fastest round (ms/step; median; rounds in s)"
         )
-        line = ", ".join(
-            f"{name} {statistics.median(t) / NEW_TOKENS * 1e3:.2f} ms/step "
-            f"(rounds: {' '.join(f'{x:.2f}s' for x in t)})"
-            for name, t in times.items()
+        for key, t in times.items():
+            print(
+                f"    {name(key):32s} {speed[key]:8.1f}  ({min(t) / NEW_TOKENS * 1e3:6.2f}"
+                f" ms/step; median {tokens / statistics.median(t):8.1f}; "
+                f"{' '.join(f'{x:.3f}' for x in t)})"
+            )
+        row = {name(key): round(value, 1) for key, value in speed.items()}
+        print(f"{family} b{batch_size}: (a) ours / KerasHub at identical settings:")
+        for precision in models:
+            for mode in ("xla", "graph"):
+                ratio = speed[("ours", precision, mode)] / speed[("keras_hub", precision, mode)]
+                label = f"{precision}/{'xla' if mode == 'xla' else 'no-xla'}"
+                row[f"ratio {label}"] = round(ratio, 2)
+                print(f"    {label:28s} {ratio:5.2f}")
+        best = {
+            side: max((k for k in speed if k[0] == side), key=speed.__getitem__)
+            for side in ("ours", "keras_hub")
+        }
+        ratio = speed[best["ours"]] / speed[best["keras_hub"]]
+        row["best"] = {"ours": name(best["ours"]), "keras_hub": name(best["keras_hub"])}
+        row["ratio best"] = round(ratio, 2)
+        print(
+            f"{family} b{batch_size}: (b) best vs best: ours {name(best['ours'])} "
+            f"{speed[best['ours']]:.1f} / keras_hub {name(best['keras_hub'])} "
+            f"{speed[best['keras_hub']]:.1f} = {ratio:.2f}"
         )
-        print(f"batch {batch_size}: {line}")
-        if args.floor:
+        if "float32" in models:
+            default = speed[("ours", "float32", "xla")] / speed[("keras_hub", "float32", "graph")]
+            row["ratio default"] = round(default, 2)
+            print(
+                f"{family} b{batch_size}: (c) out of the box (ours float32/xla, KerasHub "
+                f"float32/compile() default): {default:.2f}"
+            )
+        row["identical"] = identical
+        results[f"batch_{batch_size}"] = row
+        if args.floor and family == "gpt":
             floor = matmul_floor(ours, batch_size)
-            print(f"batch {batch_size}: bare matmul loop {floor * 1e3:.2f} ms/step")
+            print(f"{family} b{batch_size}: bare matmul loop {floor * 1e3:.2f} ms/step")
         if args.profile:
-            profile(ours, batch_size)
+            profile(ours, f"{family} b{batch_size}", batch_size)
+    return results
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--family", nargs="+", choices=["gpt", "llama"], default=["gpt", "llama"])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8])
+    parser.add_argument(
+        "--precisions",
+        nargs="+",
+        choices=["float32", "mixed_bfloat16"],
+        default=["float32", "mixed_bfloat16"],
+    )
+    parser.add_argument("--floor", action="store_true", help="also time a bare matmul loop")
+    parser.add_argument("--profile", action="store_true", help="print per-kernel step times")
+    args = parser.parse_args()
+    results = {"cpu": print_machine()}
+    for family in args.family:
+        results[family] = run_family(family, args)
     print(json.dumps(results))
 
 

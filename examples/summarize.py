@@ -3,18 +3,18 @@ optional T5-style span-corruption pretraining on the news text, fine-tuning on (
 title), ROUGE on the test articles against the lead-N baseline, and a bundle that
 `kerasllm export` serves. See docs/summarization.md for the figures and commands.
 
-    python examples/summarize.py --model transformer_tiny --model_dir /tmp/summ \\
-        --pretrain_steps 2000 --finetune_steps 1500
-    python examples/summarize.py --model transformer_tiny --model_dir /tmp/summ_scratch \\
-        --pretrain_steps 0 --finetune_steps 1500 --tokenizer /tmp/summ/pretrain/tokenizer
-    python examples/summarize.py --stage evaluate --model_dir /tmp/summ   # re-score a run
+    python examples/summarize.py --model transformer_tiny --model-dir /tmp/summ \\
+        --pretrain-steps 2000 --finetune-steps 1500
+    python examples/summarize.py --model transformer_tiny --model-dir /tmp/summ_scratch \\
+        --pretrain-steps 0 --finetune-steps 1500 --tokenizer /tmp/summ/pretrain/tokenizer
+    python examples/summarize.py --stage evaluate --model-dir /tmp/summ   # re-score a run
 
-Stages (each resumes when rerun with the same --model_dir):
-1. `MODEL_DIR/pretrain` (with --pretrain_steps > 0): `recipe.run(model, "span_corruption",
+Stages (each resumes when rerun with the same --model-dir):
+1. `MODEL_DIR/pretrain` (with --pretrain-steps > 0): `recipe.run(model, "span_corruption",
    "news")`, a learned SentencePiece tokenizer with T5's 100 sentinel tokens.
 2. `MODEL_DIR/finetune`: `recipe.run(model, "seq2seq", "news_headlines")` started from the
    pretraining checkpoint (`init_checkpoint`) with its tokenizer, or from scratch; bodies are
-   cut to --sequence_length tokens, titles to --target_length.
+   cut to --sequence-length tokens, titles to --target-length.
 3. Evaluation: greedy headlines of the test articles, ROUGE-1/2/L (`kerasllm.metrics.rouge`)
    next to lead-N with N tuned on the validation articles, written to
    `MODEL_DIR/finetune/bundle/eval.json` and printed as JSON.
@@ -31,37 +31,83 @@ import time
 _DESCRIPTION = __doc__.split("\n\n", 1)[0]
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """The command-line flags (underscored, as examples/translate.py's)."""
-    parser = argparse.ArgumentParser(description=_DESCRIPTION)
+#: Flags spelled with underscores (the spelling of earlier releases), still accepted.
+_UNDERSCORED = (
+    "model_dir",
+    "pretrain_steps",
+    "pretrain_minutes",
+    "finetune_steps",
+    "finetune_minutes",
+    "batch_size",
+    "learning_rate",
+    "sequence_length",
+    "target_length",
+    "vocabulary_size",
+    "max_examples",
+)
+
+
+def normalize_flags(argv: list[str]) -> list[str]:
+    """`argv` with the underscore spellings of this program's flags hyphenated
+    (`--model_dir x` -> `--model-dir x`, `--batch_size=8` -> `--batch-size=8`): hidden
+    aliases, so older commands run unchanged while `--help` shows the documented spelling.
+    Values and everything after `--` are left as they are.
+
+    Example:
+    >>> normalize_flags(["--model_dir", "runs/a_b", "--batch_size=8", "--", "--model_dir"])
+    ['--model-dir', 'runs/a_b', '--batch-size=8', '--', '--model_dir']
+    """
+    out = []
+    for index, arg in enumerate(argv):
+        if arg == "--":
+            return out + list(argv[index:])
+        name, equals, value = arg.partition("=")
+        if name.startswith("--") and name[2:] in _UNDERSCORED:
+            arg = "--" + name[2:].replace("_", "-") + equals + value
+        out.append(arg)
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line, hyphenated as the `kerasllm` commands and the other examples."""
+    from kerasllm.cli import HelpFormatter
+
+    parser = argparse.ArgumentParser(description=_DESCRIPTION, formatter_class=HelpFormatter)
     parser.add_argument("--model", default="transformer_tiny", help="a seq2seq zoo preset.")
-    parser.add_argument("--model_dir", required=True, help="where the runs are written.")
-    parser.add_argument("--pretrain_steps", type=int, default=0, help="0 skips pretraining.")
-    parser.add_argument("--pretrain_minutes", type=float, default=None, help="time cap.")
-    parser.add_argument("--finetune_steps", type=int, default=1500)
-    parser.add_argument("--finetune_minutes", type=float, default=None, help="time cap.")
-    parser.add_argument("--batch_size", type=int, default=32)
-    parser.add_argument("--learning_rate", type=float, default=1e-3)
-    parser.add_argument("--sequence_length", type=int, default=256, help="body tokens.")
-    parser.add_argument("--target_length", type=int, default=32, help="title tokens + 1.")
-    parser.add_argument("--vocabulary_size", type=int, default=8000)
+    parser.add_argument("--model-dir", required=True, help="where the runs are written.")
+    parser.add_argument("--pretrain-steps", type=int, default=0, help="0 skips pretraining.")
+    parser.add_argument("--pretrain-minutes", type=float, default=None, help="time cap.")
+    parser.add_argument("--finetune-steps", type=int, default=1500)
+    parser.add_argument("--finetune-minutes", type=float, default=None, help="time cap.")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--sequence-length", type=int, default=256, help="body tokens.")
+    parser.add_argument("--target-length", type=int, default=32, help="title tokens + 1.")
+    parser.add_argument("--vocabulary-size", type=int, default=8000)
     parser.add_argument("--tokenizer", default=None, help="a saved tokenizer (no pretraining).")
     parser.add_argument("--override", action="append", default=[], help="preset KEY=VALUE.")
-    parser.add_argument("--max_examples", type=int, default=None, help="test articles scored.")
+    parser.add_argument("--max-examples", type=int, default=None, help="test articles scored.")
     parser.add_argument(
         "--stage",
         choices=("all", "pretrain", "finetune", "evaluate"),
         default="all",
         help="run one stage only (each in a process of its own): pretrain; finetune (then "
-        "evaluate), which starts from MODEL_DIR/pretrain when --pretrain_steps > 0; evaluate.",
+        "evaluate), which starts from MODEL_DIR/pretrain when --pretrain-steps > 0; evaluate.",
     )
     parser.add_argument("--bundle", default=None, help="with --stage evaluate: score this.")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The flags (hyphenated; the underscore spellings still work), validated."""
+    parser = build_parser()
+    args = parser.parse_args(normalize_flags(sys.argv[1:] if argv is None else list(argv)))
     for name in ("pretrain_steps", "finetune_steps", "batch_size", "sequence_length"):
         if getattr(args, name) < (0 if name == "pretrain_steps" else 1):
-            parser.error(f"--{name} must be a positive int; got {getattr(args, name)}.")
+            flag = name.replace("_", "-")
+            parser.error(f"--{flag} must be a positive int; got {getattr(args, name)}.")
     if args.target_length < 2:
-        parser.error(f"--target_length must be >= 2; got {args.target_length}.")
+        parser.error(f"--target-length must be >= 2; got {args.target_length}.")
     if args.tokenizer and args.pretrain_steps:
         parser.error("--tokenizer is for runs without pretraining (pretraining learns one).")
     return args

@@ -133,6 +133,14 @@ flags.DEFINE_bool(
     "Compile training steps with XLA, one compilation per length bucket (--nojit-compile: graph "
     "mode); a resumed run may switch it.",
 )
+flags.DEFINE_enum(
+    "precision",
+    "float32",
+    ["auto", "float32", "mixed_bfloat16", "mixed_float16"],
+    "Training precision (default float32, what the published runs used); auto: the fastest for "
+    "the hardware (kerasllm.hardware), e.g. mixed_bfloat16 on CPUs with AMX or AVX-512 BF16, "
+    "best with --nojit-compile there.",
+)
 flags.DEFINE_string(
     "init_from",
     None,
@@ -345,6 +353,7 @@ def _train() -> None:
         subword_alpha=FLAGS.subword_alpha,
         subword_nbest=FLAGS.subword_nbest,
         jit_compile=FLAGS.jit_compile,
+        precision=FLAGS.precision,
         eval_every=FLAGS.eval_every,
         seed=FLAGS.seed,
         init_from=FLAGS.init_from,

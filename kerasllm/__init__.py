@@ -31,6 +31,7 @@ _SUBMODULES = (
     "datasets",
     "export",
     "generation",
+    "hardware",
     "layers",
     "metrics",
     "models",

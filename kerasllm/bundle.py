@@ -117,7 +117,7 @@ class Bundle:
             roles[role] = saved[id(tokenizer)]
         config = {
             "format": FORMAT,
-            "model": keras.saving.serialize_keras_object(self.model),
+            "model": float32_config(keras.saving.serialize_keras_object(self.model)),
             "tokenizers": roles,
             "metadata": self.metadata,
         }
@@ -129,6 +129,35 @@ class Bundle:
             for path in keep_from.iterdir():
                 if path.is_file() and not (folder / path.name).exists():
                     shutil.copy2(path, folder / path.name, follow_symlinks=False)
+
+
+#: Policies that only say how a model was trained: its variables are float32 either way.
+MIXED_POLICIES = ("mixed_bfloat16", "mixed_float16")
+
+
+def float32_config(config: object) -> object:
+    """A serialized model config with every mixed-precision dtype policy made float32.
+
+    Mixed precision is how a model was trained (`precision="auto"` picks it on bfloat16
+    hardware), not part of the model: its variables are float32, so a bundle saves and loads
+    it as a float32 model, whose outputs do not depend on the hardware it was trained on.
+    Other policies (float32, bfloat16, quantized) are kept.
+
+    >>> float32_config({"dtype": {"class_name": "DTypePolicy",
+    ...                           "config": {"name": "mixed_bfloat16"}}})
+    {'dtype': {'class_name': 'DTypePolicy', 'config': {'name': 'float32'}}}
+    """
+    if isinstance(config, list):
+        return [float32_config(item) for item in config]
+    if not isinstance(config, dict):
+        return config
+    if (
+        config.get("class_name") == "DTypePolicy"
+        and isinstance(config.get("config"), dict)
+        and config["config"].get("name") in MIXED_POLICIES
+    ):
+        return {**config, "config": {**config["config"], "name": "float32"}}
+    return {key: float32_config(value) for key, value in config.items()}
 
 
 def is_bundle(directory: str | os.PathLike) -> bool:
@@ -153,19 +182,46 @@ def load(directory: str | os.PathLike, compile: bool = False) -> Bundle:
     directory = Path(directory)
     config = read_config(directory)
     tokenizers = _load_tokenizers(directory, config)
-    model = keras.saving.deserialize_keras_object(config["model"])
+    model = keras.saving.deserialize_keras_object(float32_config(config["model"]))
     # Before the weights: a mismatched bundle is refused without reading them.
     check_vocabulary_match(model, tokenizers, f"Bundle {os.fspath(directory)}")
     model.load_weights(resolve_inside(directory, WEIGHTS_FILENAME, "weights file"))
     if tokenizers:
         # A config holds no tokenizer: the bundle's tokenizers are the preprocessor's.
         try:
-            preprocessors.attach(model, tokenizers)
+            lengths = _trained_lengths(config.get("metadata"), model)
+            preprocessors.attach(model, tokenizers, **lengths)
         except ValueError as error:
             # A tokenizer that cannot frame text for this task (e.g. no end token for a causal
             # LM) still serves token ids: load the model, and say why it takes no text.
             logger.warning("Bundle %s: the model takes token ids only (%s)", directory, error)
     return Bundle(model, tokenizers, config.get("metadata", {}))
+
+
+def _trained_lengths(metadata, model) -> dict:
+    """The lengths the model was trained with (`recipe.run` records them in the metadata:
+    `sequence_length`, or `source_length`/`target_length` for a seq2seq model), as the
+    options of the preprocessor `load` builds for a model saved without one, so a bundle
+    trained on 64 tokens gets a 64-token preprocessor, not the default length. Values that
+    are not positive ints, or exceed the model's `max_sequence_length`, are ignored (the
+    default length applies)."""
+    if not isinstance(metadata, dict):
+        return {}
+    limit = getattr(getattr(model, "backbone", None), "max_sequence_length", None)
+
+    def length(key: str) -> int | None:
+        value = metadata.get(key)
+        ok = isinstance(value, int) and not isinstance(value, bool) and value > 0
+        return value if ok and (limit is None or value <= limit) else None
+
+    source, target = length("source_length"), length("target_length")
+    if source is not None:
+        options = {"sequence_length": source}
+        if target is not None and target >= 2:
+            options["decoder_sequence_length"] = target
+        return options
+    single = length("sequence_length")
+    return {} if single is None else {"sequence_length": single}
 
 
 def load_metadata(directory: str | os.PathLike) -> dict:

@@ -1,4 +1,5 @@
-"""Writes the Hugging Face parity fixtures of `tests/convert/test_hf_*.py` (GPT-2, Llama).
+"""Writes the Hugging Face parity fixtures of `tests/convert/test_hf_*.py` (GPT-2, Llama, T5,
+BART).
 
 This script runs once, in a separate environment that has torch and transformers (kerasllm
 itself never needs them):
@@ -6,6 +7,10 @@ itself never needs them):
     python3.11 -m venv /tmp/hfenv
     /tmp/hfenv/bin/pip install torch==2.13.0 transformers safetensors sentencepiece tokenizers numpy
     /tmp/hfenv/bin/python scripts/make_hf_reference.py
+    # one family only (here Qwen2), leaving the other fixtures as they are:
+    /tmp/hfenv/bin/python scripts/make_hf_reference.py --only qwen2
+    # once, on folders written by kerasllm.convert.save_llama_checkpoint / save_gpt2_checkpoint:
+    /tmp/hfenv/bin/python scripts/make_hf_reference.py --check-export DIR hf_llama
 
 It trains tiny byte-level BPE tokenizers on `CORPUS`, builds tiny randomly initialised models
 (every weight drawn at random, biases and norm scales included, so a mapping that drops or
@@ -23,6 +28,12 @@ swaps one cannot pass) and writes, under `tests/fixtures/`:
   untied), with a unigram `spiece.model` in T5's layout (pad 0, eos 1, unk 2, no extra ids);
   their references hold `ids_<i>` (source ids ending with `</s>`), `decoder_ids_<i>` (pad
   first), the decoder `logits_<i>` and 8 greedy decoder tokens `greedy_<i>`;
+- `hf_t5_sentinels/` + `hf_t5_sentinels_reference.json`: T5's sentinel layout, tokenizer only
+  (`make_t5_sentinels`);
+- `hf_llama_spm/`: a Llama with only a SentencePiece `tokenizer.model` (`make_llama_sentencepiece`);
+- `hf_qwen2/`: a `Qwen2ForCausalLM` (biases on the query/key/value projections only, tied
+  embeddings, grouped-query attention) reusing `hf_llama/`'s tokenizer (`make_qwen2`);
+- `hf_bart/`: a `BartForConditionalGeneration` with BART's byte-level BPE (`make_bart`);
 - `hf_<family>_reference.npz`: `sentences` (`SENTENCES`) and per sentence `ids_<i>` (the
   tokenizer's ids, no special tokens), `logits_<i>` (float32, (T, V), one unpadded sequence)
   and `greedy_<i>` (the `GREEDY_STEPS` tokens that greedy decoding appends, end-of-text not
@@ -34,6 +45,7 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -323,10 +335,250 @@ def make_t5() -> None:
         np.savez_compressed(FIXTURES / f"{name}_reference.npz", **out)
 
 
+SENTINEL_TEXTS = [
+    "Thank you <extra_id_0> me to your party <extra_id_1> week.",
+    "<extra_id_0> for inviting<extra_id_1>last <extra_id_99>",
+    "The lazy fox reads tokens.",
+]
+
+
+def make_t5_sentinels() -> None:
+    """`hf_t5_sentinels/`: the T5 fixture's `spiece.model` with the published checkpoints'
+    tokenizer layout (100 `<extra_id_*>` after the pieces, in reverse, as transformers 4
+    converted t5-small's tokenizer.json; `vocab_size` padded past them), saved by transformers'
+    `T5Tokenizer`; `hf_t5_sentinels_reference.json` holds its ids of every sentinel and of
+    `SENTINEL_TEXTS` (without the final `</s>`)."""
+    import sentencepiece as spm
+
+    folder = fresh(FIXTURES / "hf_t5_sentinels")
+    shutil.copy(FIXTURES / "hf_t5" / "spiece.model", folder / "spiece.model")
+    processor = spm.SentencePieceProcessor(model_file=str(folder / "spiece.model"))
+    pieces = [(processor.id_to_piece(i), processor.get_score(i)) for i in range(len(processor))]
+    extras = [(f"<extra_id_{i}>", 0.0) for i in range(99, -1, -1)]
+    tokenizer = transformers.T5Tokenizer(vocab=pieces + extras, extra_ids=100)
+    tokenizer.save_pretrained(folder)
+    config = json.loads((FIXTURES / "hf_t5" / "config.json").read_text())
+    config["vocab_size"] = len(pieces) + len(extras) + 6  # 6 ids no token uses, as T5's 28
+    (folder / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True))
+    reference = {
+        "sentinel_ids": [tokenizer.convert_tokens_to_ids(f"<extra_id_{i}>") for i in range(100)],
+        "texts": SENTINEL_TEXTS,
+        "ids": [tokenizer.encode(t, add_special_tokens=False) for t in SENTINEL_TEXTS],
+        "tokens": [
+            tokenizer.convert_ids_to_tokens(tokenizer.encode(t, add_special_tokens=False))
+            for t in SENTINEL_TEXTS
+        ],
+    }
+    (FIXTURES / "hf_t5_sentinels_reference.json").write_text(
+        json.dumps(reference, indent=1, ensure_ascii=False)
+    )
+
+
+def make_llama_sentencepiece() -> None:
+    """`hf_llama_spm/`: a Llama 1/2-style checkpoint whose tokenizer is only a SentencePiece
+    `tokenizer.model` (BPE, byte fallback, unk 0, bos 1, eos 2, dummy prefix, no tokenizer.json)
+    and a tiny untied `LlamaForCausalLM`. Its reference holds transformers' ids (`ids_<i>`,
+    `AutoTokenizer` -> `LlamaTokenizer`, no special tokens), SentencePiece's own (`spm_ids_<i>`,
+    what the slow tokenizer returned), and logits / greedy tokens on transformers' ids."""
+    import sentencepiece as spm
+
+    folder = fresh(FIXTURES / "hf_llama_spm")
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(CORPUS),
+        model_prefix=str(folder / "tokenizer"),
+        vocab_size=360,
+        model_type="bpe",
+        unk_id=0,
+        bos_id=1,
+        eos_id=2,
+        pad_id=-1,
+        byte_fallback=True,
+        split_digits=True,
+        add_dummy_prefix=True,
+        remove_extra_whitespaces=False,
+        allow_whitespace_only_pieces=True,
+        normalization_rule_name="identity",
+        character_coverage=1.0,
+        minloglevel=2,
+    )
+    (folder / "tokenizer.vocab").unlink()
+    tokenizer_config = {
+        "tokenizer_class": "LlamaTokenizer",
+        "bos_token": "<s>",
+        "eos_token": "</s>",
+        "unk_token": "<unk>",
+        "add_bos_token": True,
+        "add_eos_token": False,
+    }
+    (folder / "tokenizer_config.json").write_text(json.dumps(tokenizer_config, indent=2))
+    processor = spm.SentencePieceProcessor(model_file=str(folder / "tokenizer.model"))
+    fast = transformers.AutoTokenizer.from_pretrained(folder)
+    config = transformers.LlamaConfig(
+        vocab_size=processor.get_piece_size(),
+        hidden_size=16,
+        intermediate_size=40,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+        rms_norm_eps=1e-5,
+        tie_word_embeddings=False,
+        bos_token_id=1,
+        eos_token_id=2,
+    )
+    torch.manual_seed(SEED)
+    model = transformers.LlamaForCausalLM(config)
+    randomize(model)
+    model.save_pretrained(folder, safe_serialization=True)
+    ids = [fast.encode(s, add_special_tokens=False) for s in SENTENCES]
+    out = reference(model, ids)
+    for i, text in enumerate(SENTENCES):
+        out[f"spm_ids_{i}"] = np.array(processor.encode(text), np.int32)
+    out["tokenizer_class"] = np.array(type(fast).__name__)
+    np.savez_compressed(FIXTURES / "hf_llama_spm_reference.npz", **out)
+
+
+def make_bart() -> None:
+    """`hf_bart/`: a tiny `BartForConditionalGeneration` (2+2 layers, d=32, post-norm, learned
+    positions with BART's offset of 2, `layernorm_embedding`, GELU, biases, tied embeddings)
+    with a byte-level BPE in BART's layout (`<s>` 0, `<pad>` 1, `</s>` 2, `<unk>` 3, `<mask>`
+    last); its reference holds, per sentence, `ids_<i>` (the tokenizer's ids, no special
+    tokens), `source_<i>` (`<s> ids </s>`), `decoder_ids_<i>` (`</s> <s> target`), the decoder
+    `logits_<i>` and 8 greedy decoder tokens `greedy_<i>` (from `</s>`)."""
+    trained = train_byte_bpe(320, ["<s>", "<pad>", "</s>", "<unk>"])
+    spec = json.loads(trained.to_str())
+    vocab = dict(spec["model"]["vocab"])
+    vocab["<mask>"] = len(vocab)
+    merges = [m if isinstance(m, str) else " ".join(m) for m in spec["model"]["merges"]]
+    folder = fresh(FIXTURES / "hf_bart")
+    (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), "utf-8")
+    (folder / "merges.txt").write_text("#version: 0.2\n" + "".join(m + "\n" for m in merges))
+    # transformers 5 reads BART's vocab.json + merges.txt with RobertaTokenizer.
+    tokenizer = transformers.RobertaTokenizer(
+        vocab=str(folder / "vocab.json"), merges=str(folder / "merges.txt")
+    )
+    tokenizer.save_pretrained(folder)
+    config = transformers.BartConfig(
+        vocab_size=len(vocab),
+        d_model=32,
+        encoder_layers=2,
+        decoder_layers=2,
+        encoder_attention_heads=4,
+        decoder_attention_heads=4,
+        encoder_ffn_dim=48,
+        decoder_ffn_dim=48,
+        max_position_embeddings=64,
+        activation_function="gelu",
+        bos_token_id=0,
+        pad_token_id=1,
+        eos_token_id=2,
+        decoder_start_token_id=2,
+        forced_eos_token_id=None,
+    )
+    torch.manual_seed(SEED)
+    model = transformers.BartForConditionalGeneration(config)
+    randomize(model)
+    model.save_pretrained(folder, safe_serialization=True)
+    model.eval()
+    out = {"sentences": np.array(SENTENCES), "targets": np.array(T5_TARGETS)}
+    with torch.no_grad():
+        for i, text in enumerate(SENTENCES):
+            ids = tokenizer.encode(text, add_special_tokens=False)
+            target = tokenizer.encode(T5_TARGETS[i % len(T5_TARGETS)], add_special_tokens=False)
+            source = [0, *ids, 2]
+            decoder = [2, 0, *target]
+            out[f"ids_{i}"] = np.array(ids, np.int32)
+            out[f"source_{i}"] = np.array(source, np.int32)
+            out[f"decoder_ids_{i}"] = np.array(decoder, np.int32)
+            logits = model(
+                input_ids=torch.tensor([source]), decoder_input_ids=torch.tensor([decoder])
+            ).logits
+            out[f"logits_{i}"] = logits[0].numpy().astype(np.float32)
+            generated = [2]
+            for _ in range(GREEDY_STEPS):
+                step = model(
+                    input_ids=torch.tensor([source]), decoder_input_ids=torch.tensor([generated])
+                ).logits
+                generated.append(int(step[0, -1].argmax()))
+            out[f"greedy_{i}"] = np.array(generated[1:], np.int32)
+    np.savez_compressed(FIXTURES / "hf_bart_reference.npz", **out)
+
+
+def make_qwen2() -> None:
+    """`hf_qwen2/`: a tiny `Qwen2ForCausalLM` (Qwen2-0.5B's layout: biases on q/k/v only, tied
+    embeddings, GQA) with `hf_llama/`'s byte-level BPE tokenizer files (Qwen2's tokenizer is a
+    byte-level BPE `tokenizer.json` too; run `make_llama` first) and Qwen2's specials: no
+    bos token, `<|endoftext|>` as eos and pad."""
+    source = FIXTURES / "hf_llama"
+    folder = fresh(FIXTURES / "hf_qwen2")
+    shutil.copy(source / "tokenizer.json", folder / "tokenizer.json")
+    fast = transformers.PreTrainedTokenizerFast(
+        tokenizer_file=str(folder / "tokenizer.json"),
+        eos_token="<|endoftext|>",
+        pad_token="<|endoftext|>",
+    )
+    fast.save_pretrained(folder)
+    config = transformers.Qwen2Config(
+        vocab_size=len(fast),
+        hidden_size=32,
+        intermediate_size=48,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+        rms_norm_eps=1e-6,
+        rope_theta=1000000.0,
+        tie_word_embeddings=True,
+        # As published Qwen2 configs: a window that is switched off.
+        use_sliding_window=False,
+        sliding_window=32,
+        max_window_layers=1,
+        eos_token_id=fast.eos_token_id,
+        pad_token_id=fast.pad_token_id,
+    )
+    torch.manual_seed(SEED)
+    model = transformers.Qwen2ForCausalLM(config)
+    randomize(model)
+    model.tie_weights()
+    model.save_pretrained(folder, safe_serialization=True)
+    ids = [fast.encode(s, add_special_tokens=False) for s in SENTENCES]
+    np.savez_compressed(FIXTURES / "hf_qwen2_reference.npz", **reference(model, ids))
+
+
+def check_export(folder: str, name: str) -> None:
+    """Loads a `save_llama_checkpoint` / `save_gpt2_checkpoint` folder with transformers and
+    compares its logits with the fixture `name`'s reference (the folder must be an export of
+    that fixture, in Hugging Face's ids: `swap=hf_id_swap(fixture)`)."""
+    model = transformers.AutoModelForCausalLM.from_pretrained(folder).eval()
+    with np.load(FIXTURES / f"{name}_reference.npz") as ref:
+        worst = 0.0
+        with torch.no_grad():
+            for i in range(len(ref["sentences"])):
+                logits = model(torch.tensor([ref[f"ids_{i}"].tolist()])).logits[0].numpy()
+                worst = max(worst, float(np.abs(logits - ref[f"logits_{i}"]).max()))
+    tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
+    print(
+        f"{folder}: transformers {transformers.__version__} loads it; max |logits - {name}| "
+        f"= {worst:.2e}; tokenizer {type(tokenizer).__name__}"
+    )
+    assert worst < 1e-5, worst
+
+
 def main() -> None:
+    if len(sys.argv) == 4 and sys.argv[1] == "--check-export":
+        check_export(sys.argv[2], sys.argv[3])
+        return
+    if len(sys.argv) == 3 and sys.argv[1] == "--only":
+        globals()[f"make_{sys.argv[2]}"]()
+        print("wrote the", sys.argv[2], "fixture")
+        return
     make_gpt2()
     make_llama()
     make_t5()
+    make_t5_sentinels()
+    make_llama_sentencepiece()
+    make_bart()
+    make_qwen2()
     versions = {p: importlib.metadata.version(p) for p in ("torch", "transformers", "tokenizers")}
     print("wrote fixtures with", versions)
     for path in sorted(FIXTURES.glob("hf_*")):

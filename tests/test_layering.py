@@ -33,6 +33,8 @@ ALLOWED: dict[str, set[str]] = {
     "tokenizers": _BOTTOM,
     "layers": _BOTTOM,
     "metrics": _BOTTOM,
+    # What precision and compilation "auto" means on this machine (training and generation).
+    "hardware": _BOTTOM,
     # The pipelines frame (and mask) text through the preprocessors' functions.
     "data": {"tokenizers", "preprocessors"} | _BOTTOM,
     "datasets": {"data"} | _BOTTOM,
@@ -41,14 +43,14 @@ ALLOWED: dict[str, set[str]] = {
     "bundle": {"models", "layers", "tokenizers", "preprocessors"} | _BOTTOM,
     "convert": {"models", "layers", "tokenizers"} | _BOTTOM,
     # String prompts are tokenized by the preprocessors' `tokenize_text` (one text path).
-    "generation": {"models", "layers", "tokenizers", "preprocessors"} | _BOTTOM,
+    "generation": {"models", "layers", "tokenizers", "preprocessors", "hardware"} | _BOTTOM,
     "zoo": {"models", "layers", "convert", "tokenizers", "data", "datasets", "preprocessors"}
     | {"bundle"}
     | _BOTTOM,
 }
 ALLOWED["text_to_text"] = {"bundle", "generation"} | ALLOWED["bundle"] | ALLOWED["generation"]
 # The token-classification objective reports entity scores through `metrics.entities`.
-ALLOWED["training"] = {"zoo", "generation", "metrics"} | ALLOWED["zoo"]
+ALLOWED["training"] = {"zoo", "generation", "metrics", "hardware"} | ALLOWED["zoo"]
 ALLOWED["export"] = {"zoo", "generation"} | ALLOWED["zoo"] - {"convert"}
 ALLOWED["tuning"] = {"training", "export", "metrics"} | ALLOWED["training"] | ALLOWED["export"]
 # Beside tuning: quantization now; distillation and pruning will run through the trainer.

@@ -1,7 +1,7 @@
-"""What `kerasllm predict`, `generate` and `evaluate` share: the `--model` flag and loading a
-task model that takes text, reading texts (`--text`, `--input FILE`, standard input), writing
-JSON Lines (`--output`), and running a function over the texts in batches with progress on
-standard error.
+"""What `kerasllm predict`, `generate`, `evaluate` and `compress` share: the `--model` flag and
+loading a task model that takes text, the evaluation flags (`add_evaluation_flags`), reading
+texts (`--text`, `--input FILE`, standard input), writing JSON Lines (`--output`), and running
+a function over the texts in batches with progress on standard error.
 
 Results go to standard output (or `--output`) only; logs and progress go to standard error, so
 `kerasllm predict ... > results.jsonl` holds nothing but results.
@@ -69,6 +69,53 @@ def add_input_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_BATCH_SIZE,
         metavar="N",
         help="Inputs run through the model at once.",
+    )
+
+
+def add_evaluation_flags(
+    parser: argparse.ArgumentParser,
+    data_required: bool = True,
+    data_help: str | None = None,
+) -> None:
+    """`--data`, `--split`, `--max-examples`, `--batch-size` and `--max-new-tokens`: the
+    evaluation flags of `kerasllm evaluate`, which `kerasllm compress` shares (it evaluates
+    the original and the compressed model through `evaluate`'s path)."""
+    parser.add_argument(
+        "--data",
+        required=data_required,
+        default=None,
+        metavar="CORPUS_OR_FILE",
+        help=data_help
+        or "A built-in corpus (rotten_tomatoes, wnut, bible, news, news_headlines) or a data file.",
+    )
+    parser.add_argument(
+        "--split",
+        choices=("validation", "test"),
+        default="test",
+        help="Split of a built-in corpus (a file is evaluated whole).",
+    )
+    parser.add_argument(
+        "--max-examples",
+        type=int,
+        default=None,
+        metavar="N",
+        help="Evaluate the first N examples only. Default: all.",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=DEFAULT_BATCH_SIZE,
+        metavar="N",
+        help="Examples run through the model at once.",
+    )
+    parser.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=None,
+        metavar="N",
+        help="Seq2seq LM: most tokens generated per source. Default: the bundle's "
+        "target_length - 1 (its metadata; the start token takes a slot), else what the "
+        "model's positions allow (max_sequence_length - 1), so that no output is cut short.",
     )
 
 

@@ -44,42 +44,7 @@ def add_parser(subparsers) -> None:
         epilog=EPILOG,
     )
     _inference.add_model_argument(parser)
-    parser.add_argument(
-        "--data",
-        required=True,
-        metavar="CORPUS_OR_FILE",
-        help="A built-in corpus (rotten_tomatoes, wnut, bible, news, news_headlines) or a "
-        "data file.",
-    )
-    parser.add_argument(
-        "--split",
-        choices=("validation", "test"),
-        default="test",
-        help="Split of a built-in corpus (a file is evaluated whole).",
-    )
-    parser.add_argument(
-        "--max-examples",
-        type=int,
-        default=None,
-        metavar="N",
-        help="Evaluate the first N examples only. Default: all.",
-    )
-    parser.add_argument(
-        "--batch-size",
-        type=int,
-        default=_inference.DEFAULT_BATCH_SIZE,
-        metavar="N",
-        help="Examples run through the model at once.",
-    )
-    parser.add_argument(
-        "--max-new-tokens",
-        type=int,
-        default=None,
-        metavar="N",
-        help="Seq2seq LM: most tokens generated per source. Default: the bundle's "
-        "target_length - 1 (its metadata; the start token takes a slot), else what the "
-        "model's positions allow (max_sequence_length - 1), so that no output is cut short.",
-    )
+    _inference.add_evaluation_flags(parser)
     parser.add_argument(
         "--output",
         default=None,

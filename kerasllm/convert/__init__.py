@@ -19,6 +19,7 @@ Example:
 True
 """
 
+from kerasllm.convert.bart import encoder_decoder_config_from_bart, load_bart_checkpoint
 from kerasllm.convert.bert import (
     CheckpointMismatchError,
     TensorMapping,
@@ -37,7 +38,11 @@ from kerasllm.convert.checkpoint import (
     read_hf_config,
     save_bert_checkpoint,
 )
-from kerasllm.convert.gpt2 import decoder_config_from_gpt2, load_gpt2_checkpoint
+from kerasllm.convert.gpt2 import (
+    decoder_config_from_gpt2,
+    load_gpt2_checkpoint,
+    save_gpt2_checkpoint,
+)
 from kerasllm.convert.hf_decoder import (
     hf_id_swap,
     hf_model_types,
@@ -45,7 +50,11 @@ from kerasllm.convert.hf_decoder import (
     load_hf_checkpoint,
     load_hf_tokenizer,
 )
-from kerasllm.convert.llama import decoder_config_from_llama, load_llama_checkpoint
+from kerasllm.convert.llama import (
+    decoder_config_from_llama,
+    load_llama_checkpoint,
+    save_llama_checkpoint,
+)
 from kerasllm.convert.sentence_embeddings import (
     POOLING_MODES,
     read_pooling_config,
@@ -65,11 +74,13 @@ __all__ = [
     "decoder_config_from_gpt2",
     "decoder_config_from_llama",
     "encoder_config_from_hf",
+    "encoder_decoder_config_from_bart",
     "encoder_decoder_config_from_t5",
     "hf_config_from_encoder",
     "hf_id_swap",
     "hf_model_types",
     "hf_task",
+    "load_bart_checkpoint",
     "load_bert_checkpoint",
     "load_bert_tokenizer",
     "load_bert_weights",
@@ -84,6 +95,8 @@ __all__ = [
     "read_pooling_config",
     "read_tensors",
     "save_bert_checkpoint",
+    "save_gpt2_checkpoint",
+    "save_llama_checkpoint",
     "sentence_embeddings",
     "split_backbone_tensors",
     "write_safetensors",

@@ -23,24 +23,36 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
+import keras
 import numpy as np
 
-from kerasllm.convert.bert import HF_ACTIVATIONS, CheckpointMismatchError
+from kerasllm.convert.bert import HF_ACTIVATIONS
 from kerasllm.convert.checkpoint import read_hf_config
 from kerasllm.convert.hf_decoder import (
     Assignment,
     assign_all,
     byte_bpe_tokenizer,
-    read_weights,
+    decoder_of,
+    drop_tied_head,
+    embedding_assignments,
+    load_decoder_checkpoint,
     refuse,
     require,
-    swap_rows,
+    state_dict,
+    write_checkpoint,
 )
 from kerasllm.models import Decoder
 from kerasllm.tokenizers import ByteBPETokenizer
 from kerasllm.utils.files import read_json, resolve_inside
 
 FAMILY = "GPT-2"
+TOKENIZER_FILES = (
+    "vocab.json",
+    "merges.txt",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+)
 # Attention-mask buffers that older GPT-2 checkpoints saved with the weights.
 _BUFFER = re.compile(r"^h\.\d+\.attn\.(bias|masked_bias)$")
 
@@ -97,29 +109,22 @@ def gpt2_assignments(decoder: Decoder, swap: int = 0) -> list[Assignment]:
     """Every `Decoder` variable and the GPT-2 tensor (canonical, unprefixed name) it takes;
     `swap`: the vocabulary id exchanged with 0 (see `kerasllm.convert.hf_decoder.pad_swap`)."""
     hidden = decoder.hidden_dim
-    rows = swap_rows(swap)
     out = [
-        Assignment("wte.weight", decoder.token_embedding.embeddings, rows),
+        *embedding_assignments(decoder, "wte.weight", swap),
         Assignment("wpe.weight", decoder.position_layer.position_embeddings),
         Assignment("ln_f.weight", decoder.final_norm.gamma),
         Assignment("ln_f.bias", decoder.final_norm.beta),
     ]
-    if not decoder.tie_embeddings:
-        out.append(
-            Assignment(
-                "lm_head.weight",
-                decoder.token_embedding.reverse_embeddings,
-                lambda tensor: rows(tensor).T,
-            )
-        )
     for i, block in enumerate(decoder.blocks):
         p = f"h.{i}"
         attention = block.self_attention
         for part, dense in enumerate(
             (attention.query_dense, attention.key_dense, attention.value_dense)
         ):
-            out.append(Assignment(f"{p}.attn.c_attn.weight", dense.kernel, _split(part, hidden)))
-            out.append(Assignment(f"{p}.attn.c_attn.bias", dense.bias, _split(part, hidden)))
+            # A slice of the fused tensor: no per-tensor inverse.
+            split = _split(part, hidden)
+            out.append(Assignment(f"{p}.attn.c_attn.weight", dense.kernel, split))
+            out.append(Assignment(f"{p}.attn.c_attn.bias", dense.bias, split))
         ff = block.feed_forward
         for name, dense in (
             ("attn.c_proj", attention.output_dense),
@@ -144,13 +149,7 @@ def load_gpt2_weights(decoder: Decoder, tensors: Mapping[str, np.ndarray], swap:
             model's `lm_head.weight` differs from `wte.weight`.
     """
     canonical = {name.removeprefix("transformer."): value for name, value in tensors.items()}
-    if decoder.tie_embeddings and "lm_head.weight" in canonical:
-        head = canonical.pop("lm_head.weight")
-        if "wte.weight" in canonical and not np.array_equal(head, canonical["wte.weight"]):
-            raise CheckpointMismatchError(
-                "lm_head.weight differs from wte.weight, but config.json ties them "
-                "(tie_word_embeddings); set tie_word_embeddings=false to load both."
-            )
+    canonical = drop_tied_head(canonical, decoder, "wte.weight")
     assign_all(FAMILY, gpt2_assignments(decoder, swap), canonical, ignored=_BUFFER.match)
 
 
@@ -183,9 +182,115 @@ def load_gpt2_checkpoint(directory: str | os.PathLike, weights: bool = True, **o
     Example:
     >>> decoder, tokenizer = load_gpt2_checkpoint("path/to/gpt2")  # doctest: +SKIP
     """
-    hf_config = read_hf_config(directory)
-    decoder = Decoder(**{**decoder_config_from_gpt2(hf_config), **overrides})
-    tokenizer, swap = load_gpt2_tokenizer(directory, hf_config)
-    if weights:
-        load_gpt2_weights(decoder, read_weights(directory), swap)
-    return decoder, tokenizer
+    return load_decoder_checkpoint(
+        directory,
+        decoder_config_from_gpt2,
+        load_gpt2_tokenizer,
+        load_gpt2_weights,
+        weights,
+        **overrides,
+    )
+
+
+# ------------------------------------------------------------------------- export
+_EXPORT_FIXED = {
+    "position_embedding": "learned",
+    "norm_type": "layer",
+    "norm_first": True,
+    "use_bias": True,
+    "embedding_norm": False,
+    "embedding_scale": False,
+    "layer_shapes": None,
+}
+
+
+def hf_config_from_gpt2_decoder(decoder: Decoder, eos_token_id: int) -> dict:
+    """The `config.json` of a `GPT2LMHeadModel` computing what `decoder` computes.
+
+    Raises:
+        ValueError: names the `Decoder` setting GPT-2 has no form for.
+    """
+    for key, value in _EXPORT_FIXED.items():
+        if getattr(decoder, key) != value:
+            raise ValueError(
+                f"A GPT-2 checkpoint needs the Decoder's {key}={value!r}; this one has "
+                f"{key}={getattr(decoder, key)!r}."
+            )
+    head_dim = decoder.hidden_dim // decoder.num_heads
+    if decoder.num_key_value_heads not in (None, decoder.num_heads):
+        raise ValueError("A GPT-2 checkpoint has no grouped-query attention (num_key_value_heads).")
+    if decoder.head_dim not in (None, head_dim):
+        raise ValueError(
+            f"A GPT-2 checkpoint needs head_dim = hidden_dim / num_heads ({head_dim})."
+        )
+    if decoder.attention_scale not in (None, 1.0):
+        raise ValueError(f"A GPT-2 checkpoint cannot scale attention by {decoder.attention_scale}.")
+    names = {ours: theirs for theirs, ours in HF_ACTIVATIONS.items()}
+    names["gelu_approximate"] = "gelu_new"
+    if decoder.activation not in names:
+        raise ValueError(f"A GPT-2 checkpoint has no activation {decoder.activation!r}.")
+    return {
+        "architectures": ["GPT2LMHeadModel"],
+        "model_type": "gpt2",
+        "vocab_size": decoder.vocabulary_size,
+        "n_embd": decoder.hidden_dim,
+        "n_layer": decoder.num_layers,
+        "n_head": decoder.num_heads,
+        "n_inner": decoder.intermediate_dim,
+        "n_positions": decoder.max_sequence_length,
+        "activation_function": names[decoder.activation],
+        "layer_norm_epsilon": decoder.layer_norm_epsilon,
+        "resid_pdrop": float(decoder.dropout),
+        "embd_pdrop": float(decoder.dropout),
+        "attn_pdrop": float(decoder.attention_dropout or 0.0),
+        "scale_attn_weights": decoder.attention_scale is None,
+        "tie_word_embeddings": bool(decoder.tie_embeddings),
+        "initializer_range": decoder.kernel_initializer_range,
+        "bos_token_id": eos_token_id,
+        "eos_token_id": eos_token_id,
+        "dtype": "float32",
+    }
+
+
+def gpt2_state_dict(decoder: Decoder, swap: int = 0) -> dict[str, np.ndarray]:
+    """The decoder's weights under `GPT2LMHeadModel` names ("transformer.h.0..."), in Hugging
+    Face's id numbering; query, key and value are fused back into `c_attn`."""
+    fused = [a for a in gpt2_assignments(decoder, swap) if ".attn.c_attn." in a.hf_name]
+    rest = [a for a in gpt2_assignments(decoder, swap) if ".attn.c_attn." not in a.hf_name]
+    tensors = state_dict(FAMILY, rest)
+    parts: dict[str, list[np.ndarray]] = {}
+    for item in fused:  # query, key, value in that order (gpt2_assignments' order)
+        parts.setdefault(item.hf_name, []).append(
+            np.asarray(keras.ops.convert_to_numpy(item.variable), "float32")
+        )
+    tensors.update({name: np.concatenate(values, axis=-1) for name, values in parts.items()})
+    return {
+        name if name.startswith("lm_head.") else f"transformer.{name}": value
+        for name, value in tensors.items()
+    }
+
+
+def save_gpt2_checkpoint(
+    model,
+    directory: str | os.PathLike,
+    swap: int = 0,
+    tokenizer_from: str | os.PathLike | None = None,
+) -> Path:
+    """Writes a GPT-2-shaped `Decoder` (or its `CausalLM`) as a Hugging Face `GPT2LMHeadModel`
+    folder: `config.json` and `model.safetensors` (no `lm_head.weight` when tied).
+
+    Args:
+        model: the `Decoder` or its `CausalLM`.
+        directory: the output folder (created).
+        swap: the id the import exchanged with 0 (`kerasllm.convert.hf_id_swap(source)`: 50256
+            for GPT-2).
+        tokenizer_from: a checkpoint folder whose tokenizer files (`vocab.json`, `merges.txt`,
+            `tokenizer.json`, `tokenizer_config.json`, ...) are copied beside the weights.
+
+    Raises:
+        ValueError: the decoder has a setting GPT-2 cannot represent (named).
+    """
+    decoder = decoder_of(model)
+    config = hf_config_from_gpt2_decoder(decoder, eos_token_id=int(swap))
+    tensors = gpt2_state_dict(decoder, swap)
+    return write_checkpoint(directory, tensors, config, tokenizer_from, TOKENIZER_FILES)

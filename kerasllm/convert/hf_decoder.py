@@ -1,12 +1,16 @@
-"""What the Hugging Face decoder converters (GPT-2, Llama family) share.
+"""What the Hugging Face converters (GPT-2, Llama family, T5, BART) share.
 
 - `Assignment` / `assign_all`: checkpoint tensors -> model variables, every name and shape
   checked before anything is assigned (all or nothing), every checkpoint tensor accounted for;
 - `byte_bpe_from_tokenizer_json`: a byte-level BPE `tokenizer.json` (SmolLM, Llama 3, Qwen2
   style) as a `ByteBPETokenizer`;
+- `embedding_assignments` / `drop_tied_head` / `load_decoder_checkpoint`: the embedding and
+  output-matrix mapping, the tied `lm_head` check and the folder -> (`Decoder`, tokenizer) flow
+  that every decoder family shares (its config translation, tokenizer and tensor names apart);
+- `state_dict`: the inverse of the assignments (export back to Hugging Face names);
 - `load_hf_checkpoint`: a checkpoint folder -> (backbone with weights, tokenizer), dispatched
-  on `config.json`'s `model_type` (GPT-2, Llama family, T5; what `kerasllm.zoo.get(folder)`
-  calls).
+  on `config.json`'s `model_type` (GPT-2, Llama family, T5, BART; what
+  `kerasllm.zoo.get(folder)` calls).
 """
 
 from __future__ import annotations
@@ -21,22 +25,169 @@ import numpy as np
 
 from kerasllm.convert.bert import CheckpointMismatchError
 from kerasllm.convert.checkpoint import read_checkpoint_tensors, read_hf_config
+from kerasllm.convert.tensor_files import write_safetensors
+from kerasllm.models import Decoder
 from kerasllm.tokenizers import ByteBPETokenizer
-from kerasllm.utils.files import read_json, resolve_inside
+from kerasllm.utils.files import atomic_write_bytes, read_json, resolve_inside, write_json
+
+
+def _identity(tensor: np.ndarray) -> np.ndarray:
+    return tensor
 
 
 @dataclasses.dataclass(frozen=True)
 class Assignment:
-    """One model variable and the checkpoint tensor (and transform) that fills it."""
+    """One model variable and the checkpoint tensor (and transform) that fills it.
+
+    `inverse` turns the variable's value back into the checkpoint tensor (export). None (the
+    default) means the identity for an untransformed tensor, and "not invertible" otherwise (a
+    slice of a fused tensor, or a transform whose inverse was not given), so `state_dict`
+    refuses rather than exporting a wrong tensor.
+    """
 
     hf_name: str
     variable: keras.Variable
-    transform: Callable[[np.ndarray], np.ndarray] = lambda tensor: tensor
+    transform: Callable[[np.ndarray], np.ndarray] = _identity
+    inverse: Callable[[np.ndarray], np.ndarray] | None = None
+
+    def exporter(self) -> Callable[[np.ndarray], np.ndarray] | None:
+        """The inverse transform, or None when there is none."""
+        if self.inverse is None and self.transform is _identity:
+            return _identity
+        return self.inverse
 
 
 def transposed(tensor: np.ndarray) -> np.ndarray:
-    """An `nn.Linear` weight (out, in) as a Keras kernel (in, out)."""
+    """An `nn.Linear` weight (out, in) as a Keras kernel (in, out) (its own inverse)."""
     return tensor.T
+
+
+def linear(hf_name: str, variable: keras.Variable) -> Assignment:
+    """An `nn.Linear` weight (out, in) <-> a Keras kernel (in, out)."""
+    return Assignment(hf_name, variable, transposed, transposed)
+
+
+def embedding_assignments(
+    decoder: Decoder, embedding_name: str, swap: int, head_name: str = "lm_head.weight"
+) -> list[Assignment]:
+    """The token embeddings (rows exchanged by `swap`, see `pad_swap`) and, when the decoder's
+    output projection is untied, the `nn.Linear` output matrix (vocabulary rows, transposed):
+    the same for every Hugging Face decoder family."""
+    rows = swap_rows(swap)
+    out = [Assignment(embedding_name, decoder.token_embedding.embeddings, rows, rows)]
+    if not decoder.tie_embeddings:
+        out.append(
+            Assignment(
+                head_name,
+                decoder.token_embedding.reverse_embeddings,
+                lambda tensor: rows(tensor).T,
+                lambda kernel: rows(kernel.T),
+            )
+        )
+    return out
+
+
+def drop_tied_head(
+    tensors: Mapping[str, np.ndarray],
+    decoder: Decoder,
+    embedding_name: str,
+    head_name: str = "lm_head.weight",
+) -> dict[str, np.ndarray]:
+    """`tensors` without the output matrix of a tied model (the copy transformers saves),
+    checked equal to the embeddings.
+
+    Raises:
+        CheckpointMismatchError: the copy differs (the checkpoint is not really tied).
+    """
+    tensors = dict(tensors)
+    if not decoder.tie_embeddings or head_name not in tensors:
+        return tensors
+    head = tensors.pop(head_name)
+    embeddings = tensors.get(embedding_name)
+    if embeddings is not None and not np.array_equal(head, embeddings):
+        raise CheckpointMismatchError(
+            f"{head_name} differs from {embedding_name}, but config.json ties them "
+            "(tie_word_embeddings); set tie_word_embeddings=false to load both."
+        )
+    return tensors
+
+
+def state_dict(family: str, assignments: Sequence[Assignment]) -> dict[str, np.ndarray]:
+    """The checkpoint tensors that `assignments` read, rebuilt from the model's variables
+    (float32, contiguous): what `assign_all` would load back unchanged.
+
+    Raises:
+        ValueError: an assignment's transform has no inverse (named).
+    """
+    out = {}
+    for item in assignments:
+        inverse = item.exporter()
+        if inverse is None:
+            raise ValueError(
+                f"The {family} tensor {item.hf_name!r} cannot be rebuilt from {item.variable.path}."
+            )
+        value = inverse(np.asarray(keras.ops.convert_to_numpy(item.variable), "float32"))
+        out[item.hf_name] = np.ascontiguousarray(value)
+    return out
+
+
+def copy_tokenizer_files(
+    source: str | os.PathLike, directory: str | os.PathLike, names: Sequence[str]
+) -> None:
+    """Copies the tokenizer files `names` that `source` has into `directory` (atomically;
+    names confined to `source`), so an exported checkpoint folder carries its tokenizer."""
+    source = Path(source)
+    for name in names:
+        if (source / name).is_file():
+            path = resolve_inside(source, name, "tokenizer file")
+            atomic_write_bytes(Path(directory) / name, path.read_bytes())
+
+
+def decoder_of(model) -> Decoder:
+    """The `Decoder` of a CausalLM (or the Decoder itself) that an exporter writes."""
+    decoder = getattr(model, "backbone", model)
+    if not isinstance(decoder, Decoder):
+        raise ValueError(f"`model` must be a Decoder or a CausalLM; got {type(model).__name__}.")
+    return decoder
+
+
+def write_checkpoint(
+    directory: str | os.PathLike,
+    tensors: Mapping[str, np.ndarray],
+    hf_config: Mapping,
+    tokenizer_from: str | os.PathLike | None,
+    tokenizer_files: Sequence[str],
+) -> Path:
+    """Writes a Hugging Face checkpoint folder: `model.safetensors`, `config.json` and, from
+    `tokenizer_from`, the tokenizer files `tokenizer_files` it has. Returns the folder."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    write_safetensors(dict(tensors), directory / "model.safetensors", {"format": "pt"})
+    write_json(directory / "config.json", dict(hf_config), indent=2)
+    if tokenizer_from is not None:
+        copy_tokenizer_files(tokenizer_from, directory, tokenizer_files)
+    return directory
+
+
+def load_decoder_checkpoint(
+    directory: str | os.PathLike,
+    config_from_hf: Callable[[Mapping], dict],
+    load_tokenizer: Callable[[Path, Mapping], tuple],
+    load_weights: Callable,
+    weights: bool = True,
+    **overrides,
+):
+    """(`Decoder`, tokenizer) of a decoder checkpoint folder: the config translated by
+    `config_from_hf` (with `overrides`), the tokenizer and id exchange from `load_tokenizer`,
+    and, when `weights`, every tensor loaded by `load_weights(decoder, tensors, swap)`."""
+    from kerasllm.models import Decoder
+
+    hf_config = read_hf_config(directory)
+    decoder = Decoder(**{**config_from_hf(hf_config), **overrides})
+    tokenizer, swap = load_tokenizer(Path(directory), hf_config)
+    if weights:
+        load_weights(decoder, read_weights(directory), swap)
+    return decoder, tokenizer
 
 
 def assign_all(
@@ -231,14 +382,25 @@ def byte_bpe_from_tokenizer_json(
 
 
 # ---------------------------------------------------------------------- dispatch
+
+
 def _loaders() -> dict[str, Callable]:
-    from kerasllm.convert import gpt2, llama, t5
+    from kerasllm.convert import bart, gpt2, llama, t5
 
     return {
         "gpt2": gpt2.load_gpt2_checkpoint,
+        **{model_type: bart.load_bart_checkpoint for model_type in bart.MODEL_TYPES},
         **{model_type: llama.load_llama_checkpoint for model_type in llama.MODEL_TYPES},
         **{model_type: t5.load_t5_checkpoint for model_type in t5.MODEL_TYPES},
     }
+
+
+def _not_mapped(model_type) -> str:
+    """Why a known model type is not converted ("" for others)."""
+    from kerasllm.convert import llama
+
+    reason = llama.NOT_MAPPED.get(model_type)
+    return f" {reason}" if reason else ""
 
 
 def hf_model_types() -> list[str]:
@@ -247,18 +409,19 @@ def hf_model_types() -> list[str]:
 
 
 def hf_task(directory: str | os.PathLike) -> str:
-    """The kerasllm task of a checkpoint folder's own model: "seq2seq_lm" for T5, else
+    """The kerasllm task of a checkpoint folder's own model: "seq2seq_lm" for T5 and BART, else
     "causal_lm" (what `kerasllm.zoo.get(folder)` builds by default)."""
-    from kerasllm.convert import t5
+    from kerasllm.convert import bart, t5
 
     model_type = read_hf_config(directory).get("model_type")
-    return "seq2seq_lm" if model_type in t5.MODEL_TYPES else "causal_lm"
+    return "seq2seq_lm" if model_type in (*t5.MODEL_TYPES, *bart.MODEL_TYPES) else "causal_lm"
 
 
 def load_hf_checkpoint(directory: str | os.PathLike, weights: bool = True, **overrides) -> tuple:
     """A Hugging Face checkpoint folder as a kerasllm backbone and its tokenizer: a `Decoder`
-    and a `ByteBPETokenizer` (GPT-2, Llama, Mistral), or an `EncoderDecoder` and a
-    `SentencePieceTokenizer` (T5).
+    and a `ByteBPETokenizer` (GPT-2, Llama, Mistral, Qwen2; a `SentencePieceTokenizer` for a Llama
+    `tokenizer.model`), or an `EncoderDecoder` and a `SentencePieceTokenizer` (T5) or a
+    `ByteBPETokenizer` (BART).
 
     Args:
         directory: folder with `config.json`, the weights (safetensors, `pytorch_model.bin`,
@@ -279,7 +442,7 @@ def load_hf_checkpoint(directory: str | os.PathLike, weights: bool = True, **ove
             "model_type",
             model_type,
             f"kerasllm converts {sorted(loaders)} checkpoints here (BERT-family encoders: "
-            "kerasllm.convert.load_bert_checkpoint).",
+            f"kerasllm.convert.load_bert_checkpoint).{_not_mapped(model_type)}",
         )
     return loaders[model_type](directory, weights=weights, **overrides)
 
@@ -287,31 +450,42 @@ def load_hf_checkpoint(directory: str | os.PathLike, weights: bool = True, **ove
 def load_hf_tokenizer(directory: str | os.PathLike):
     """The tokenizer of a Hugging Face checkpoint folder (no model is built).
 
-    GPT-2: `vocab.json` + `merges.txt`; Llama family: a byte-level BPE `tokenizer.json`; T5:
-    `spiece.model`.
+    GPT-2 and BART: `vocab.json` + `merges.txt`; Llama family: a byte-level BPE
+    `tokenizer.json` or a SentencePiece `tokenizer.model`; T5: `spiece.model` with its
+    sentinels.
     """
-    from kerasllm.convert import gpt2, t5
+    from kerasllm.convert import bart, gpt2, llama, t5
 
     hf_config = read_hf_config(directory)
     model_type = hf_config.get("model_type")
     if model_type not in _loaders():
-        raise refuse("model_type", model_type, f"kerasllm converts {hf_model_types()} here.")
+        raise refuse(
+            "model_type",
+            model_type,
+            f"kerasllm converts {hf_model_types()} here.{_not_mapped(model_type)}",
+        )
     if model_type == "gpt2":
         return gpt2.load_gpt2_tokenizer(directory, hf_config)[0]
     if model_type in t5.MODEL_TYPES:
         return t5.load_t5_tokenizer(directory)
-    return byte_bpe_from_tokenizer_json(directory, hf_config)[0]
+    if model_type in bart.MODEL_TYPES:
+        return bart.load_bart_tokenizer(directory, hf_config)[0]
+    return llama.load_llama_tokenizer(directory, hf_config)[0]
 
 
 def hf_id_swap(directory: str | os.PathLike) -> int:
     """The Hugging Face id that kerasllm's converted model and tokenizer give id 0 (and whose
     id 0 they give that id), or 0 when the ids are identical; see `pad_swap`."""
-    from kerasllm.convert import gpt2
+    from kerasllm.convert import bart, gpt2, llama, t5
 
     hf_config = read_hf_config(directory)
     if hf_config.get("model_type") == "gpt2":
         return gpt2.load_gpt2_tokenizer(directory, hf_config)[1]
-    return byte_bpe_from_tokenizer_json(directory, hf_config)[1]
+    if hf_config.get("model_type") in t5.MODEL_TYPES:
+        return 0
+    if hf_config.get("model_type") in bart.MODEL_TYPES:
+        return bart.load_bart_tokenizer(directory, hf_config)[1]
+    return llama.load_llama_tokenizer(directory, hf_config)[1]
 
 
 def read_weights(directory: str | os.PathLike) -> dict[str, np.ndarray]:

@@ -11,9 +11,11 @@ tensors are transposed; `wi_0` is the activated gate projection (`gate_dense`), 
 one (`inner_dense`). The tokenizer is the checkpoint's `spiece.model` (`SentencePieceTokenizer`,
 roles pad `<pad>` = decoder start, end `</s>`, unk `<unk>`).
 
-Refused, naming the key: `feed_forward_proj` activations kerasllm has no gated/plain form for,
-`is_decoder`-only configs, and T5's 100 `<extra_id_*>` sentinels are not in `spiece.model`, so
-for published checkpoints (vocab_size 32128 > 32000 pieces) no preprocessor is attached.
+T5's 100 `<extra_id_*>` sentinels, which only the Hugging Face tokenizer adds, are appended to
+`spiece.model` at Hugging Face's ids (`<extra_id_0>` = 32099 for published checkpoints), and
+the 28 ids up to `vocab_size` 32128 as unused pieces, so the tokenizer covers the model's
+vocabulary exactly. Refused, naming the key: `feed_forward_proj` activations kerasllm has no
+gated/plain form for, `is_decoder`-only configs, sentinel ids that do not follow the pieces.
 
 Example:
 >>> from kerasllm.convert.t5 import encoder_decoder_config_from_t5
@@ -27,17 +29,20 @@ Example:
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
+import sentencepiece as spm
+from sentencepiece import sentencepiece_model_pb2
 
 from kerasllm.convert.bert import CheckpointMismatchError
 from kerasllm.convert.checkpoint import read_hf_config
 from kerasllm.convert.hf_decoder import Assignment, assign_all, read_weights, refuse, require
 from kerasllm.models import EncoderDecoder
 from kerasllm.tokenizers import SentencePieceTokenizer
-from kerasllm.utils.files import resolve_inside
+from kerasllm.utils.files import read_json, resolve_inside
 
 FAMILY = "T5"
 MODEL_TYPES = ("t5",)
@@ -198,12 +203,105 @@ def load_t5_weights(model: EncoderDecoder, tensors: Mapping[str, np.ndarray]) ->
     assign_all(FAMILY, t5_assignments(model), tensors)
 
 
-def load_t5_tokenizer(directory: str | os.PathLike) -> SentencePieceTokenizer:
-    """The checkpoint's `spiece.model` with T5's roles: pad `<pad>` (id 0, also the decoder
-    start token), end `</s>`, unk `<unk>`."""
-    path = resolve_inside(Path(directory), SPM_FILE, "SentencePiece model")
+_SENTINEL = re.compile(r"^<extra_id_(\d+)>$")
+
+
+def _listed_sentinels(directory: Path) -> tuple[str, dict[int, str]] | None:
+    """`{id: "<extra_id_N>"}` as the checkpoint's tokenizer files list them (`tokenizer.json`
+    `added_tokens`, else `tokenizer_config.json` `added_tokens_decoder`), with the key read."""
+    path = directory / "tokenizer.json"
+    if path.is_file():
+        added = read_json(path, "tokenizer.json").get("added_tokens") or []
+        found = {
+            int(t["id"]): t["content"] for t in added if _SENTINEL.match(str(t.get("content")))
+        }
+        if found:
+            return "tokenizer.json added_tokens", found
+    path = directory / "tokenizer_config.json"
+    if path.is_file():
+        decoder = read_json(path, "tokenizer_config.json").get("added_tokens_decoder") or {}
+        found = {
+            int(i): t["content"]
+            for i, t in decoder.items()
+            if isinstance(t, dict) and _SENTINEL.match(str(t.get("content")))
+        }
+        if found:
+            return "tokenizer_config.json added_tokens_decoder", found
+    return None
+
+
+def t5_sentinels(directory: str | os.PathLike, pieces: int, vocab_size: int) -> dict[int, str]:
+    """`{id: "<extra_id_N>"}`: T5's sentinel tokens at Hugging Face's ids.
+
+    From the tokenizer files when they list them, else `T5Tokenizer`'s rule: `extra_ids`
+    (tokenizer_config.json; default 100 when `vocab_size` has room for them, else 0) ids after
+    the `pieces` of `spiece.model`, in reverse (`<extra_id_0>` last: 32099 for T5).
+
+    Raises:
+        ValueError: the ids do not directly follow the pieces or exceed `vocab_size` (named).
+    """
+    directory = Path(directory)
+    listed = _listed_sentinels(directory)
+    if listed is None:
+        path = directory / "tokenizer_config.json"
+        options = read_json(path, "tokenizer_config.json") if path.is_file() else {}
+        default = 100 if vocab_size >= pieces + 100 else 0
+        extra = options.get("extra_ids", default)
+        if not isinstance(extra, int) or extra < 0:
+            raise refuse("extra_ids", extra, "expected an int >= 0 (tokenizer_config.json).")
+        key = "extra_ids"
+        found = {pieces + extra - 1 - i: f"<extra_id_{i}>" for i in range(extra)}
+    else:
+        key, found = listed
+    if found and sorted(found) != list(range(pieces, pieces + len(found))):
+        raise refuse(
+            key,
+            f"ids {min(found)}..{max(found)}",
+            f"kerasllm appends T5's sentinels to spiece.model's {pieces} pieces, so their ids "
+            f"must be {pieces}..{pieces + len(found) - 1}.",
+        )
+    if pieces + len(found) > vocab_size:
+        raise refuse(
+            "vocab_size",
+            vocab_size,
+            f"smaller than spiece.model's {pieces} pieces + {len(found)} sentinels.",
+        )
+    return found
+
+
+def t5_sentencepiece_model(model: bytes, sentinels: Mapping[int, str], vocab_size: int) -> bytes:
+    """`model` (a serialized `spiece.model`) with the sentinels appended as user-defined pieces
+    (never split in text, as Hugging Face's added tokens) and, up to `vocab_size`, unused
+    pieces `<unused_i>` (ids the model has logits for but no tokenizer produces: T5's 32100 to
+    32127)."""
+    proto = sentencepiece_model_pb2.ModelProto()
+    proto.ParseFromString(model)
+    kinds = sentencepiece_model_pb2.ModelProto.SentencePiece
+    for i in sorted(sentinels):
+        proto.pieces.add(piece=sentinels[i], score=0.0, type=kinds.USER_DEFINED)
+    for i in range(len(proto.pieces), vocab_size):
+        proto.pieces.add(piece=f"<unused_{i}>", score=0.0, type=kinds.UNUSED)
+    return proto.SerializeToString()
+
+
+def load_t5_tokenizer(
+    directory: str | os.PathLike, hf_config: Mapping | None = None
+) -> SentencePieceTokenizer:
+    """The checkpoint's `spiece.model` with T5's roles (pad `<pad>` = decoder start, id 0; end
+    `</s>`; unk `<unk>`) and its sentinels `<extra_id_N>` at Hugging Face's ids
+    (`t5_sentinels`), padded with unused ids to `config.json`'s `vocab_size`, so its ids are
+    exactly the model's vocabulary and `kerasllm.data.span_corruption_dataset` works with it."""
+    directory = Path(directory)
+    hf_config = read_hf_config(directory) if hf_config is None else hf_config
+    path = resolve_inside(directory, SPM_FILE, "SentencePiece model")
+    model = path.read_bytes()
+    pieces = spm.SentencePieceProcessor(model_proto=model).get_piece_size()
+    vocab_size = int(hf_config.get("vocab_size", pieces))
+    if vocab_size > pieces:
+        sentinels = t5_sentinels(directory, pieces, vocab_size)
+        model = t5_sentencepiece_model(model, sentinels, vocab_size)
     specials = {"pad": "<pad>", "start": "<pad>", "end": "</s>", "unk": "<unk>"}
-    return SentencePieceTokenizer(os.fspath(path), special_tokens=specials)
+    return SentencePieceTokenizer(model, special_tokens=specials)
 
 
 def load_t5_checkpoint(directory: str | os.PathLike, weights: bool = True, **overrides):
@@ -216,4 +314,4 @@ def load_t5_checkpoint(directory: str | os.PathLike, weights: bool = True, **ove
     model = EncoderDecoder(**{**encoder_decoder_config_from_t5(hf_config), **overrides})
     if weights:
         load_t5_weights(model, read_weights(directory))
-    return model, load_t5_tokenizer(directory)
+    return model, load_t5_tokenizer(directory, hf_config)

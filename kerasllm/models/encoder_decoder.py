@@ -47,6 +47,10 @@ class EncoderDecoder(Backbone):
         if layers is not None and (not isinstance(layers, int) or layers < 1):
             raise ValueError(f"`num_decoder_layers` must be a positive integer; got {layers!r}.")
 
+    @classmethod
+    def num_blocks(cls, config):
+        return config["num_layers"] + (config.get("num_decoder_layers") or config["num_layers"])
+
     def __init__(self, **config):
         super().__init__(**config)
         self.token_embedding = self._make_token_embedding()
@@ -64,7 +68,9 @@ class EncoderDecoder(Backbone):
         self.decoder_relative_bias = self._make_relative_bias(False, "decoder_relative_bias")
         self.encoder_blocks = self._make_encoder_blocks()
         self.decoder_blocks = self._make_decoder_blocks(
-            self.num_decoder_layers or self.num_layers, cross_attention=True
+            self.num_decoder_layers or self.num_layers,
+            cross_attention=True,
+            first_index=self.num_layers,
         )
         self.encoder_final_norm = self._make_norm("encoder_final_norm") if self.norm_first else None
         self.decoder_final_norm = self._make_norm("decoder_final_norm") if self.norm_first else None

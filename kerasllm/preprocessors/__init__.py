@@ -73,7 +73,7 @@ def _tokenizer_arguments(preprocessor_class: type, tokenizer) -> dict:
     return {"tokenizer": main, "target_tokenizer": target}
 
 
-def for_task(task_model, tokenizer, sequence_length: int | None = None) -> Preprocessor:
+def for_task(task_model, tokenizer, sequence_length: int | None = None, **options) -> Preprocessor:
     """The preprocessor that fits `task_model` (e.g. a `TextClassifierPreprocessor` for a
     `SequenceClassifier`), built on `tokenizer`.
 
@@ -84,6 +84,8 @@ def for_task(task_model, tokenizer, sequence_length: int | None = None) -> Prepr
             "target" (a `Seq2SeqLM` then tokenizes each side with its own).
         sequence_length: the longest input; default `DEFAULT_SEQUENCE_LENGTH`, capped by the
             backbone's `max_sequence_length`.
+        **options: further arguments of the preprocessor class (e.g. a `Seq2SeqLM`'s
+            `decoder_sequence_length`).
 
     Raises:
         ValueError: no preprocessor exists yet for this kind of task model, the tokenizer's
@@ -107,10 +109,10 @@ def for_task(task_model, tokenizer, sequence_length: int | None = None) -> Prepr
         )
     preprocessor_class = _preprocessor_class(task_model)
     arguments = _tokenizer_arguments(preprocessor_class, tokenizer)
-    return preprocessor_class(**arguments, sequence_length=sequence_length)
+    return preprocessor_class(**arguments, **options, sequence_length=sequence_length)
 
 
-def attach(task_model, tokenizer) -> Preprocessor | None:
+def attach(task_model, tokenizer, **options) -> Preprocessor | None:
     """Gives `task_model` its preprocessor on `tokenizer`, as `kerasllm.bundle.load` does: the
     preprocessor its saved config carried (options kept, tokenizers set: a config holds no
     tokenizer), else a new one from `for_task`. Task models without a preprocessor class are
@@ -119,6 +121,8 @@ def attach(task_model, tokenizer) -> Preprocessor | None:
     Args:
         task_model: a `kerasllm.models.Task`.
         tokenizer: a tokenizer or a `{role: tokenizer}` dict (see `for_task`).
+        **options: `for_task`'s options (`sequence_length`, ...) for a new preprocessor; a
+            saved preprocessor keeps its own.
 
     Returns:
         The model's preprocessor, or None.
@@ -132,7 +136,7 @@ def attach(task_model, tokenizer) -> Preprocessor | None:
         return None
     saved = task_model.preprocessor
     if saved is None:
-        task_model.preprocessor = for_task(task_model, tokenizer)
+        task_model.preprocessor = for_task(task_model, tokenizer, **options)
         return task_model.preprocessor
     check_vocabulary_match(task_model, tokenizer)
     for name, value in _tokenizer_arguments(type(saved), tokenizer).items():

@@ -17,6 +17,7 @@ Replica step (per update):
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 import random
@@ -28,7 +29,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kerasllm import _compat
+from kerasllm import _compat, hardware
 from kerasllm.training import distribution, finetuning, objectives, optimization
 from kerasllm.training.actions import (
     BestCheckpointAction,
@@ -128,6 +129,10 @@ class Trainer:
         sample_fn: Callable[[keras.Model], str | list[str]] | None = None,
         metrics_fn: Callable[[keras.Model], Mapping[str, float]] | None = None,
     ):
+        # "auto" precision and compilation resolved for this machine; the resolved values
+        # are what runs, what `config.json` records and what `self.config` holds.
+        self.hardware_choice: hardware.Choice | None = None
+        config = self._resolve_auto(config, model)
         self.config = config
         self._progress: Progress | None = None  # the progress display while `fit` runs
         self.objective = (
@@ -204,6 +209,20 @@ class Trainer:
         self._custom_gradients: set[str] = set()  # registered while tracing; see close()
 
     # ------------------------------------------------------------------ setup
+    def _resolve_auto(self, config: TrainerConfig, model) -> TrainerConfig:
+        """`config` with "auto" precision and jit_compile replaced by `kerasllm.hardware`'s
+        choice for this machine (a built model keeps its own dtype policy)."""
+        precision = config.precision
+        if precision == "auto" and isinstance(model, keras.Model):
+            # Its variables exist already: the policy they were built under is the one to use.
+            name = model.dtype_policy.name
+            precision = name if name in hardware.PRECISIONS else precision
+        precision, jit_compile, choice = hardware.resolve(precision, config.jit_compile)
+        self.hardware_choice = choice
+        if (precision, jit_compile) == (config.precision, config.jit_compile):
+            return config
+        return dataclasses.replace(config, precision=precision, jit_compile=jit_compile)
+
     def _build_model(self, model) -> keras.Model:
         if isinstance(model, keras.Model):
             variables = model.variables
@@ -325,12 +344,21 @@ class Trainer:
 
     def _replica_step(self, batches):
         context = tf.distribute.get_replica_context()
+
+        def all_reduce(values):
+            # One replica: its values are the sums. Skipping the collective saves its ops and
+            # lets XLA compile the whole step (`_make_train_loop`).
+            if self.num_replicas == 1:
+                return values
+            return context.all_reduce(tf.distribute.ReduceOp.SUM, values)
+
         batches = [keras.utils.unpack_x_y_sample_weight(batch) for batch in batches]
         local = [self.objective.normalizers(y, w) for _, y, w in batches]
         local = [tf.add_n(list(term)) for term in zip(*local)]
-        denominators = context.all_reduce(tf.distribute.ReduceOp.SUM, local)
+        denominators = all_reduce(local)
         gradient_fn = self._gradients
-        if self.config.jit_compile:
+        if self.config.jit_compile and self.num_replicas > 1:
+            # Collectives stay outside XLA: only the forward and backward pass is compiled.
             gradient_fn = tf.function(gradient_fn, jit_compile=True)
         total, loss, tokens = None, 0.0, 0.0
         for x, y, w in batches:
@@ -342,8 +370,8 @@ class Trainer:
             loss += micro_loss
             tokens += self.objective.count_tokens(x)
         pairs = [(g, v) for g, v in zip(total, self.trainable_variables) if g is not None]
-        gradients = context.all_reduce(tf.distribute.ReduceOp.SUM, [g for g, _ in pairs])
-        loss, tokens = context.all_reduce(tf.distribute.ReduceOp.SUM, [loss, tokens])
+        gradients = all_reduce([g for g, _ in pairs])
+        loss, tokens = all_reduce([loss, tokens])
         scale = optimization.loss_scale(self.optimizer)
         norm = tf.linalg.global_norm(gradients)
         if self.config.clipnorm is not None:
@@ -360,6 +388,11 @@ class Trainer:
         # The replica step has no data-dependent Python control flow: skipping AutoGraph's
         # conversion of it (and of every layer it calls) saves seconds of tracing.
         replica_step = tf.autograph.experimental.do_not_convert(self._replica_step)
+        if self.config.jit_compile and self.num_replicas == 1:
+            # No collective in a one-replica step: XLA compiles all of it, the gradients,
+            # clipping and optimizer update fused (the update alone is hundreds of small ops
+            # per step otherwise).
+            replica_step = tf.function(replica_step, jit_compile=True, autograph=False)
 
         def first(value):
             return strategy.experimental_local_results(value)[0]
@@ -458,6 +491,11 @@ class Trainer:
             return seconds
         local = self.strategy.run(lambda: tf.constant(seconds, tf.float32))
         return float(self.strategy.reduce(tf.distribute.ReduceOp.MEAN, local, axis=None))
+
+    def _auto_note(self) -> str:
+        """Why "auto" chose what it did (empty when nothing was "auto")."""
+        choice = self.hardware_choice
+        return "" if choice is None else f" (auto for {choice.device}: {choice.reason})"
 
     def _describe_batches(self) -> str:
         config = self.config
@@ -587,7 +625,11 @@ class Trainer:
             "steps": config.eval_every or config.steps,
             "verbose": config.verbose,
         }
-        actions.append(KerasCallbacksAction([*callbacks, history], self.model, params))
+        # Controller `Action`s given as callbacks (e.g. `compression.MagnitudePruning`) run
+        # as they are; Keras callbacks through the adapter.
+        actions += [c for c in callbacks if isinstance(c, Action)]
+        keras_callbacks = [c for c in callbacks if not isinstance(c, Action)]
+        actions.append(KerasCallbacksAction([*keras_callbacks, history], self.model, params))
         if self.is_chief:
             actions.append(LearningCurvesAction(config.model_dir, log=self.log))
         return actions
@@ -596,7 +638,7 @@ class Trainer:
         self,
         train_data: DataSource,
         eval_data: DataSource | None = None,
-        callbacks: list[keras.callbacks.Callback] | None = None,
+        callbacks: list[keras.callbacks.Callback | Action] | None = None,
     ) -> TrainingHistory:
         """Trains until `config.steps` updates, resuming from the model directory's state.
 
@@ -614,7 +656,9 @@ class Trainer:
                 the batches already consumed are skipped, so deterministic data continues where it
                 stopped.
             eval_data: the same kinds, finite; evaluated every `eval_every` updates and at the end.
-            callbacks: `keras.callbacks.Callback`s (`EarlyStopping`, `CSVLogger`,
+            callbacks: `kerasllm.training.controller.Action`s, run between training-loop
+                calls (`kerasllm.compression.MagnitudePruning`), and
+                `keras.callbacks.Callback`s (`EarlyStopping`, `CSVLogger`,
                 `LambdaCallback`, `TerminateOnNaN`, your own), run as Keras' `fit` runs them
                 with **one evaluation period (`config.eval_every` updates, or the whole run
                 when it is None) as an epoch**: `on_epoch_end(epoch, logs)` comes at each
@@ -658,7 +702,8 @@ class Trainer:
             f"Training {self.model.name} ({_size(self.model.weights):,} parameters, "
             f"{_size(self.trainable_variables):,} trainable) on "
             f"{self.objective.name} with {type(self.strategy).__name__}: {self._describe_batches()}"
-            f"; steps {start} -> {config.steps}; precision {config.precision}."
+            f"; steps {start} -> {config.steps}; precision {config.precision}, "
+            f"XLA {'on' if config.jit_compile else 'off'}{self._auto_note()}."
         )
         iterator = iter(
             self._distribute(train_data, training=True, skip=int(self._batches_consumed.numpy()))

@@ -790,7 +790,7 @@ def _is_hf_checkpoint(name: Any) -> bool:
 
 
 def _get_hf_checkpoint(folder: Path, task: str | None, weights: Any, overrides: dict):
-    """`get` on a Hugging Face checkpoint folder (GPT-2, Llama, Mistral, T5): the task model
+    """`get` on a Hugging Face checkpoint folder (GPT-2, Llama, Mistral, T5, BART): the task model
     (its own, a `CausalLM` or `Seq2SeqLM`, unless `task` says otherwise) on the converted
     backbone, with the checkpoint's weights (random ones for `weights=None`) and a preprocessor
     on its tokenizer when the vocabulary sizes agree."""
@@ -818,7 +818,7 @@ def _get_hf_checkpoint(folder: Path, task: str | None, weights: Any, overrides: 
     backbone, tokenizer = load_hf_checkpoint(folder, weights=weights is not None, **overrides)
     model = _build(build_task, backbone, task_kwargs)
     model.preset_weights = os.fspath(folder) if weights is not None else None
-    # T5's 100 sentinel ids are not in its spiece.model: such a model gets no preprocessor.
+    # A tokenizer that does not cover the model's vocabulary exactly gets no preprocessor.
     if preprocessors.exists_for(model) and tokenizer.vocabulary_size == model_vocabulary_size(
         model
     ):

@@ -4,13 +4,11 @@ zoo.get, a `.keras` round trip, SavedModel export served from a fresh process, a
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
 import pytest
+from compression_helpers import run_fresh
 
 from kerasllm import _compat, bundle, compression, preprocessors, testing, tokenizers, zoo
 from kerasllm.export import export
@@ -184,16 +182,9 @@ def test_quantized_bundles_export_and_serve_from_a_fresh_process(
         "seq2seq": str(export(seq2seq, tmp_path / "seq2seq", max_length=MAX_LENGTH, beams=1)),
         "classifier": str(export(classifier, tmp_path / "classifier")),
     }
-    proc = subprocess.run(
-        [sys.executable, "-c", SERVE, json.dumps(paths), json.dumps(TEXTS), json.dumps(SOURCES)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-        cwd=tmp_path,
+    served = run_fresh(
+        SERVE, json.dumps(paths), json.dumps(TEXTS), json.dumps(SOURCES), cwd=tmp_path
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    served = json.loads(proc.stdout.split("RESULT", 1)[1])
     expected = classifier.model.predict(TEXTS, verbose=0)
     probabilities = np.exp(expected) / np.exp(expected).sum(-1, keepdims=True)
     np.testing.assert_allclose(served["probabilities"], probabilities, atol=1e-4)

@@ -77,7 +77,10 @@ def test_greedy_generation_matches_transformers(model):
         ({"rope_parameters": None, "rope_scaling": {"type": "dynamic"}}, "rope_scaling"),
         ({"rope_parameters": None, "rope_scaling": {"rope_type": "llama3"}}, "rope_scaling"),
         ({"model_type": "mistral", "sliding_window": 16}, "sliding_window"),
-        ({"model_type": "qwen2"}, "model_type"),
+        (
+            {"model_type": "qwen2", "layer_types": ["sliding_attention"], "sliding_window": 8},
+            "layer_types",
+        ),
         ({"hidden_act": "gelu"}, "hidden_act"),
         ({"attention_bias": True}, "attention_bias"),
     ],

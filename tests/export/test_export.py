@@ -567,8 +567,8 @@ def test_exports_hold_only_core_tf_and_the_documented_tensorflow_text_ops(famili
 
 @pytest.mark.parametrize("length", [1, 3])
 def test_core_tf_cache_writes_equal_slice_update(length):
-    cache = tf.random.stateless_normal([2, 2, 6, 3, 4], seed=[1, 2])
-    update = tf.random.stateless_normal([2, 2, length, 3, 4], seed=[3, 4])
+    cache = tf.random.stateless_normal([2, 2, 3, 6, 4], seed=[1, 2])  # (B, 2, kv, S, head_dim)
+    update = tf.random.stateless_normal([2, 2, 3, length, 4], seed=[3, 4])
 
     @tf.function(autograph=False)
     def core(index):

@@ -58,7 +58,7 @@ def test_cache_update_matches_full_attention():
     x = rng.normal(size=(2, 6, 16)).astype("float32")
     layer = MultiHeadAttention(num_heads=4, head_dim=4, rotary_max_wavelength=10000.0)
     full = layer(x, attention_mask=masking.causal_mask(6, 6))
-    cache = np.zeros((2, 2, 6, 4, 4), "float32")
+    cache = np.zeros((2, 2, 4, 6, 4), "float32")  # (B, 2, kv_heads, S, head_dim)
     steps = []
     for i in range(6):
         out, cache = layer(
@@ -118,3 +118,27 @@ def test_grouped_query_attention_matches_reference_on_both_paths(training, dropo
     layer = MultiHeadAttention(num_heads=4, head_dim=4, num_key_value_heads=2, dropout=dropout)
     got = layer(x, attention_mask=mask, training=training)
     np.testing.assert_allclose(got, _grouped_attention_reference(layer, x, mask), atol=1e-4)
+
+
+def test_qkv_bias_biases_only_the_input_projections():
+    """`qkv_bias` without `use_bias` (Qwen2) == full-bias attention whose output bias is 0."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(2, 5, 16)).astype("float32")
+    ours = MultiHeadAttention(num_heads=4, head_dim=4, use_bias=False, qkv_bias=True)
+    full = MultiHeadAttention(num_heads=4, head_dim=4)
+    ours(x), full(x)
+    projections = (ours.query_dense, ours.key_dense, ours.value_dense, ours.output_dense)
+    assert [dense.bias is not None for dense in projections] == [True, True, True, False]
+    for dense in projections[:3]:
+        dense.bias.assign(rng.normal(size=dense.bias.shape).astype("float32"))
+    for mine, theirs in zip(projections[:3], (full.query_dense, full.key_dense, full.value_dense)):
+        theirs.set_weights(mine.get_weights())
+    kernel = ours.output_dense.kernel.numpy()
+    full.output_dense.set_weights([kernel, np.zeros(kernel.shape[1], "float32")])
+    np.testing.assert_allclose(ours(x), full(x), atol=1e-6)
+    # Without the query/key/value biases the output differs: the biases are used.
+    plain = MultiHeadAttention(num_heads=4, head_dim=4, use_bias=False)
+    plain(x)
+    plain.set_weights([d.kernel.numpy() for d in projections])
+    assert np.abs(np.asarray(plain(x)) - np.asarray(ours(x))).max() > 1e-3
+    assert MultiHeadAttention.from_config(ours.get_config()).qkv_bias is True

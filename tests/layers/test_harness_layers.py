@@ -77,6 +77,21 @@ CASES = {
         dropout_kwargs={"dropout": 0.3},
         padding=SELF_PADDING,
     ),
+    "attention_qwen2_qkv_bias": dict(
+        cls=layers.MultiHeadAttention,
+        init_kwargs={
+            **ATTENTION,
+            "num_key_value_heads": 2,
+            "use_bias": False,
+            "qkv_bias": True,
+            "rotary_max_wavelength": 10000.0,
+        },
+        input_data=X,
+        call_kwargs={"attention_mask": CAUSAL_MASK},
+        expected_output_shape=(B, T, H),
+        dropout_kwargs={"dropout": 0.3},
+        padding=SELF_PADDING,
+    ),
     "token_embedding_tied": dict(
         cls=layers.TokenEmbedding,
         init_kwargs=dict(input_dim=20, output_dim=8),

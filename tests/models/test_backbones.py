@@ -183,3 +183,20 @@ def test_validate_config_leaves_the_callers_dict_unchanged(cls):
     assert config == before
     with pytest.raises(ValueError, match="num_layers"):
         cls.validate_config({**config, "num_layers": 0})
+
+
+def test_qkv_bias_adds_query_key_value_biases_only_and_round_trips():
+    """Qwen2's layout: `qkv_bias=True` with `use_bias=False`; the default adds nothing."""
+    config = tiny_config("rotary_gqa_swiglu")
+    plain, qwen2 = Decoder(**config), Decoder(**config, qkv_bias=True)
+    assert plain.qkv_bias is False and "qkv_bias" in plain.get_config()
+    attention = qwen2.blocks[0].self_attention
+    head_dim = config["hidden_dim"] // config["num_heads"]
+    per_block = (config["num_heads"] + 2 * config["num_key_value_heads"]) * head_dim
+    assert qwen2.count_params() - plain.count_params() == config["num_layers"] * per_block
+    assert attention.query_dense.bias is not None and attention.output_dense.bias is None
+    rebuilt = Decoder.from_config(qwen2.get_config())
+    assert rebuilt.qkv_bias and rebuilt.blocks[0].self_attention.key_dense.bias is not None
+    # A config saved before the key existed still loads, without the biases.
+    old = {k: v for k, v in plain.get_config().items() if k != "qkv_bias"}
+    assert Decoder.from_config(old).count_params() == plain.count_params()

@@ -59,6 +59,18 @@ def test_backbone_harness(cls, variant):
     run_backbone_test(cls, tiny_config(variant), inputs, shapes)
 
 
+def test_backbone_harness_with_per_block_shapes():
+    """`layer_shapes` (what structured pruning writes): each block its own heads and width."""
+    shapes = [
+        {"num_heads": 2, "intermediate_dim": 12},
+        {"num_heads": 2, "num_key_value_heads": 1, "cross_attention_heads": 2},
+        {"intermediate_dim": 20, "cross_attention_heads": 4, "cross_attention_key_value_heads": 2},
+    ]
+    config = tiny_config("rotary_gqa_swiglu", num_layers=1, num_decoder_layers=2)
+    inputs, outputs = BACKBONES[EncoderDecoder]
+    run_backbone_test(EncoderDecoder, {**config, "layer_shapes": shapes}, inputs, outputs)
+
+
 def test_every_backbone_has_a_harness_case():
     exported = {
         getattr(models, n)

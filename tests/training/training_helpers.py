@@ -44,6 +44,9 @@ REFERENCE_STEPS = 8
 
 def reference_config(model_dir, **overrides) -> TrainerConfig:
     config = dict(steps=REFERENCE_STEPS, learning_rate=1e-2, checkpoint_every=4, log_every=4)
+    # Named, not "auto": subprocesses (resumable_run.py) must match the in-process reference on
+    # any machine.
+    config.update(precision="float32", jit_compile=False)
     return TrainerConfig(str(model_dir), **{**config, "verbose": 0, **overrides})
 
 

@@ -40,6 +40,7 @@ def train(model_dir, strategy, data, global_batch=GLOBAL_BATCH, accumulation_ste
         global_batch_size=global_batch,
         accumulation_steps=accumulation_steps,
         verbose=0,
+        precision="float32",  # named: the comparisons mean the same on any machine
     )
     trainer = Trainer(tiny_causal_lm, "causal_lm", config, strategy=strategy)
     history = trainer.fit(data)

@@ -38,6 +38,7 @@ def main(model_dir, output):
         max_train_seconds=600,
         steps_per_loop=2,
         verbose=0,
+        precision="float32",  # named: the comparisons mean the same on any machine
     )
     trainer = Trainer(tiny_causal_lm, "causal_lm", config, strategy=strategy)
     eval_data = causal_batches(num_examples=16, batch_size=8)
