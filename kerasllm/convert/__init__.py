@@ -44,6 +44,7 @@ from kerasllm.convert.gpt2 import (
     save_gpt2_checkpoint,
 )
 from kerasllm.convert.hf_decoder import (
+    hf_framing,
     hf_id_swap,
     hf_model_types,
     hf_task,
@@ -77,6 +78,7 @@ __all__ = [
     "encoder_decoder_config_from_bart",
     "encoder_decoder_config_from_t5",
     "hf_config_from_encoder",
+    "hf_framing",
     "hf_id_swap",
     "hf_model_types",
     "hf_task",

@@ -52,7 +52,17 @@ FAMILY = "BART"
 MODEL_TYPES = ("bart",)
 POSITION_OFFSET = 2  # BartLearnedPositionalEmbedding's offset
 # BART's special tokens (the decoder's start token is config.json's decoder_start_token_id).
-SPECIALS = {"pad": "<pad>", "end": "</s>", "unk": "<unk>", "mask": "<mask>"}
+SPECIALS = {
+    "pad": "<pad>",
+    "end": "</s>",
+    "unk": "<unk>",
+    "mask": "<mask>",
+    # BartTokenizer's cls and sep: the ids a source is framed with, `<s> text </s>`.
+    "cls": "<s>",
+    "sep": "</s>",
+}
+#: How BART's tokenizer frames a source (`Seq2SeqLMPreprocessor`'s options): `<s> text </s>`.
+FRAMING = {"source_start_token": True, "source_end_token": True}
 
 
 def encoder_decoder_config_from_bart(hf_config: Mapping) -> dict:
@@ -226,7 +236,7 @@ def load_bart_tokenizer(
     """BART's byte-level BPE (`vocab.json` + `merges.txt`) with ids 0 (`<s>`) and `<pad>`'s
     exchanged, and that id (1 in published checkpoints). Roles: pad `<pad>`, end `</s>`, start
     the decoder's start token (`decoder_start_token_id`, `</s>` in published checkpoints), unk
-    `<unk>`, mask `<mask>` (those the vocabulary has)."""
+    `<unk>`, mask `<mask>`, cls `<s>` and sep `</s>` (those the vocabulary has)."""
     directory = Path(directory)
     hf_config = read_hf_config(directory) if hf_config is None else hf_config
     vocabulary = read_json(resolve_inside(directory, "vocab.json", "vocabulary"), "vocab.json")

@@ -417,6 +417,25 @@ def hf_task(directory: str | os.PathLike) -> str:
     return "seq2seq_lm" if model_type in (*t5.MODEL_TYPES, *bart.MODEL_TYPES) else "causal_lm"
 
 
+def hf_framing(directory: str | os.PathLike, tokenizer) -> dict:
+    """How a checkpoint folder's Hugging Face tokenizer frames its inputs, as the options of
+    its task's preprocessor (what `kerasllm.zoo.get(folder)` builds): T5 `text </s>` and BART
+    `<s> text </s>` (`Seq2SeqLMPreprocessor`'s `source_start_token` / `source_end_token`),
+    Llama-family prompts `<s> text` when its tokenizer adds the start token
+    (`CausalLMPreprocessor`'s `add_start_token`), GPT-2 prompts unframed (its tokenizer adds
+    none)."""
+    from kerasllm.convert import bart, llama, t5
+
+    model_type = read_hf_config(directory).get("model_type")
+    if model_type in t5.MODEL_TYPES:
+        return dict(t5.FRAMING)
+    if model_type in bart.MODEL_TYPES:
+        return dict(bart.FRAMING)
+    if model_type in llama.MODEL_TYPES:
+        return llama.llama_framing(directory, tokenizer)
+    return {}
+
+
 def load_hf_checkpoint(directory: str | os.PathLike, weights: bool = True, **overrides) -> tuple:
     """A Hugging Face checkpoint folder as a kerasllm backbone and its tokenizer: a `Decoder`
     and a `ByteBPETokenizer` (GPT-2, Llama, Mistral, Qwen2; a `SentencePieceTokenizer` for a Llama

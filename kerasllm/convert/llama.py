@@ -302,6 +302,38 @@ def load_llama_tokenizer(directory: str | os.PathLike, hf_config: Mapping) -> tu
     return byte_bpe_from_tokenizer_json(directory, hf_config)
 
 
+def _template_starts_with_special(post_processor) -> bool:
+    """Whether a `tokenizer.json` post-processor puts a special token before each text (Llama
+    3's `<|begin_of_text|>`), looking inside a `Sequence` of processors too."""
+    if not isinstance(post_processor, dict):
+        return False
+    if post_processor.get("type") == "Sequence":
+        return any(map(_template_starts_with_special, post_processor.get("processors") or []))
+    if post_processor.get("type") != "TemplateProcessing":
+        return False
+    single = post_processor.get("single")
+    return bool(single) and isinstance(single[0], dict) and "SpecialToken" in single[0]
+
+
+def llama_framing(directory: str | os.PathLike, tokenizer) -> dict:
+    """How the folder's Hugging Face tokenizer frames a prompt, as `CausalLMPreprocessor`
+    options: `add_start_token` when it puts the start token first (a SentencePiece
+    `LlamaTokenizer` does unless `tokenizer_config.json` sets `add_bos_token` false; a
+    `tokenizer.json` does when its post-processor's template starts with a special token, as
+    Llama 3's does, and not for Qwen2 or SmolLM), and the tokenizer has a start token."""
+    directory = Path(directory)
+    if tokenizer.start_id is None:
+        return {"add_start_token": False}
+    if not _byte_level(directory) and (directory / SPM_FILE).is_file():
+        config_path = directory / "tokenizer_config.json"
+        config = read_json(config_path, "tokenizer_config.json") if config_path.is_file() else {}
+        add = config.get("add_bos_token", True) if isinstance(config, dict) else True
+        return {"add_start_token": bool(add)}
+    content = read_json(resolve_inside(directory, "tokenizer.json", "tokenizer"), "tokenizer.json")
+    post = content.get("post_processor") if isinstance(content, dict) else None
+    return {"add_start_token": _template_starts_with_special(post)}
+
+
 def load_llama_checkpoint(directory: str | os.PathLike, weights: bool = True, **overrides):
     """A Llama/Mistral checkpoint folder as `(Decoder, tokenizer)`.
 

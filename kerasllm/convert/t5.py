@@ -47,6 +47,8 @@ from kerasllm.utils.files import read_json, resolve_inside
 FAMILY = "T5"
 MODEL_TYPES = ("t5",)
 SPM_FILE = "spiece.model"
+#: How T5's tokenizer frames a source (`Seq2SeqLMPreprocessor`'s options): `text </s>`.
+FRAMING = {"source_end_token": True}
 # (gated, Hugging Face activation) -> kerasllm activation.
 _ACTIVATIONS = {
     (False, "relu"): "relu",

@@ -21,7 +21,7 @@ from kerasllm.preprocessors.masked_lm import (
     mask_tokens,  # noqa: F401  (kerasllm.data re-exports it)
     masked_lm_batch,
 )
-from kerasllm.preprocessors.packing import body_length, boundary_ids, pack_segments
+from kerasllm.preprocessors.packing import body_length, boundary_ids, framing_ids, pack_segments
 from kerasllm.preprocessors.seq2seq_lm import target_boundary_ids
 from kerasllm.preprocessors.words import encode_words, word_values_on_tokens
 from kerasllm.tokenizers.base import Tokenizer
@@ -571,11 +571,14 @@ def seq2seq_dataset(
     input_context: tf.distribute.InputContext | None = None,
     num_shards: int | None = None,
     shard_index: int | None = None,
+    source_start_token: bool = False,
+    source_end_token: bool = False,
 ) -> tuple[tf.data.Dataset, PipelineStats]:
     """Sequence-to-sequence batches with teacher forcing.
 
-    Encoder input: source tokens (truncated to `source_length`). With the target tokens
-    `t` (truncated to `target_length - 1`): decoder input `[start] + t`, labels
+    Encoder input: source tokens (truncated to `source_length`), framed `[start] src [end]`
+    by `source_start_token` / `source_end_token` as `Seq2SeqLMPreprocessor` frames it. With
+    the target tokens `t` (truncated to `target_length - 1`): decoder input `[start] + t`, labels
     `t + [end]` (i.e. decoder input = `[start] + labels[:-1]`); `sample_weight` is 0 on
     padding.
 
@@ -589,6 +592,8 @@ def seq2seq_dataset(
         batch_size, seed, shuffle, repeat, bucketing, bucket_boundaries, drop_remainder,
         input_context, num_shards, shard_index: as in `masked_lm_dataset` (bucketing
         groups by target length).
+        source_start_token, source_end_token: frame sources with the source tokenizer's
+            start / end ids (a family's Hugging Face framing, e.g. T5 end only, BART both).
 
     Returns:
         `(dataset, stats)`: batches `({encoder_token_ids, encoder_padding_mask,
@@ -609,6 +614,7 @@ def seq2seq_dataset(
     if target_length < 2:
         raise ValueError(f"`target_length` must be >= 2. Received: {target_length}")
     start, end = target_boundary_ids(target_tokenizer)
+    first, last = framing_ids(source_tokenizer, source_start_token, source_end_token)
     pairs = list(pairs)
     if any(len(p) != 2 for p in pairs):
         raise ValueError("`pairs` must be (source, target) 2-tuples.")
@@ -622,7 +628,9 @@ def seq2seq_dataset(
     ds = _tokenize_columns(ds, {0: source_tokenizer, 1: target_tokenizer}, stats)
 
     def to_example(src, tgt):
-        return _seq2seq_example(src, tgt, source_length, target_length, start, end, stats)
+        return _seq2seq_example(
+            src, tgt, source_length, target_length, start, end, stats, first, last
+        )
 
     ds = ds.map(to_example, num_parallel_calls=AUTOTUNE)
     ds = _seq2seq_batches(
@@ -632,11 +640,13 @@ def seq2seq_dataset(
     return _finish(ds), stats
 
 
-def _seq2seq_example(src, tgt, source_length, target_length, start, end, stats) -> dict:
+def _seq2seq_example(
+    src, tgt, source_length, target_length, start, end, stats, first=None, last=None
+) -> dict:
     """One seq2seq example from token ids, framed as `Seq2SeqLMPreprocessor` frames it:
-    `src` for the encoder, `[start] tgt` in and `tgt [end]` out for the decoder (shared by
-    `seq2seq_dataset` and span corruption)."""
-    encoder = _frame(src, source_length, None, None, stats)
+    `[first] src [last]` for the encoder (no framing ids by default), `[start] tgt` in and
+    `tgt [end]` out for the decoder (shared by `seq2seq_dataset` and span corruption)."""
+    encoder = _frame(src, source_length, first, last, stats)
     decoder = _frame(tgt, target_length, start, None, stats)
     labels = _frame(tgt, target_length, None, end, None)  # the same cut, counted once
     return {

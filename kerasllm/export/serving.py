@@ -47,8 +47,8 @@ from kerasllm.models import (
     SequenceClassifier,
     TokenClassifier,
 )
-from kerasllm.preprocessors.causal_lm import prompt_filler_id
-from kerasllm.preprocessors.packing import pack_segments
+from kerasllm.preprocessors.causal_lm import prompt_filler_id, prompt_start_id
+from kerasllm.preprocessors.packing import framing_ids, pack_segments
 from kerasllm.preprocessors.text_classifier import TextClassifierPreprocessor
 from kerasllm.preprocessors.token_classifier import TokenClassifierPreprocessor
 from kerasllm.tokenizers.base import check_vocabulary_match
@@ -221,6 +221,9 @@ class Seq2SeqServing(ServingModule):
             model's positions allow).
         beams: beam width of `translate_beam`.
         length_penalty: beam search's length normalization exponent.
+        source_start_token, source_end_token: frame sources (text, and the ids of
+            `translate_token_ids`) as `[start] tokens [end]`, as `Seq2SeqLMPreprocessor`
+            with the same options does.
     """
 
     def __init__(
@@ -233,8 +236,13 @@ class Seq2SeqServing(ServingModule):
         beams: int = 4,
         length_penalty: float = 1.0,
         metadata: dict | None = None,
+        source_start_token: bool = False,
+        source_end_token: bool = False,
     ):
         super().__init__(model, {"source": source_tokenizer, "target": target_tokenizer}, metadata)
+        self.source_first, self.source_last = framing_ids(
+            source_tokenizer, source_start_token, source_end_token
+        )
         limit = _positions_limit(model.backbone)
         if target_tokenizer.start_id is None or target_tokenizer.end_id is None:
             raise ValueError("A seq2seq export needs a target tokenizer with start and end tokens.")
@@ -271,7 +279,9 @@ class Seq2SeqServing(ServingModule):
 
     def _translate(self, text, max_new_tokens, sampler, cache_length=None):
         source = self.tokenizers["source"]
-        ids, mask, is_empty = encode(source, text, self.source_length)
+        ids, mask, is_empty = encode(
+            source, text, self.source_length, self.source_first, self.source_last
+        )
         out = self._generate(ids, mask, max_new_tokens, sampler, cache_length)
         starts = tf.ones_like(out["lengths"])
         target = self.tokenizers["target"]
@@ -298,7 +308,9 @@ class Seq2SeqServing(ServingModule):
         # Framed as text sources are (`encode`): cut to `source_length`, and a row without
         # tokens gets one masked-in pad token (attention needs a key).
         sources = tf.RaggedTensor.from_tensor(token_ids, lengths=tf.reduce_sum(padding_mask, 1))
-        packed = pack_segments([sources], self.source_length, return_empty=True)
+        packed = pack_segments(
+            [sources], self.source_length, self.source_first, self.source_last, return_empty=True
+        )
         is_empty = packed["is_empty"]
         out = self._generate(
             packed["token_ids"], packed["padding_mask"], self.max_length, GreedySampler()
@@ -328,9 +340,18 @@ class CausalLMServing(ServingModule):
         model: the `CausalLM`.
         tokenizer: its tokenizer.
         max_length: default most new tokens per prompt; also reserves room in the cache.
+        add_start_token: put the start token before each text prompt, as
+            `CausalLMPreprocessor(add_start_token=True)` does.
     """
 
-    def __init__(self, model, tokenizer, max_length: int | None = None, metadata=None):
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        max_length: int | None = None,
+        metadata=None,
+        add_start_token: bool = False,
+    ):
         super().__init__(model, {"text": tokenizer}, metadata)
         limit = _positions_limit(model.backbone)
         if limit < 2:
@@ -340,6 +361,7 @@ class CausalLMServing(ServingModule):
         self.prompt_length = limit - self.max_length
         # An empty prompt is continued from this token, as `CausalLMPreprocessor` does.
         self.filler_id = prompt_filler_id(tokenizer)
+        self.prompt_first = prompt_start_id(tokenizer, add_start_token)
         self.stop_ids = [tokenizer.end_id] if tokenizer.end_id is not None else []
         self._add("serving_default", self._serve, _TEXT)
         self._add("generate_sampled", self._serve_sampled, _TEXT, _INT, _FLOAT, _INT, _FLOAT, _INT)
@@ -362,8 +384,14 @@ class CausalLMServing(ServingModule):
 
     def _complete(self, prompt, max_new_tokens, sampler, seed=0):
         tokenizer = self.tokenizers["text"]
+        # A framed prompt always holds its start token: no filler then.
         ids, mask, _ = encode(
-            tokenizer, prompt, self.prompt_length, filler_id=self.filler_id, keep="last"
+            tokenizer,
+            prompt,
+            self.prompt_length,
+            self.prompt_first,
+            filler_id=self.filler_id if self.prompt_first is None else None,
+            keep="last",
         )
         lengths = tf.reduce_sum(mask, axis=1)
         out = self._generate(ids, lengths, max_new_tokens, sampler, seed)
@@ -632,9 +660,12 @@ def serving_module(
             beams=beams,
             length_penalty=length_penalty,
             metadata=metadata,
+            source_start_token=_framing(model, metadata, "source_start_token"),
+            source_end_token=_framing(model, metadata, "source_end_token"),
         )
     if isinstance(model, CausalLM):
-        return CausalLMServing(model, role("text"), max_length, metadata)
+        start = _framing(model, metadata, "add_start_token")
+        return CausalLMServing(model, role("text"), max_length, metadata, start)
     if isinstance(model, QuestionAnswerer):
         # Imported here: that module builds on this one's `ServingModule`.
         from kerasllm.export.question_answering import QuestionAnswererServing
@@ -662,3 +693,13 @@ def serving_module(
         f"Cannot export a {type(model).__name__}: supported models are Seq2SeqLM, CausalLM, "
         "SequenceClassifier, TokenClassifier, MaskedLM and Encoder."
     )
+
+
+def _framing(model, metadata: dict, option: str) -> bool:
+    """A source / prompt framing option (`Seq2SeqLMPreprocessor.source_start_token`, ...):
+    the model's preprocessor's (a bundle's or an imported checkpoint's model carries it, as
+    `zoo.get` sets it from the family's framing), else the bundle metadata's, else False."""
+    preprocessor = getattr(model, "preprocessor", None)
+    if preprocessor is not None and hasattr(preprocessor, option):
+        return bool(getattr(preprocessor, option))
+    return bool(metadata.get(option, False))

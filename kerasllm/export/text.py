@@ -19,7 +19,7 @@ def encode(
     max_length: int,
     first_id: int | None = None,
     last_id: int | None = None,
-    filler_id: int = 0,
+    filler_id: int | None = 0,
     keep: str = "first",
 ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """Tokenizes a batch of strings into right-padded int32 ids of at most `max_length`.
@@ -36,7 +36,7 @@ def encode(
         text: string (B,).
         max_length: the longest row, framing tokens included.
         first_id, last_id: optional ids put before / after each row's tokens (e.g. cls, sep).
-        filler_id: the token given to rows without any.
+        filler_id: the token given to rows without any (None: none, for framed rows).
         keep: which tokens a too-long text keeps: "first" (inputs to encode) or "last"
             (prompts to continue).
 

@@ -25,6 +25,20 @@ def causal_boundary_ids(tokenizer) -> tuple[int | None, int]:
     return tokenizer.start_id, end
 
 
+def prompt_start_id(tokenizer, add_start_token: bool) -> int | None:
+    """The id a prompt starts with: the start id with `add_start_token` (Llama's `<s>`), else
+    None (the exported generation signatures use the same).
+
+    Raises:
+        ValueError: `add_start_token` with a tokenizer without a start token.
+    """
+    if not add_start_token:
+        return None
+    if tokenizer.start_id is None:
+        raise ValueError("`add_start_token=True` needs a tokenizer with a start token.")
+    return tokenizer.start_id
+
+
 def prompt_filler_id(tokenizer) -> int:
     """The token an empty prompt is continued from: the start id, else the end id, else 0 (the
     exported generation signatures use the same)."""
@@ -55,6 +69,9 @@ class CausalLMPreprocessor(GenerativePreprocessor):
         sequence_length: the longest model input L.
         pad_to_sequence_length: pad every batch to `sequence_length` (static shapes); by
             default a batch is padded to its longest text.
+        add_start_token: put the start token before each prompt (`generate_preprocess`, the
+            exported signatures), as Llama's Hugging Face tokenizers do; an over-long prompt
+            keeps the start token and its last tokens. Default: prompts are not framed.
 
     Example:
     >>> import kerasllm.tokenizers as kt
@@ -74,11 +91,14 @@ class CausalLMPreprocessor(GenerativePreprocessor):
         tokenizer=None,
         sequence_length: int = 128,
         pad_to_sequence_length: bool = False,
+        add_start_token: bool = False,
         **kwargs,
     ):
         super().__init__(tokenizer, sequence_length, pad_to_sequence_length, **kwargs)
+        self.add_start_token = bool(add_start_token)
         if tokenizer is not None:
             causal_boundary_ids(tokenizer)  # a clear error now, not at the first batch
+            prompt_start_id(tokenizer, self.add_start_token)
 
     def call(self, x, y=None, sample_weight=None):
         if y is not None:
@@ -120,11 +140,17 @@ class CausalLMPreprocessor(GenerativePreprocessor):
         """
         texts, scalar = as_text_batch(x, "x")
         tokenizer = self._require_tokenizer()
+        first = prompt_start_id(tokenizer, self.add_start_token)
         packed = pack_segments(
             [self.tokenize(texts)],
             self.sequence_length if sequence_length is None else sequence_length,
-            filler_id=prompt_filler_id(tokenizer),
+            first,
+            # A framed prompt always holds its start token: no filler then.
+            filler_id=prompt_filler_id(tokenizer) if first is None else None,
             keep="last",
         )
         out = {"token_ids": packed["token_ids"], "padding_mask": packed["padding_mask"]}
         return unbatch_if(scalar, out)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "add_start_token": self.add_start_token}

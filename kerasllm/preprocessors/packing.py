@@ -25,6 +25,37 @@ def boundary_ids(tokenizer) -> tuple[int | None, int | None]:
     return first, last
 
 
+def framing_ids(
+    tokenizer, start_token: bool, end_token: bool, argument: str = "source"
+) -> tuple[int | None, int | None]:
+    """The ids a family frames a source with, for `pack_segments`' `first_id` / `last_id`:
+    `boundary_ids`' first id (cls, else start) when `start_token`, its last id (sep, else end)
+    when `end_token`, None otherwise.
+
+    Hugging Face tokenizers frame each family's sources their own way (T5 `text </s>`, BART
+    `<s> text </s>`, i.e. its cls and sep); the seq2seq preprocessor, the `kerasllm.data`
+    pipeline and the exported signatures all take the ids from here.
+
+    Raises:
+        ValueError: a requested token the tokenizer does not have.
+
+    Example:
+    >>> class Tok: cls_id, sep_id, start_id, end_id = None, None, 1, 2
+    >>> framing_ids(Tok, False, True)
+    (None, 2)
+    """
+    first, last = boundary_ids(tokenizer)
+    first = first if start_token else None
+    last = last if end_token else None
+    for wanted, value, name in ((start_token, first, "start"), (end_token, last, "end")):
+        if wanted and value is None:
+            raise ValueError(
+                f"`{argument}_{name}_token=True` needs a tokenizer with a {name} token; this "
+                "one has none."
+            )
+    return first, last
+
+
 def check_truncate(truncate: str) -> str:
     if truncate not in TRUNCATIONS:
         raise ValueError(f"`truncate` must be one of {list(TRUNCATIONS)}; got {truncate!r}.")

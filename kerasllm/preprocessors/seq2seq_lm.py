@@ -10,7 +10,7 @@ import keras
 import tensorflow as tf
 
 from kerasllm.preprocessors.generative import GenerativePreprocessor
-from kerasllm.preprocessors.packing import pack_segments, tokenize_text
+from kerasllm.preprocessors.packing import framing_ids, pack_segments, tokenize_text
 from kerasllm.preprocessors.preprocessor import Preprocessor, as_strings, as_text_batch, unbatch_if
 
 #: The sub-folder of a layer's assets folder that holds a separate target tokenizer.
@@ -58,6 +58,11 @@ class Seq2SeqLMPreprocessor(GenerativePreprocessor):
         target_tokenizer: the target side's tokenizer when it differs from the source's; it
             needs start and end tokens. A `.keras` file saves it beside the source one.
         pad_to_sequence_length: pad every batch to the sequence lengths (static shapes).
+        source_start_token, source_end_token: frame each source as `[start] tokens [end]`
+            with the (source) tokenizer's start / end ids, as a family's Hugging Face
+            tokenizer does (T5: end only, BART: both); default neither. The training pipeline
+            (`kerasllm.data.seq2seq_dataset`) and the exported signatures take the same
+            options.
 
     Example:
     >>> import kerasllm.tokenizers as kt
@@ -81,6 +86,8 @@ class Seq2SeqLMPreprocessor(GenerativePreprocessor):
         decoder_sequence_length: int | None = None,
         target_tokenizer=None,
         pad_to_sequence_length: bool = False,
+        source_start_token: bool = False,
+        source_end_token: bool = False,
         **kwargs,
     ):
         encoder = sequence_length if encoder_sequence_length is None else encoder_sequence_length
@@ -92,9 +99,19 @@ class Seq2SeqLMPreprocessor(GenerativePreprocessor):
                 f"least one target token); got {decoder!r}."
             )
         self.decoder_sequence_length = decoder
+        self.source_start_token = bool(source_start_token)
+        self.source_end_token = bool(source_end_token)
         self.target_tokenizer = target_tokenizer
         if tokenizer is not None or target_tokenizer is not None:
             target_boundary_ids(self.target_tokenizer or tokenizer)
+        if tokenizer is not None:
+            self.source_framing_ids()  # a clear error now, not at the first batch
+
+    def source_framing_ids(self) -> tuple[int | None, int | None]:
+        """The ids a source is framed with (`packing.framing_ids` of the options)."""
+        return framing_ids(
+            self._require_tokenizer(), self.source_start_token, self.source_end_token
+        )
 
     @property
     def encoder_sequence_length(self) -> int:
@@ -119,9 +136,12 @@ class Seq2SeqLMPreprocessor(GenerativePreprocessor):
         return self.target_tokenizer
 
     def _encoder_inputs(self, sources: tf.Tensor, sequence_length: int) -> dict:
+        first, last = self.source_framing_ids()
         packed = pack_segments(
             [self.tokenize(sources)],
             sequence_length,
+            first,
+            last,
             pad_to_sequence_length=self.pad_to_sequence_length,
             return_empty=True,
         )
@@ -212,6 +232,8 @@ class Seq2SeqLMPreprocessor(GenerativePreprocessor):
             **config,
             "encoder_sequence_length": self.encoder_sequence_length,
             "decoder_sequence_length": self.decoder_sequence_length,
+            "source_start_token": self.source_start_token,
+            "source_end_token": self.source_end_token,
         }
 
     # A separate target tokenizer travels in `.keras` files beside the source one.

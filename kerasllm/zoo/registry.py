@@ -795,7 +795,7 @@ def _get_hf_checkpoint(folder: Path, task: str | None, weights: Any, overrides: 
     backbone, with the checkpoint's weights (random ones for `weights=None`) and a preprocessor
     on its tokenizer when the vocabulary sizes agree."""
     from kerasllm import preprocessors
-    from kerasllm.convert.hf_decoder import hf_task, load_hf_checkpoint
+    from kerasllm.convert.hf_decoder import hf_framing, hf_task, load_hf_checkpoint
     from kerasllm.tokenizers.base import model_vocabulary_size
 
     if weights not in _WEIGHTS_CHOICES:
@@ -822,7 +822,10 @@ def _get_hf_checkpoint(folder: Path, task: str | None, weights: Any, overrides: 
     if preprocessors.exists_for(model) and tokenizer.vocabulary_size == model_vocabulary_size(
         model
     ):
-        model.preprocessor = preprocessors.for_task(model, {"text": tokenizer})
+        # Framed as the family's Hugging Face tokenizer frames it (T5 `text </s>`, ...), for
+        # the preprocessor's own task only (a causal option means nothing to a classifier).
+        framing = hf_framing(folder, tokenizer) if build_task == own_task else {}
+        model.preprocessor = preprocessors.for_task(model, {"text": tokenizer}, **framing)
     return model
 
 

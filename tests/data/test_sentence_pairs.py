@@ -1,6 +1,7 @@
 """Next-sentence-prediction pairs (`sentence_pairs`, `split_sentences`) and the joint MLM + NSP
 pipeline (`next_sentence_dataset`) on synthetic documents."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -176,6 +177,9 @@ def test_a_tiny_model_learns_next_sentence_prediction_on_separable_topics(tmp_pa
     from kerasllm.testing import tiny_config
     from kerasllm.training import Trainer, TrainerConfig, objectives
 
+    # The initialisation decides how long the NSP loss stays at ln 2: fixed, so the test does
+    # not depend on what ran before it in the process.
+    keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
     topics = [[f"w{t}x{j}" for j in range(12)] for t in range(8)]
     documents = [
@@ -195,5 +199,6 @@ def test_a_tiny_model_learns_next_sentence_prediction_on_separable_topics(tmp_pa
     config = TrainerConfig(str(tmp_path), steps=400, learning_rate=5e-3, warmup_steps=10, verbose=0)
     history = Trainer(build, objective, config).fit(train, eval_data=held_out)
     # 400 steps: the NSP loss stays near ln 2 for about 200 (the [CLS] state has to learn to
-    # compare the segments' topics), then falls; about 0.85 is reached.
-    assert history["eval"]["nsp_accuracy"] >= 0.75
+    # compare the segments' topics), then falls: 0.885 with this seed (0.745-0.885 over seeds
+    # 0-3); broken wiring stays near 0.5.
+    assert history["eval"]["nsp_accuracy"] >= 0.65
