@@ -275,12 +275,7 @@ def name(key):
 
 
 def print_machine():
-    model = "unknown"
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as file:
-            model = next((ln.split(":", 1)[1].strip() for ln in file if "model name" in ln), model)
-    except OSError:
-        pass
+    model = hardware.cpu_model() or "unknown"
     flags = hardware.cpu_flags()
     present = [f for f in BF16_FLAGS if f in flags]
     print(f"cpu: {model}; {os.cpu_count()} cores; flags: {' '.join(present) or 'none of'} ")

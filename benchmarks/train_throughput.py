@@ -295,9 +295,7 @@ def main() -> None:
 
     flags = hardware.cpu_flags()
     notable = sorted(f for f in flags if f.startswith(("avx512", "amx", "avx2", "fma")))
-    with open("/proc/cpuinfo") as file:
-        names = [line.split(":", 1)[1].strip() for line in file if line.startswith("model name")]
-    cpu = names[0] if names else platform.processor()
+    cpu = hardware.cpu_model() or platform.processor()
     print(f"CPU: {cpu}; {os.cpu_count()} logical cores; flags: {' '.join(notable)}")
     print(hardware.detect().describe())
     peaks = {}

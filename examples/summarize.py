@@ -95,6 +95,13 @@ def build_parser() -> argparse.ArgumentParser:
         "evaluate), which starts from MODEL_DIR/pretrain when --pretrain-steps > 0; evaluate.",
     )
     parser.add_argument("--bundle", default=None, help="with --stage evaluate: score this.")
+    parser.add_argument("--beams", type=int, default=1, help="headline beam width (1: greedy).")
+    parser.add_argument(
+        "--no-repeat-ngram-size",
+        type=int,
+        default=0,
+        help="never repeat an n-gram within a headline (0: off).",
+    )
     return parser
 
 
@@ -106,6 +113,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if getattr(args, name) < (0 if name == "pretrain_steps" else 1):
             flag = name.replace("_", "-")
             parser.error(f"--{flag} must be a positive int; got {getattr(args, name)}.")
+    if args.beams < 1:
+        parser.error(f"--beams must be a positive int; got {args.beams}.")
+    if args.no_repeat_ngram_size < 0:
+        parser.error(f"--no-repeat-ngram-size must be >= 0; got {args.no_repeat_ngram_size}.")
     if args.target_length < 2:
         parser.error(f"--target-length must be >= 2; got {args.target_length}.")
     if args.tokenizer and args.pretrain_steps:
@@ -183,19 +194,28 @@ def finetune(args, pretrained_dir: str | None) -> tuple[str, float]:
     return os.path.join(model_dir, recipe.BUNDLE_DIR), time.perf_counter() - began
 
 
-def headlines(model, texts: list[str], max_new_tokens: int, batch_size: int = 32) -> list[str]:
-    """Greedy headlines, one per text (the preprocessor cuts each body to the model's source
-    length; an empty text gets a headline too)."""
+def headlines(
+    model, texts: list[str], max_new_tokens: int, sampler=None, batch_size: int = 32
+) -> list[str]:
+    """Headlines, one per text, greedy unless `sampler` says otherwise (the preprocessor cuts
+    each body to the model's source length; an empty text gets a headline too)."""
+    from kerasllm.generation import GreedySampler
+
+    sampler = sampler or GreedySampler()
     out: list[str] = []
     for i in range(0, len(texts), batch_size):
-        out.extend(model.generate(texts[i : i + batch_size], max_new_tokens=max_new_tokens))
+        batch = texts[i : i + batch_size]
+        out.extend(model.generate(batch, max_new_tokens=max_new_tokens, sampler=sampler))
     return out
 
 
-def evaluate(bundle_dir: str, max_examples: int | None = None) -> dict:
+def evaluate(
+    bundle_dir: str, max_examples: int | None = None, beams: int = 1, no_repeat_ngram_size: int = 0
+) -> dict:
     """Stage 3: ROUGE of the bundle's test headlines and of lead-N (N tuned on validation)."""
     from kerasllm import bundle, metrics
     from kerasllm.datasets import news_headlines
+    from kerasllm.generation import BeamSampler, GreedySampler
 
     loaded = bundle.load(bundle_dir)
     target_length = int(loaded.metadata.get("target_length", 32))
@@ -206,7 +226,9 @@ def evaluate(bundle_dir: str, max_examples: int | None = None) -> dict:
     n, _ = metrics.best_lead_n(valid_texts, valid_titles, candidates=range(1, 31))
     lead_scores = metrics.rouge([metrics.lead(t, n) for t in test_texts], test_titles)
     began = time.perf_counter()
-    generated = headlines(loaded.model, test_texts, target_length - 1)
+    constraint = {"no_repeat_ngram_size": no_repeat_ngram_size}
+    sampler = BeamSampler(beams, **constraint) if beams > 1 else GreedySampler(**constraint)
+    generated = headlines(loaded.model, test_texts, target_length - 1, sampler)
     seconds = time.perf_counter() - began
     model_scores = metrics.rouge(generated, test_titles)
     return {
@@ -215,6 +237,7 @@ def evaluate(bundle_dir: str, max_examples: int | None = None) -> dict:
         "lead": {k: v for k, v in lead_scores.items() if k != "rouge_signature"},
         "model": {k: v for k, v in model_scores.items() if k != "rouge_signature"},
         "rouge_signature": model_scores["rouge_signature"],
+        "decoding": repr(sampler),
         "decode_seconds": round(seconds, 1),
         "samples": [
             {"title": title, "generated": hyp, "lead": metrics.lead(text, n)}
@@ -237,7 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.stage == "pretrain":
         print(json.dumps(timings))
         return 0
-    result = {**evaluate(bundle_dir, args.max_examples), **timings}
+    scores = evaluate(bundle_dir, args.max_examples, args.beams, args.no_repeat_ngram_size)
+    result = {**scores, **timings}
     write_json(os.path.join(bundle_dir, "eval.json"), result)
     print(json.dumps(result, indent=1, ensure_ascii=False))
     return 0

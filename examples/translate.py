@@ -129,17 +129,18 @@ flags.DEFINE_integer(
 )
 flags.DEFINE_bool(
     "jit_compile",
-    True,
+    None,
     "Compile training steps with XLA, one compilation per length bucket (--nojit-compile: graph "
-    "mode); a resumed run may switch it.",
+    "mode); a resumed run may switch it. Default: what --precision auto decides for the "
+    "hardware (off with bfloat16 on CPUs, on otherwise).",
 )
 flags.DEFINE_enum(
     "precision",
-    "float32",
+    "auto",
     ["auto", "float32", "mixed_bfloat16", "mixed_float16"],
-    "Training precision (default float32, what the published runs used); auto: the fastest for "
-    "the hardware (kerasllm.hardware), e.g. mixed_bfloat16 on CPUs with AMX or AVX-512 BF16, "
-    "best with --nojit-compile there.",
+    "Training precision; auto (the default): the fastest for the hardware (kerasllm.hardware): "
+    "mixed_bfloat16 on CPUs with AMX or AVX-512 BF16 and on bf16 GPUs, float32 on other CPUs. "
+    "The published runs before r5 used float32 (docs/translation.md).",
 )
 flags.DEFINE_string(
     "init_from",
@@ -352,7 +353,7 @@ def _train() -> None:
         vocabulary_size=FLAGS.vocabulary_size,
         subword_alpha=FLAGS.subword_alpha,
         subword_nbest=FLAGS.subword_nbest,
-        jit_compile=FLAGS.jit_compile,
+        jit_compile="auto" if FLAGS.jit_compile is None else FLAGS.jit_compile,
         precision=FLAGS.precision,
         eval_every=FLAGS.eval_every,
         seed=FLAGS.seed,

@@ -80,6 +80,10 @@ class Bundle:
     def save(self, directory: str | os.PathLike) -> Path:
         """Writes the bundle; the folder is replaced atomically (written beside, then renamed).
 
+        The model is stored as weights and an uncompiled config: a model compiled and trained
+        with Keras' `fit` is saved without its optimizer and its compile settings (training
+        state belongs in checkpoints), and loads uncompiled.
+
         Raises:
             ValueError: a tokenizer's vocabulary size differs from the model's (the
                 tokenizers may have been replaced since the bundle was made).
@@ -106,7 +110,18 @@ class Bundle:
         # the weights are never seen half-written; bundle.json goes through the shared
         # atomic writer all the same.
         folder.mkdir(parents=True, exist_ok=True)
-        self.model.save_weights(folder / WEIGHTS_FILENAME)
+        # A bundle holds the model, not a training run: a model compiled and trained with
+        # Keras' `fit` carries its optimizer, whose slots (twice the weights for Adam) Keras'
+        # `save_weights` would write too, and `load_weights` then warns it skips. Checkpoints
+        # keep training state; the bundle leaves the optimizer out.
+        optimizer = getattr(self.model, "optimizer", None)
+        if optimizer is not None:
+            self.model.optimizer = None
+        try:
+            self.model.save_weights(folder / WEIGHTS_FILENAME)
+        finally:
+            if optimizer is not None:
+                self.model.optimizer = optimizer
         roles = {}
         saved = {}  # id(tokenizer) -> relative folder, so shared tokenizers are saved once
         for role, tokenizer in self.tokenizers.items():
@@ -117,7 +132,7 @@ class Bundle:
             roles[role] = saved[id(tokenizer)]
         config = {
             "format": FORMAT,
-            "model": float32_config(keras.saving.serialize_keras_object(self.model)),
+            "model": _model_config(self.model),
             "tokenizers": roles,
             "metadata": self.metadata,
         }
@@ -129,6 +144,18 @@ class Bundle:
             for path in keep_from.iterdir():
                 if path.is_file() and not (folder / path.name).exists():
                     shutil.copy2(path, folder / path.name, follow_symlinks=False)
+
+
+def _model_config(model: keras.Model) -> dict:
+    """The serialized model a bundle stores: float32 (`float32_config`) and uncompiled (a
+    model compiled for Keras' `fit` would otherwise come back compiled, its optimizer built,
+    from `deserialize_keras_object`)."""
+    return _without_training_state(keras.saving.serialize_keras_object(model))
+
+
+def _without_training_state(config: dict) -> dict:
+    # Bundles written before this was dropped may hold a compile config: ignored on load too.
+    return float32_config({k: v for k, v in config.items() if k != "compile_config"})
 
 
 #: Policies that only say how a model was trained: its variables are float32 either way.
@@ -165,7 +192,7 @@ def is_bundle(directory: str | os.PathLike) -> bool:
     return (Path(directory) / CONFIG_FILENAME).is_file()
 
 
-def load(directory: str | os.PathLike, compile: bool = False) -> Bundle:
+def load(directory: str | os.PathLike) -> Bundle:
     """Loads a bundle written by `Bundle.save`.
 
     The task model comes back with its preprocessor (`model.preprocessor`), built on the
@@ -182,7 +209,7 @@ def load(directory: str | os.PathLike, compile: bool = False) -> Bundle:
     directory = Path(directory)
     config = read_config(directory)
     tokenizers = _load_tokenizers(directory, config)
-    model = keras.saving.deserialize_keras_object(float32_config(config["model"]))
+    model = keras.saving.deserialize_keras_object(_without_training_state(config["model"]))
     # Before the weights: a mismatched bundle is refused without reading them.
     check_vocabulary_match(model, tokenizers, f"Bundle {os.fspath(directory)}")
     model.load_weights(resolve_inside(directory, WEIGHTS_FILENAME, "weights file"))

@@ -89,6 +89,22 @@ class Choice:
         return f"auto: precision {self.precision}, XLA {xla} on {self.device} ({self.reason})"
 
 
+def _cpuinfo_field(name: str, cpuinfo: str | None) -> str | None:
+    """The value of the first `name` line of `cpuinfo` (the text of /proc/cpuinfo; read from
+    the machine when None); None where there is none (e.g. macOS)."""
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as file:
+                cpuinfo = file.read()
+        except OSError:
+            return None
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == name:
+            return value.strip()
+    return None
+
+
 def cpu_flags(cpuinfo: str | None = None) -> frozenset[str]:
     """The CPU's feature flags: the first `flags` line of `cpuinfo` (the text of
     /proc/cpuinfo; read from the machine when None; empty where there is none, e.g. macOS).
@@ -96,17 +112,17 @@ def cpu_flags(cpuinfo: str | None = None) -> frozenset[str]:
     >>> sorted(cpu_flags("processor\\t: 0\\nflags\\t\\t: fpu avx512_bf16 amx_tile\\n"))
     ['amx_tile', 'avx512_bf16', 'fpu']
     """
-    if cpuinfo is None:
-        try:
-            with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as file:
-                cpuinfo = file.read()
-        except OSError:
-            return frozenset()
-    for line in cpuinfo.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "flags":
-            return frozenset(value.split())
-    return frozenset()
+    return frozenset((_cpuinfo_field("flags", cpuinfo) or "").split())
+
+
+def cpu_model(cpuinfo: str | None = None) -> str | None:
+    """The CPU's model name (the first `model name` line of `cpuinfo`, read from the machine
+    when None), for benchmark reports; None where there is none.
+
+    >>> cpu_model("processor\\t: 0\\nmodel name\\t: AMD EPYC\\nflags\\t: fpu\\n")
+    'AMD EPYC'
+    """
+    return _cpuinfo_field("model name", cpuinfo)
 
 
 def onednn_enabled(environ: Mapping[str, str] | None = None) -> bool:

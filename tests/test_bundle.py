@@ -1,5 +1,6 @@
 import json
 import shutil
+import warnings
 from pathlib import Path
 
 import keras
@@ -46,6 +47,27 @@ def test_round_trip_keeps_outputs_tokenizer_and_metadata(tmp_path, tokenizer):
     ids = tokenizer.tokenize(["the cat"]).to_list()
     assert restored.tokenizers["target"].tokenize(["the cat"]).to_list() == ids
     assert restored.metadata == {"bleu": 1.5}
+
+
+def test_a_model_trained_with_fit_is_bundled_without_its_optimizer(tmp_path, tokenizer):
+    model = _seq2seq(tokenizer)
+    inputs = seq2seq_inputs()
+    plain = bundle.Bundle(model, {"source": tokenizer, "target": tokenizer}).save(tmp_path / "a")
+    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(True))
+    labels = np.roll(inputs["decoder_token_ids"], -1, axis=1)
+    model.fit(inputs, labels, epochs=1, verbose=0)  # the optimizer's slots now exist
+    assert model.optimizer.variables
+    path = bundle.Bundle(model, {"source": tokenizer, "target": tokenizer}).save(tmp_path / "b")
+    # Same file size as the uncompiled model's: no Adam moments (they would triple it).
+    size, plain_size = (p / bundle.WEIGHTS_FILENAME for p in (path, plain))
+    assert size.stat().st_size < 1.05 * plain_size.stat().st_size
+    assert model.optimizer is not None  # the model keeps training
+    assert "compile_config" not in json.loads((path / "bundle.json").read_text())["model"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. Keras' "Skipping variable loading for optimizer"
+        restored = bundle.load(path)
+    assert getattr(restored.model, "optimizer", None) is None
+    np.testing.assert_allclose(restored.model(inputs), model(inputs), atol=1e-5)
 
 
 def test_save_replaces_and_keeps_hand_written_files(tmp_path, tokenizer):

@@ -86,11 +86,13 @@ class Recipe:
     weight_decay: float = 0.01
     label_smoothing: float = 0.1
     clipnorm: float | None = 1.0
-    jit_compile: bool = True  # static buckets: one XLA compilation per bucket shape
-    # The published runs (BLEU 15.2 greedy) are float32; "auto" picks the hardware's fastest
-    # (mixed_bfloat16 on CPUs with AMX / AVX-512 BF16: then --nojit-compile, XLA does not use
-    # them). It becomes the default once a 40-minute `auto` run matches that BLEU (issue 31).
-    precision: str = "float32"
+    # "auto": the hardware's fastest (`kerasllm.hardware`): mixed_bfloat16 without XLA on CPUs
+    # with AMX / AVX-512 BF16 (XLA does not use them), float32 with XLA (static buckets: one
+    # compilation per bucket shape) on other CPUs. The 40-minute run with "auto" on an AVX-512
+    # BF16 CPU beat the float32 + XLA run r4 (test BLEU 16.77 against 15.19 greedy;
+    # docs/translation.md), which made it the default.
+    jit_compile: bool | str = "auto"
+    precision: str = "auto"
     eval_every: int = 1000
     checkpoint_every: int = 500
     seed: int = 0

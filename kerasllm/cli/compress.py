@@ -306,8 +306,10 @@ def write_report(args, source_folder: Path, original, compressed, output: Path) 
         speed["examples"] = len(timed)
         speed["batch_size"] = args.batch_size
         report["cpu"] = speed
-    report["cpu_model"] = _cpu_model()
+    from kerasllm import hardware
     from kerasllm.utils.files import atomic_write_text, write_json
+
+    report["cpu_model"] = hardware.cpu_model()
 
     write_json(output / REPORT_JSON, report, indent=2)
     markdown = render_markdown(report)
@@ -315,18 +317,6 @@ def write_report(args, source_folder: Path, original, compressed, output: Path) 
     _write_model_card(source_folder, output, markdown)
     print(json.dumps(report, indent=2))
     return 0
-
-
-def _cpu_model() -> str | None:
-    """The model name of this machine's CPU (Linux), for the report."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        return None
-    return None
 
 
 def _write_model_card(source: Path, output: Path, report: str) -> None:
@@ -605,14 +595,10 @@ def _train(
     import contextlib
     import tempfile
 
-    import keras
-    import tensorflow as tf
-
     from kerasllm.training import Trainer, TrainerConfig
 
     name = objective if isinstance(objective, str) else objective.base.name
     data_fn, size = _training_data(item, name, data, args.train_batch_size)
-    strategy = tf.distribute.get_strategy() if isinstance(model, keras.Model) else None
     with tempfile.TemporaryDirectory(prefix="kerasllm-compress-") as folder:
         config = TrainerConfig(
             model_dir=folder,
@@ -626,7 +612,7 @@ def _train(
             log_every=max(1, min(100, args.steps // 10)),
             verbose=2,
         )
-        trainer = Trainer(model, objective, config, strategy=strategy)
+        trainer = Trainer(model, objective, config)
         callbacks = callbacks_fn(trainer) if callbacks_fn is not None else []
         began = time.perf_counter()
         # The trainer's log lines go to standard error: standard output holds the report.
@@ -789,6 +775,13 @@ def _add_distill_parser(methods) -> None:
         help="word: weight of the TinyBERT hidden-state MSE (uniform layer map; 0: off).",
     )
     distill.add_argument(
+        "--attention-weight",
+        type=float,
+        default=0.0,
+        help="word: weight of the TinyBERT self-attention logit MSE (uniform layer map; "
+        "0: off; head means when the head counts differ).",
+    )
+    distill.add_argument(
         "--sampler",
         choices=("beam", "greedy"),
         default="beam",
@@ -844,6 +837,8 @@ def _check_distill(args) -> None:
         raise ValueError(f"--alpha must be in [0, 1]; got {args.alpha}.")
     if args.hidden_weight < 0:
         raise ValueError(f"--hidden-weight must be >= 0; got {args.hidden_weight}.")
+    if not args.attention_weight >= 0:
+        raise ValueError(f"--attention-weight must be >= 0; got {args.attention_weight}.")
 
 
 def _train_student(student_item, model_fn, objective, data: str, args) -> dict:
@@ -901,7 +896,11 @@ def _distill(args) -> int:
     }
     if args.kind == "word":
         base = distillation.Distillation(
-            objective, args.temperature, args.alpha, args.hidden_weight
+            objective,
+            args.temperature,
+            args.alpha,
+            args.hidden_weight,
+            attention_weight=args.attention_weight,
         )
 
         def model_fn():  # inside the trainer's strategy scope, the teacher loaded there too
@@ -909,14 +908,19 @@ def _distill(args) -> int:
                 student_fn,
                 lambda: _load_bundle(args.teacher)[1].model,
                 hidden_layers=args.hidden_weight > 0,
+                attention_layers=args.attention_weight > 0,
             )
 
         record.update(
-            temperature=args.temperature, alpha=args.alpha, hidden_weight=args.hidden_weight
+            temperature=args.temperature,
+            alpha=args.alpha,
+            hidden_weight=args.hidden_weight,
+            attention_weight=args.attention_weight,
         )
         record["scheme"] = (
             f"word-level distillation from {args.teacher} into {args.student} "
-            f"(T={args.temperature}, alpha={args.alpha}, hidden_weight={args.hidden_weight})"
+            f"(T={args.temperature}, alpha={args.alpha}, hidden_weight={args.hidden_weight}, "
+            f"attention_weight={args.attention_weight})"
         )
         training = _train_student(item, model_fn, base, data, args)
         item.model = training.pop("model").student

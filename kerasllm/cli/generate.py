@@ -73,6 +73,14 @@ def add_parser(subparsers) -> None:
         help="Probability mass sampled from (--sampler top_p).",
     )
     parser.add_argument(
+        "--no-repeat-ngram-size",
+        type=int,
+        default=0,
+        metavar="N",
+        help="Never produce an N-gram an output already holds (any sampler; 0: off). "
+        "Stops the repetition loops of greedy and beam decoding, e.g. 3 for summaries.",
+    )
+    parser.add_argument(
         "--seed",
         type=int,
         default=None,
@@ -94,23 +102,28 @@ def build_sampler(args):
 
     if args.max_new_tokens < 1:
         raise ValueError(f"--max-new-tokens must be a positive integer; got {args.max_new_tokens}.")
+    if args.no_repeat_ngram_size < 0:
+        raise ValueError(
+            f"--no-repeat-ngram-size must be 0 (off) or positive; got {args.no_repeat_ngram_size}."
+        )
+    constraints = {"no_repeat_ngram_size": args.no_repeat_ngram_size}
     if args.sampler == "beam":
         if args.num_beams < 1:
             raise ValueError(f"--num-beams must be a positive integer; got {args.num_beams}.")
-        return generation.BeamSampler(num_beams=args.num_beams)
+        return generation.BeamSampler(num_beams=args.num_beams, **constraints)
     if args.sampler == "greedy":
-        return generation.GreedySampler()
+        return generation.GreedySampler(**constraints)
     if not args.temperature > 0:
         raise ValueError(f"--temperature must be a positive number; got {args.temperature}.")
     if args.sampler == "random":
-        return generation.RandomSampler(temperature=args.temperature)
+        return generation.RandomSampler(temperature=args.temperature, **constraints)
     if args.sampler == "top_k":
         if args.top_k < 1:
             raise ValueError(f"--top-k must be a positive integer; got {args.top_k}.")
-        return generation.TopKSampler(k=args.top_k, temperature=args.temperature)
+        return generation.TopKSampler(k=args.top_k, temperature=args.temperature, **constraints)
     if not 0 < args.top_p <= 1:
         raise ValueError(f"--top-p must be in (0, 1]; got {args.top_p}.")
-    return generation.TopPSampler(p=args.top_p, temperature=args.temperature)
+    return generation.TopPSampler(p=args.top_p, temperature=args.temperature, **constraints)
 
 
 def generator(loaded: _inference.Loaded, name: str, args, sampler):

@@ -379,8 +379,9 @@ def add_parser(subparsers) -> None:
         "--next-sentence-prediction",
         action="store_true",
         help="with --objective masked_lm: BERT's joint pretraining, masked LM plus "
-        "next-sentence prediction on sentence pairs (each text/line is a document split into "
-        "sentences; half the pairs take a random sentence of another document); the model gets "
+        "next-sentence prediction on pairs of segments (each text/line is a document split "
+        "into sentences, cut into runs of sentences filling --sequence-length; half the pairs "
+        "take as second segment sentences of another document); the model gets "
         "a next-sentence head on its pooled output and reports nsp_accuracy (default: masked "
         "LM alone).",
     )

@@ -6,7 +6,8 @@ teacher.
   or `Seq2Seq`) with the temperature-scaled KL divergence from the teacher's distribution to
   the student's, weighted by `alpha`, per example (classifiers) or per target token (seq2seq,
   padding weighted 0), plus optional TinyBERT-style hidden-state MSE between mapped student
-  and teacher layers through a learned projection when their widths differ.
+  and teacher layers through a learned projection when their widths differ, and TinyBERT's
+  attention loss: MSE between the mapped layers' self-attention logits.
 - `DistillationModel` holds the student, the frozen teacher (run with `training=False`) and
   the projections; its outputs are what `Distillation` reads. Build it inside the trainer
   (pass a function) and any `tf.distribute` strategy works; train with
@@ -23,8 +24,9 @@ clipped logits: 8.53 instead of 1.54 on the test's example), whereas the
 trainer adds replica-local weighted *sums* normalized by the global count of real tokens, with
 padding weighted 0; and `FeatureDistillation` taps `layer.output` of functional models, which
 the project's subclassed backbones have not (`models.backbone.recording_hidden_states` records
-their block outputs instead). The KL below is computed from log-softmax of the logits (exact,
-no clipping), times `temperature**2` as in `LogitsDistillation`.
+their block outputs instead, and `layers.attention.recording_attention_logits` the attention
+logits, which keras.distillation has no loss for). The KL below is computed from log-softmax
+of the logits (exact, no clipping), times `temperature**2` as in `LogitsDistillation`.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
+from kerasllm.layers.attention import recording_attention_logits
 from kerasllm.models.backbone import recording_hidden_states
 from kerasllm.training import objectives
 
@@ -95,19 +98,24 @@ def _stack_of(model) -> str:
     return "encoder" if isinstance(model.backbone, Encoder) else "decoder"
 
 
-def _block_count(model) -> int:
+def _stack_blocks(model) -> list:
     """Blocks of the stack `_stack_of` names (a seq2seq backbone's decoder blocks)."""
     backbone = model.backbone
     blocks = getattr(backbone, "decoder_blocks", None)
-    return len(blocks if blocks is not None else backbone.blocks)
+    return list(blocks if blocks is not None else backbone.blocks)
+
+
+def _block_count(model) -> int:
+    return len(_stack_blocks(model))
 
 
 class DistillationModel(keras.Model):
     """A student with its frozen teacher: `call(x)` runs both on the same inputs and returns
     `{"logits", "teacher_logits"}` (+ `"hidden"`: `[(projected student, teacher)]` per mapped
-    layer, and `"padding_mask"`, when `hidden_layers` is on). The teacher runs in inference
-    mode (`training=False`: no dropout), its outputs without gradient, its weights frozen; the
-    trainer updates only the student and the projections.
+    layer when `hidden_layers` is on; `"attention"`: `[(student, teacher, mask)]` self-attention
+    logits per mapped layer when `attention_layers` is on; and then `"padding_mask"`). The
+    teacher runs in inference mode (`training=False`: no dropout), its outputs without
+    gradient, its weights frozen; the trainer updates only the student and the projections.
 
     Both models must read the same token ids (the student on the teacher's tokenizer) and
     predict over the same classes or vocabulary.
@@ -118,6 +126,10 @@ class DistillationModel(keras.Model):
         teacher: the same for the teacher (e.g. `lambda: bundle.load(path).model`).
         hidden_layers: distill block outputs too: True for `uniform_layer_map`, or a
             `{student block: teacher block}` dict (0-based); None/False for logits only.
+        attention_layers: distill the self-attention logits of these blocks too (TinyBERT),
+            given like `hidden_layers`. Logits are (B, heads, T, S), scaled, before masking
+            and softmax; when the two models' head counts differ, each side's mean over its
+            heads is compared.
 
     Example:
     >>> from kerasllm import zoo
@@ -129,6 +141,10 @@ class DistillationModel(keras.Model):
     >>> out = model({"token_ids": random_ids(2, 5), "padding_mask": random_ids(2, 5) > 0})
     >>> out["logits"].shape, len(out["hidden"]), out["hidden"][0][0].shape
     (TensorShape([2, 2]), 1, TensorShape([2, 5, 16]))
+    >>> model = DistillationModel(student, teacher, attention_layers={0: 1})
+    >>> out = model({"token_ids": random_ids(2, 5), "padding_mask": random_ids(2, 5) > 0})
+    >>> [tuple(x.shape) for x in out["attention"][0]]
+    [(2, 4, 5, 5), (2, 4, 5, 5), (2, 1, 1, 5)]
     """
 
     def __init__(
@@ -136,6 +152,7 @@ class DistillationModel(keras.Model):
         student: ModelOrFn,
         teacher: ModelOrFn,
         hidden_layers: bool | dict[int, int] | None = None,
+        attention_layers: bool | dict[int, int] | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -147,6 +164,9 @@ class DistillationModel(keras.Model):
         self.projections: list = []
         if hidden_layers:
             self._make_projections(hidden_layers)
+        self.attention_map = (
+            self._checked_map(attention_layers, "attention_layers") if attention_layers else {}
+        )
 
     def _check_outputs(self) -> None:
         student, teacher = self.student, self.teacher
@@ -170,26 +190,30 @@ class DistillationModel(keras.Model):
                 f"The student predicts {classes[0]} classes but the teacher {classes[1]}."
             )
 
-    def _make_projections(self, hidden_layers) -> None:
+    def _checked_map(self, spec, what: str) -> dict[int, int]:
+        """`{student block: teacher block}` of `spec` (True: the uniform map), range-checked."""
         student_blocks = _block_count(self.student)
         teacher_blocks = _block_count(self.teacher)
         layer_map = (
             uniform_layer_map(student_blocks, teacher_blocks)
-            if hidden_layers is True
-            else {int(k): int(v) for k, v in dict(hidden_layers).items()}
+            if spec is True
+            else {int(k): int(v) for k, v in dict(spec).items()}
         )
         for student_layer, teacher_layer in layer_map.items():
             if not 0 <= student_layer < student_blocks:
                 raise ValueError(
-                    f"`hidden_layers` names student block {student_layer}; the student has "
+                    f"`{what}` names student block {student_layer}; the student has "
                     f"{student_blocks} (0..{student_blocks - 1})."
                 )
             if not 0 <= teacher_layer < teacher_blocks:
                 raise ValueError(
-                    f"`hidden_layers` names teacher block {teacher_layer}; the teacher has "
+                    f"`{what}` names teacher block {teacher_layer}; the teacher has "
                     f"{teacher_blocks} (0..{teacher_blocks - 1})."
                 )
-        self.layer_map = dict(sorted(layer_map.items()))
+        return dict(sorted(layer_map.items()))
+
+    def _make_projections(self, hidden_layers) -> None:
+        self.layer_map = self._checked_map(hidden_layers, "hidden_layers")
         width = self.student.backbone.hidden_dim
         teacher_width = self.teacher.backbone.hidden_dim
         for student_layer in self.layer_map:
@@ -203,16 +227,29 @@ class DistillationModel(keras.Model):
             self.projections.append(projection)
 
     def _states(self, model, x, training):
+        """The model's logits, its stack's block outputs, and its stack's self-attention
+        records `(logits, mask)` in block order (empty lists when not distilled)."""
         stack = _stack_of(model)
-        with recording_hidden_states(model.backbone) as states:
+        attention = [block.self_attention for block in _stack_blocks(model)]
+        with (
+            recording_hidden_states(model.backbone) as states,
+            recording_attention_logits(attention if self.attention_map else []) as records,
+        ):
             logits = model(x, training=training)
-        return logits, [state for kind, state in states if kind == stack]
+        return (
+            logits,
+            [state for kind, state in states if kind == stack],
+            [(scores, mask) for _, scores, mask in records],
+        )
 
     def call(self, inputs, training=None):
-        record = bool(self.layer_map)
+        record = bool(self.layer_map or self.attention_map)
+        student_states = teacher_states = student_scores = teacher_scores = []
         if record:
-            logits, student_states = self._states(self.student, inputs, training)
-            teacher_logits, teacher_states = self._states(self.teacher, inputs, False)
+            logits, student_states, student_scores = self._states(self.student, inputs, training)
+            teacher_logits, teacher_states, teacher_scores = self._states(
+                self.teacher, inputs, False
+            )
         else:
             logits = self.student(inputs, training=training)
             teacher_logits = self.teacher(inputs, training=False)
@@ -220,7 +257,18 @@ class DistillationModel(keras.Model):
             "logits": tf.cast(logits, tf.float32),
             "teacher_logits": tf.stop_gradient(tf.cast(teacher_logits, tf.float32)),
         }
+        if self.attention_map:
+            outputs["attention"] = [
+                _attention_pair(student_scores[m], teacher_scores[n])
+                for m, n in self.attention_map.items()
+            ]
         if record:
+            mask = inputs.get("padding_mask", inputs.get("decoder_padding_mask"))
+            if mask is None:
+                ids = inputs.get("token_ids", inputs.get("decoder_token_ids"))
+                mask = tf.ones(tf.shape(ids)[:2])
+            outputs["padding_mask"] = tf.cast(mask, tf.float32)
+        if self.layer_map:
             pairs = []
             for (student_layer, teacher_layer), projection in zip(
                 self.layer_map.items(), self.projections
@@ -231,11 +279,19 @@ class DistillationModel(keras.Model):
                 target = tf.stop_gradient(tf.cast(teacher_states[teacher_layer], tf.float32))
                 pairs.append((tf.cast(state, tf.float32), target))
             outputs["hidden"] = pairs
-            mask = inputs.get("padding_mask", inputs.get("decoder_padding_mask"))
-            if mask is None:
-                mask = tf.ones(tf.shape(pairs[0][1])[:2])
-            outputs["padding_mask"] = tf.cast(mask, tf.float32)
         return outputs
+
+
+def _attention_pair(student, teacher):
+    """(student, teacher, mask) logits of one mapped layer; head-averaged on both sides when
+    the head counts differ (TinyBERT needs equal counts; the mean keeps the loss defined)."""
+    (scores, mask), (target, _) = student, teacher
+    if scores.shape[1] != target.shape[1]:
+        scores = tf.reduce_mean(scores, axis=1, keepdims=True)
+        target = tf.reduce_mean(target, axis=1, keepdims=True)
+    if mask is None:
+        mask = tf.ones_like(scores[:, :1], tf.bool)
+    return scores, tf.stop_gradient(target), mask
 
 
 class Distillation(objectives.Objective):
@@ -244,9 +300,12 @@ class Distillation(objectives.Objective):
     Loss per example (classifiers) or per target token (seq2seq, causal LM), with the wrapped
     objective's weights and normalizers (padding counts 0):
     `(1 - alpha) * hard-label loss + alpha * T**2 * KL(teacher_T || student_T)
-    + hidden_weight * hidden-state MSE`. The hidden-state term is the mean over mapped layers
-    of the squared error averaged over the hidden units: per target token for seq2seq (decoder
-    blocks), per example as the mean over its real tokens for classifiers (encoder blocks).
+    + hidden_weight * hidden-state MSE + attention_weight * attention MSE`. The hidden-state
+    term is the mean over mapped layers of the squared error averaged over the hidden units;
+    the attention term (TinyBERT) the mean over mapped layers of the squared error between
+    self-attention logits, averaged over heads and the keys each query may attend to. Both are
+    per target token for seq2seq and causal LMs (decoder blocks), per example as the mean over
+    its real tokens for classifiers and taggers' examples (encoder blocks).
 
     Evaluation reports the wrapped objective's metrics of the student plus `kl` (per
     example/token, at the temperature).
@@ -259,11 +318,13 @@ class Distillation(objectives.Objective):
             teacher only.
         hidden_weight: weight of the hidden-state term (needs a `DistillationModel` built with
             `hidden_layers`).
+        attention_weight: weight of the attention term (needs a `DistillationModel` built
+            with `attention_layers`).
         label_smoothing: of the hard-label loss when `base` is a name.
 
     Example:
     >>> Distillation("classification", temperature=2.0, alpha=0.5)
-    Distillation(base=SequenceClassification(label_smoothing=0.0), temperature=2.0, alpha=0.5, hidden_weight=0.0)
+    Distillation(base=SequenceClassification(label_smoothing=0.0), temperature=2.0, alpha=0.5, hidden_weight=0.0, attention_weight=0.0)
     """  # noqa: E501
 
     name = "distillation"
@@ -275,6 +336,7 @@ class Distillation(objectives.Objective):
         alpha: float = 0.5,
         hidden_weight: float = 0.0,
         label_smoothing: float = 0.0,
+        attention_weight: float = 0.0,
     ):
         super().__init__(label_smoothing)
         base = objectives.get(base, label_smoothing=label_smoothing)
@@ -290,11 +352,14 @@ class Distillation(objectives.Objective):
             raise ValueError(f"`alpha` must be in [0, 1]; got {alpha!r}.")
         if hidden_weight < 0:
             raise ValueError(f"`hidden_weight` must be >= 0; got {hidden_weight!r}.")
+        if not attention_weight >= 0:
+            raise ValueError(f"`attention_weight` must be >= 0; got {attention_weight!r}.")
         self.base = base
         self.task = base.task
         self.temperature = float(temperature)
         self.alpha = float(alpha)
         self.hidden_weight = float(hidden_weight)
+        self.attention_weight = float(attention_weight)
 
     def normalizers(self, y, sample_weight):
         return self.base.normalizers(y, sample_weight)
@@ -317,7 +382,28 @@ class Distillation(objectives.Objective):
         per_position = tf.add_n(
             [tf.reduce_mean(tf.square(s - t), axis=-1) for s, t in pairs]
         ) / float(len(pairs))  # (B, T)
-        if len(y.shape) == 1:  # one label per example: mean over its real tokens
+        return self._per_label(y, per_position, outputs)
+
+    def attention_loss(self, y, outputs):
+        """Per-example (rank-1 `y`) or per-token attention-logit MSE, shaped like `y`."""
+        triples = outputs.get("attention") or []
+        if not triples:
+            raise ValueError(
+                "`attention_weight` > 0 needs a DistillationModel built with `attention_layers`."
+            )
+        per_query = []
+        for student, teacher, mask in triples:
+            allowed = tf.cast(mask, tf.float32)  # (B, 1, T or 1, S): the keys a query attends to
+            error = tf.reduce_sum(tf.square(student - teacher) * allowed, axis=-1)  # (B, H, T)
+            keys = tf.reduce_sum(allowed, axis=-1)  # (B, 1, T or 1)
+            per_query.append(tf.reduce_mean(tf.math.divide_no_nan(error, keys), axis=1))
+        return self._per_label(y, tf.add_n(per_query) / float(len(triples)), outputs)
+
+    @staticmethod
+    def _per_label(y, per_position, outputs):
+        """A (B, T) per-position loss, per token (rank-2 `y`) or, for one label per example,
+        the mean over the example's real tokens."""
+        if len(y.shape) == 1:
             mask = outputs["padding_mask"]
             return tf.math.divide_no_nan(
                 tf.reduce_sum(per_position * mask, axis=1), tf.reduce_sum(mask, axis=1)
@@ -334,6 +420,9 @@ class Distillation(objectives.Objective):
             total += self.alpha * tf.reduce_sum(soft * weights)
         if self.hidden_weight:
             total += self.hidden_weight * tf.reduce_sum(self.hidden_loss(y, outputs) * weights)
+        if self.attention_weight:
+            attention = self.attention_loss(y, outputs)
+            total += self.attention_weight * tf.reduce_sum(attention * weights)
         return [total]
 
     def metric_sums(self, y, outputs, sample_weight):
@@ -355,7 +444,8 @@ class Distillation(objectives.Objective):
     def __repr__(self) -> str:
         return (
             f"Distillation(base={self.base!r}, temperature={self.temperature}, "
-            f"alpha={self.alpha}, hidden_weight={self.hidden_weight})"
+            f"alpha={self.alpha}, hidden_weight={self.hidden_weight}, "
+            f"attention_weight={self.attention_weight})"
         )
 
 

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 import keras
 import numpy as np
 
+from kerasllm.convert.layer_shapes import uniform_block_shape
 from kerasllm.models import Encoder
 
 logger = logging.getLogger(__name__)
@@ -185,6 +186,19 @@ def check_bert_shaped(encoder: Encoder) -> None:
         )
     if encoder.num_segments < 1:
         raise ValueError("A BERT checkpoint needs segment embeddings (num_segments >= 1).")
+    # `layer_shapes` (structured pruning): one shape for all layers, and BERT's attention spans
+    # the whole width (head width hidden_size / num_attention_heads).
+    shape = uniform_block_shape(encoder, "BERT")
+    if (
+        shape["num_heads"] != encoder.num_heads
+        or shape["num_key_value_heads"] != shape["num_heads"]
+    ):
+        raise ValueError(
+            f"A BERT checkpoint needs num_heads x head_dim = hidden_dim ({encoder.hidden_dim}); "
+            f"this model's `layer_shapes` give every block {shape['num_heads']} heads of width "
+            f"{shape['head_dim']} (attention heads were pruned). Prune feed-forward units only "
+            "(heads_fraction=0) to export BERT."
+        )
 
 
 def hf_config_from_encoder(encoder: Encoder) -> dict:
@@ -201,7 +215,7 @@ def hf_config_from_encoder(encoder: Encoder) -> dict:
         "hidden_size": encoder.hidden_dim,
         "num_hidden_layers": encoder.num_layers,
         "num_attention_heads": encoder.num_heads,
-        "intermediate_size": encoder.intermediate_dim,
+        "intermediate_size": uniform_block_shape(encoder, "BERT")["intermediate_dim"],
         "hidden_act": _EXPORT_ACTIVATIONS[encoder.activation],
         "hidden_dropout_prob": encoder.dropout,
         "attention_probs_dropout_prob": (

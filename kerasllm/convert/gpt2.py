@@ -41,6 +41,7 @@ from kerasllm.convert.hf_decoder import (
     state_dict,
     write_checkpoint,
 )
+from kerasllm.convert.layer_shapes import uniform_block_shape
 from kerasllm.models import Decoder
 from kerasllm.tokenizers import ByteBPETokenizer
 from kerasllm.utils.files import read_json, resolve_inside
@@ -200,7 +201,6 @@ _EXPORT_FIXED = {
     "use_bias": True,
     "embedding_norm": False,
     "embedding_scale": False,
-    "layer_shapes": None,
 }
 
 
@@ -223,6 +223,20 @@ def hf_config_from_gpt2_decoder(decoder: Decoder, eos_token_id: int) -> dict:
         raise ValueError(
             f"A GPT-2 checkpoint needs head_dim = hidden_dim / num_heads ({head_dim})."
         )
+    # `layer_shapes` (structured pruning): one shape for all blocks, and GPT-2's attention
+    # spans the whole width (head width n_embd / n_head), so only feed-forward units can go.
+    shape = uniform_block_shape(decoder, "GPT-2")
+    if (
+        shape["num_key_value_heads"] != shape["num_heads"]
+        or shape["num_heads"] * shape["head_dim"] != decoder.hidden_dim
+    ):
+        raise ValueError(
+            f"A GPT-2 checkpoint needs num_heads x head_dim = hidden_dim ({decoder.hidden_dim}) "
+            f"and no grouped-query attention; this model's `layer_shapes` give every block "
+            f"{shape['num_heads']} heads of width {shape['head_dim']} and "
+            f"{shape['num_key_value_heads']} key/value heads (attention heads were pruned). "
+            "Prune feed-forward units only (heads_fraction=0) to export GPT-2."
+        )
     if decoder.attention_scale not in (None, 1.0):
         raise ValueError(f"A GPT-2 checkpoint cannot scale attention by {decoder.attention_scale}.")
     names = {ours: theirs for theirs, ours in HF_ACTIVATIONS.items()}
@@ -235,8 +249,8 @@ def hf_config_from_gpt2_decoder(decoder: Decoder, eos_token_id: int) -> dict:
         "vocab_size": decoder.vocabulary_size,
         "n_embd": decoder.hidden_dim,
         "n_layer": decoder.num_layers,
-        "n_head": decoder.num_heads,
-        "n_inner": decoder.intermediate_dim,
+        "n_head": shape["num_heads"],
+        "n_inner": shape["intermediate_dim"],
         "n_positions": decoder.max_sequence_length,
         "activation_function": names[decoder.activation],
         "layer_norm_epsilon": decoder.layer_norm_epsilon,

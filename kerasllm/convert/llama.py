@@ -55,6 +55,7 @@ from kerasllm.convert.hf_decoder import (
     swap_ids,
     write_checkpoint,
 )
+from kerasllm.convert.layer_shapes import uniform_block_shape
 from kerasllm.layers.embeddings import ROPE_SCALINGS, check_rope_scaling
 from kerasllm.models import Decoder
 from kerasllm.tokenizers import SentencePieceTokenizer
@@ -366,7 +367,6 @@ _EXPORT_FIXED = {
     "embedding_norm": False,
     "embedding_scale": False,
     "attention_scale": None,
-    "layer_shapes": None,
 }
 
 
@@ -399,6 +399,9 @@ def hf_config_from_llama_decoder(decoder: Decoder, eos_token_id: int | list[int]
             "A Llama checkpoint does not rescale tied logits; this Decoder has "
             "scale_tied_logits=True."
         )
+    # `layer_shapes` (structured pruning): Llama's config has one shape for all layers, and
+    # its explicit head_dim lets num_heads x head_dim be less than hidden_size.
+    shape = uniform_block_shape(decoder, "Llama")
     rope = {"rope_type": "default", "rope_theta": float(decoder.rotary_max_wavelength)}
     if decoder.rotary_scaling:
         rope.update(decoder.rotary_scaling)
@@ -410,10 +413,10 @@ def hf_config_from_llama_decoder(decoder: Decoder, eos_token_id: int | list[int]
         "vocab_size": decoder.vocabulary_size,
         "hidden_size": decoder.hidden_dim,
         "num_hidden_layers": decoder.num_layers,
-        "num_attention_heads": decoder.num_heads,
-        "num_key_value_heads": decoder.num_key_value_heads or decoder.num_heads,
-        "head_dim": decoder.head_dim or decoder.hidden_dim // decoder.num_heads,
-        "intermediate_size": decoder.intermediate_dim,
+        "num_attention_heads": shape["num_heads"],
+        "num_key_value_heads": shape["num_key_value_heads"],
+        "head_dim": shape["head_dim"],
+        "intermediate_size": shape["intermediate_dim"],
         "max_position_embeddings": decoder.max_sequence_length,
         "hidden_act": "silu",
         "rms_norm_eps": decoder.layer_norm_epsilon,

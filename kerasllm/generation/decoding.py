@@ -135,6 +135,47 @@ def _set_column(x, index, values):
     return tf.where(tf.range(_dim(x, -1)) == index, values[..., None], x)
 
 
+def ban_repeated_ngrams(logits, tokens, t, size: int):
+    """`logits` with every token that would repeat an n-gram of its row pushed to -1e9.
+
+    Args:
+        logits: float32 (N, V) next-token logits of the token at position `t`.
+        tokens: int32 (N, L) token buffer; positions < `t` hold each row's sequence so far
+            (whatever lies at `t` and after is ignored).
+        t: int32 scalar, the position being decoded.
+        size: n, the n-gram length (static, >= 1); with n = 1 no token may occur twice.
+
+    The last n - 1 tokens (positions t-n+1 .. t-1) are compared with every earlier window of
+    n - 1 tokens; where one matches, the token that followed that window is banned. Static
+    shapes and one scatter, so it runs inside the XLA-compiled loops (cost O(N * L * n)).
+
+    Example:
+    >>> import tensorflow as tf
+    >>> tokens = tf.constant([[1, 2, 3, 1, 2, 0]])
+    >>> out = ban_repeated_ngrams(tf.zeros((1, 5)), tokens, tf.constant(5), size=2)
+    >>> (out.numpy() < -1e8).nonzero()[1].tolist()  # "2 3" occurred: 3 may not follow 2
+    [3]
+    """
+    rows = _dim(tokens, 0)
+    windows = tokens.shape[1] - size + 1
+    if windows <= 0:
+        return logits
+    t = tf.cast(t, tf.int32)
+    match = tf.range(windows)[None, :] <= t - size  # the whole n-gram lies before t
+    for k in range(size - 1):
+        context = _column(tokens, tf.maximum(t - size + 1 + k, 0))
+        match = tf.logical_and(match, tokens[:, k : k + windows] == context[:, None])
+    banned = tokens[:, size - 1 : size - 1 + windows]
+    vocabulary = _dim(logits, -1)
+    # Out-of-range ids (there are none in a validated buffer) must never reach the scatter.
+    match = tf.logical_and(match, tf.logical_and(banned >= 0, banned < vocabulary))
+    banned = tf.clip_by_value(banned, 0, vocabulary - 1)
+    row = tf.broadcast_to(tf.range(rows)[:, None], tf.shape(banned))
+    indices = tf.reshape(tf.stack([row, banned], axis=-1), [-1, 2])
+    penalty = tf.where(match, tf.constant(_NEG), tf.constant(float("inf")))
+    return tf.tensor_scatter_nd_min(tf.cast(logits, tf.float32), indices, tf.reshape(penalty, [-1]))
+
+
 def _dim(x, axis):
     """A static dimension when known (keeps loop-variable shapes static), else dynamic."""
     return x.shape[axis] if x.shape[axis] is not None else tf.shape(x)[axis]
@@ -193,6 +234,8 @@ def _sample(
 
     def body(t, hidden, caches, buffer, done, end):
         logits = stepper.logits(hidden[:, 0, :])
+        if sampler.no_repeat_ngram_size:
+            logits = ban_repeated_ngrams(logits, buffer, t, sampler.no_repeat_ngram_size)
         sampled = sampler(logits, seed=tf.stack([seed, t]))
         in_prompt = t < lengths
         token = tf.where(in_prompt, _column(buffer, t), tf.where(done, pad_id, sampled))
@@ -246,6 +289,9 @@ def _beam_search(
     def body(t, hidden, caches, sequences, log_probs, generated_length, finished):
         logits = stepper.logits(hidden[:, 0, :])
         vocabulary = _dim(logits, -1)
+        if sampler.no_repeat_ngram_size:
+            flat = tf.reshape(sequences, [-1, _dim(sequences, -1)])
+            logits = ban_repeated_ngrams(logits, flat, t, sampler.no_repeat_ngram_size)
         token_log_probs = tf.reshape(tf.nn.log_softmax(logits), [batch, num_beams, -1])
         # A finished beam has one continuation, padding, at no cost; its length is frozen.
         candidates = tf.where(

@@ -315,7 +315,12 @@ def _compiled_loop(model, sampler, pad_id, start_id, batch, input_length, cache_
     seq2seq = start_id is not None
     if isinstance(sampler, BeamSampler):
         # Always keep every beam in the graph; `generate` picks the best on the host.
-        sampler = BeamSampler(sampler.num_beams, sampler.length_penalty, return_all_beams=True)
+        sampler = BeamSampler(
+            sampler.num_beams,
+            sampler.length_penalty,
+            return_all_beams=True,
+            no_repeat_ngram_size=sampler.no_repeat_ngram_size,
+        )
     key = (seq2seq, sampler.cache_key, pad_id, start_id, batch, input_length, cache_length, stops)
     loops = _loops(model)
     if key not in loops.functions:

@@ -37,14 +37,30 @@ class Sampler:
 
     Args:
         temperature: divides the logits before sampling; < 1 sharpens, > 1 flattens.
+        no_repeat_ngram_size: if n > 0, the decoding loop never lets a row produce an
+            n-gram that already occurs in it (prompt or, for seq2seq, the decoded target
+            included), as Hugging Face's `no_repeat_ngram_size`: the cure for the repetition
+            loops of greedy and beam decoding with small models. 0: no constraint.
     """
 
     name = "sampler"
+    # Class default: samplers built without the base initializer (`RuntimeSampler`) have none.
+    no_repeat_ngram_size = 0
 
-    def __init__(self, temperature: float = 1.0):
+    def __init__(self, temperature: float = 1.0, no_repeat_ngram_size: int = 0):
         if not is_finite_real(temperature) or temperature <= 0:
             raise ValueError(f"`temperature` must be a positive number; got {temperature!r}.")
+        if (
+            not isinstance(no_repeat_ngram_size, int)
+            or isinstance(no_repeat_ngram_size, bool)
+            or no_repeat_ngram_size < 0
+        ):
+            raise ValueError(
+                "`no_repeat_ngram_size` must be a non-negative integer (0: no constraint); "
+                f"got {no_repeat_ngram_size!r}."
+            )
         self.temperature = float(temperature)
+        self.no_repeat_ngram_size = no_repeat_ngram_size
 
     def __call__(self, logits: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
         """Returns int32 token ids (B,) for float32 logits (B, V) and a (2,) int seed."""
@@ -57,7 +73,14 @@ class Sampler:
         raise NotImplementedError
 
     def get_config(self) -> dict[str, Any]:
-        return {"temperature": self.temperature}
+        return {"temperature": self.temperature, **self._constraints()}
+
+    def _constraints(self) -> dict[str, Any]:
+        """Config entries of the decoding constraints, only where set (so that the configs and
+        reprs of unconstrained samplers stay as they were)."""
+        if self.no_repeat_ngram_size:
+            return {"no_repeat_ngram_size": self.no_repeat_ngram_size}
+        return {}
 
     @property
     def cache_key(self) -> tuple:
@@ -99,14 +122,14 @@ class GreedySampler(Sampler):
 
     name = "greedy"
 
-    def __init__(self):
-        super().__init__(temperature=1.0)
+    def __init__(self, no_repeat_ngram_size: int = 0):
+        super().__init__(temperature=1.0, no_repeat_ngram_size=no_repeat_ngram_size)
 
     def _sample(self, logits, seed):
         return first_argmax(logits)
 
     def get_config(self):
-        return {}
+        return self._constraints()
 
 
 class RandomSampler(Sampler):
@@ -140,8 +163,8 @@ class TopKSampler(Sampler):
 
     name = "top_k"
 
-    def __init__(self, k: int = 5, temperature: float = 1.0):
-        super().__init__(temperature)
+    def __init__(self, k: int = 5, temperature: float = 1.0, no_repeat_ngram_size: int = 0):
+        super().__init__(temperature, no_repeat_ngram_size)
         if not isinstance(k, int) or isinstance(k, bool) or k < 1:
             raise ValueError(f"`k` must be a positive integer; got {k!r}.")
         self.k = k
@@ -176,8 +199,14 @@ class TopPSampler(Sampler):
 
     name = "top_p"
 
-    def __init__(self, p: float = 0.9, k: int | None = None, temperature: float = 1.0):
-        super().__init__(temperature)
+    def __init__(
+        self,
+        p: float = 0.9,
+        k: int | None = None,
+        temperature: float = 1.0,
+        no_repeat_ngram_size: int = 0,
+    ):
+        super().__init__(temperature, no_repeat_ngram_size)
         if not is_finite_real(p) or not 0.0 < p <= 1.0:
             raise ValueError(f"`p` must be in (0, 1]; got {p!r}.")
         if k is not None and (not isinstance(k, int) or isinstance(k, bool) or k < 1):
@@ -215,6 +244,7 @@ class BeamSampler(Sampler):
             log-probability (favours short outputs), 1 by mean log-probability per token.
         return_all_beams: `generate` returns every beam, best first, with its score,
             instead of only the best one.
+        no_repeat_ngram_size: see `Sampler`; applies to every beam.
 
     Example:
     >>> BeamSampler(num_beams=4, length_penalty=0.6)
@@ -224,9 +254,13 @@ class BeamSampler(Sampler):
     name = "beam"
 
     def __init__(
-        self, num_beams: int = 4, length_penalty: float = 1.0, return_all_beams: bool = False
+        self,
+        num_beams: int = 4,
+        length_penalty: float = 1.0,
+        return_all_beams: bool = False,
+        no_repeat_ngram_size: int = 0,
     ):
-        super().__init__(temperature=1.0)
+        super().__init__(temperature=1.0, no_repeat_ngram_size=no_repeat_ngram_size)
         if not isinstance(num_beams, int) or isinstance(num_beams, bool) or num_beams < 1:
             raise ValueError(f"`num_beams` must be a positive integer; got {num_beams!r}.")
         if not is_finite_real(length_penalty):
@@ -248,6 +282,7 @@ class BeamSampler(Sampler):
             "num_beams": self.num_beams,
             "length_penalty": self.length_penalty,
             "return_all_beams": self.return_all_beams,
+            **self._constraints(),
         }
 
 

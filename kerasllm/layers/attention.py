@@ -58,6 +58,44 @@ def write_cache(cache, update, index):
     return ops.slice_update(cache, (0, 0, 0, index, 0), update)
 
 
+# MultiHeadAttention layers (by id) whose attention logits are being recorded, each with the
+# list they go to. Knowledge distillation's attention loss (TinyBERT) compares a student's and
+# a teacher's logits; the fused `dot_product_attention` never materializes them, so a
+# recorded layer takes the explicit path instead. Empty outside `recording_attention_logits`.
+_LOGIT_RECORDERS: dict[int, list] = {}
+
+
+@contextlib.contextmanager
+def recording_attention_logits(layers) -> Iterator[list]:
+    """While active, every full (multi-position, uncached) call of one of `layers` appends
+    `(layer, logits, mask)` to the yielded list, in call order: `logits` float32
+    (B, heads, T, S), scaled and with the position bias added, before masking and softmax;
+    `mask` bool (B, 1, T, S), or (B, 1, 1, S) for a padding mask alone (True: attended),
+    or None. Works eagerly and while tracing.
+
+    Example:
+    >>> import numpy as np
+    >>> layer = MultiHeadAttention(num_heads=2, head_dim=4)
+    >>> x = np.zeros((3, 5, 8), "float32")
+    >>> with recording_attention_logits([layer]) as records:
+    ...     _ = layer(x)
+    >>> [(r[0] is layer, tuple(r[1].shape)) for r in records]
+    [(True, (3, 2, 5, 5))]
+    """
+    records: list = []
+    previous = {id(layer): _LOGIT_RECORDERS.get(id(layer)) for layer in layers}
+    for layer in layers:
+        _LOGIT_RECORDERS[id(layer)] = records
+    try:
+        yield records
+    finally:
+        for key, value in previous.items():
+            if value is None:
+                _LOGIT_RECORDERS.pop(key, None)
+            else:
+                _LOGIT_RECORDERS[key] = value
+
+
 @keras.saving.register_keras_serializable(package="kerasllm")
 class MultiHeadAttention(keras.layers.Layer):
     """Multi-head self- or cross-attention computed with `keras.ops.dot_product_attention`.
@@ -237,14 +275,18 @@ class MultiHeadAttention(keras.layers.Layer):
         if scale != 1.0:
             # Scaling the (B, T, N, H) queries is cheaper than the (B, N, T, S) logits.
             query = query * ops.cast(scale, query.dtype)
-        if not (training and self.dropout > 0):
+        recorder = None if heads_first else _LOGIT_RECORDERS.get(id(self))
+        if not (training and self.dropout > 0) and recorder is None:
             return ops.dot_product_attention(
                 query, key, value, bias=position_bias, mask=mask, scale=1.0
             )
-        # Dropout on the probabilities is not part of the fused op: compute them explicitly.
+        # Dropout on the probabilities is not part of the fused op, nor are the logits a
+        # recorder wants: compute them explicitly.
         logits = ops.cast(ops.einsum("btnh,bsnh->bnts", query, key), "float32")
         if position_bias is not None:
             logits = logits + ops.cast(position_bias, "float32")
+        if recorder is not None:
+            recorder.append((self, logits, None if mask is None else ops.cast(mask, "bool")))
         if mask is not None:
             logits = ops.where(mask, logits, -1e9)
         probabilities = ops.cast(ops.softmax(logits, axis=-1), query.dtype)

@@ -116,7 +116,8 @@ class TextToText:
             texts: source text(s): a str, or a list (tuple, 1-D array) of str. `bytes` are
                 decoded as UTF-8, undecodable bytes becoming U+FFFD. An empty list gives an
                 empty list.
-            beams: beam width, an int >= 1; > 1 uses beam search (overrides `sampler`).
+            beams: beam width, an int >= 1; > 1 uses beam search (overrides `sampler`, but
+                keeps its `no_repeat_ngram_size`).
             sampler: "greedy", "top_k", "top_p", "random" or a `Sampler`, when `beams == 1`.
             max_length: most target tokens per sentence, a positive int; None (the default)
                 and values above the model's target length mean the model's target length.
@@ -150,7 +151,11 @@ class TextToText:
             raise ValueError(f"`seed` must be an int or None; got {seed!r}.")
         sampler = get_sampler(sampler)  # checked even when beams > 1 overrides it
         chosen = (
-            BeamSampler(num_beams=int(beams), length_penalty=float(length_penalty))
+            BeamSampler(
+                num_beams=int(beams),
+                length_penalty=float(length_penalty),
+                no_repeat_ngram_size=sampler.no_repeat_ngram_size,
+            )
             if beams > 1
             else sampler
         )

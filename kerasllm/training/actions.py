@@ -73,6 +73,8 @@ class TimeBudgetAction(Action):
         decay_end: the optimizer schedule's variable.
         clock: `clock(seconds)`, the same on every worker.
         log: prints a line.
+        progress: the progress display, or None; its time left is counted to the step where
+            the budget is expected to run out.
     """
 
     def __init__(
@@ -82,12 +84,14 @@ class TimeBudgetAction(Action):
         decay_end: tf.Variable,
         clock: Callable[[float], float] = float,
         log: Log = print,
+        progress: Progress | None = None,
     ):
         self.seconds = seconds
         self.steps = steps
         self.decay_end = decay_end
         self.clock = clock
         self.log = log
+        self.progress = progress
         self.budget: TimeBudget | None = None
 
     def on_begin(self, state: LoopState) -> None:
@@ -100,6 +104,8 @@ class TimeBudgetAction(Action):
             state.stop("time_budget")
             return
         self.decay_end.assign(self.budget.last_step)
+        if self.progress is not None and self.seconds is not None:
+            self.progress.expect_end(math.ceil(self.budget.last_step))
 
 
 class ProfilerAction(Action):

@@ -25,6 +25,27 @@ def _num_workers(tf_config: dict) -> int:
     return sum(len(cluster.get(kind, [])) for kind in ("chief", "worker"))
 
 
+def resolve_name(name: str = "auto") -> str:
+    """The strategy name `get_strategy(name)` builds: "auto" resolved for this machine (see
+    `get_strategy`), any other name checked and returned. Builds no strategy.
+
+    Example:
+    >>> resolve_name("mirrored")
+    'mirrored'
+    """
+    if name not in STRATEGIES:
+        raise ValueError(f"Unknown strategy {name!r}; expected one of {list(STRATEGIES)}.")
+    if name != "auto":
+        return name
+    # Decide multi-worker before touching devices: collectives must be configured before the
+    # TensorFlow runtime initializes.
+    if _num_workers(_tf_config()) > 1:
+        return "multi_worker_mirrored"
+    if len(tf.config.list_logical_devices("GPU")) > 1:
+        return "mirrored"
+    return "one_device"
+
+
 def get_strategy(name: str = "auto", tpu: str | None = None) -> tf.distribute.Strategy:
     """Builds a `tf.distribute.Strategy` from a name.
 
@@ -42,18 +63,8 @@ def get_strategy(name: str = "auto", tpu: str | None = None) -> tf.distribute.St
     >>> get_strategy("one_device").num_replicas_in_sync
     1
     """
-    if name not in STRATEGIES:
-        raise ValueError(f"Unknown strategy {name!r}; expected one of {list(STRATEGIES)}.")
+    name = resolve_name(name)
     tf_config = _tf_config()
-    if name == "auto":
-        # Decide multi-worker before touching devices: collectives must be configured before the
-        # TensorFlow runtime initializes.
-        if _num_workers(tf_config) > 1:
-            name = "multi_worker_mirrored"
-        elif len(tf.config.list_logical_devices("GPU")) > 1:
-            name = "mirrored"
-        else:
-            name = "one_device"
     if name == "one_device":
         gpus = tf.config.list_logical_devices("GPU")
         return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")

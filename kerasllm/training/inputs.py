@@ -242,8 +242,9 @@ def dataset_fn(
     decoder length of seq2seq (default `sequence_length`; e.g. 32 for headlines of long
     articles) and span corruption (default: the longest target its chunks give).
     `next_sentence_prediction=True` (masked_lm only) makes each text a document split into
-    sentence pairs, half of them with a random second sentence from another document
-    (`kerasllm.data.next_sentence_dataset`: masked-LM and next-sentence labels).
+    pairs of segments (runs of sentences filling `sequence_length`), half of them with a second
+    segment from another document (`kerasllm.data.next_sentence_dataset`: masked-LM and
+    next-sentence labels).
     """
     if next_sentence_prediction and objective != "masked_lm":
         raise ValueError(

@@ -76,14 +76,46 @@ class TrainingDivergedError(RuntimeError):
 _GRADIENT_REGISTRY: dict = _compat.gradient_registry()
 
 
+def _strategy_by_name(name: str, model) -> tf.distribute.Strategy:
+    """The strategy `Trainer(model, strategy=name)` trains with.
+
+    A function building the model gets `distribution.get_strategy(name)`. A built model's
+    variables exist already, in the scope of the strategy it was built under (the default
+    strategy outside any scope: `model.distribute_strategy`, what Keras' own `fit` uses), and
+    no other strategy can hold their optimizer slots. With "auto" or "one_device" it trains
+    there, unless "auto" would spread training over several devices or workers and the model
+    sits on one: that raises, rather than silently leave the other devices idle.
+    """
+    if not isinstance(model, keras.Model) or not model.variables:
+        return distribution.get_strategy(name)
+    own = model.distribute_strategy
+    if name not in ("auto", "one_device") or not own.extended.variable_created_in_scope(
+        model.variables[0].value
+    ):
+        return distribution.get_strategy(name)  # `_build_model` explains what to do instead
+    if own.num_replicas_in_sync > 1:  # built in a multi-device scope: only "auto" keeps it
+        return own if name == "auto" else distribution.get_strategy(name)
+    resolved = distribution.resolve_name(name)
+    if resolved != "one_device":
+        raise ValueError(
+            f"strategy={name!r} chose {resolved!r} here (several devices or workers), but "
+            f"`model` was built in the scope of {type(own).__name__} (one device). Pass a "
+            "function that builds the model (`Trainer(lambda: zoo.get(...), ...)`) to train "
+            "on every device, or strategy='one_device' to train the built model on one."
+        )
+    return own
+
+
 class Trainer:
     """Trains a kerasllm model on an objective with any `tf.distribute` strategy.
 
     Args:
         model: a zero-argument callable that builds the model (called inside the strategy's scope
             and under the configured precision policy; required for multi-device strategies), or
-            a built `keras.Model` whose variables were created in that scope (fine for one
-            device).
+            a built `keras.Model`: with `strategy` "auto" (one device or a strategy the model
+            was built in) or "one_device", it trains under the strategy it was built in
+            (`model.distribute_strategy`: the default strategy when built outside any scope);
+            a `tf.distribute.Strategy` passed must be the one whose scope built it.
         objective: an objective name ("masked_lm", "causal_lm", "seq2seq", "classification",
             "token_classification") or a `kerasllm.training.objectives.Objective`.
         config: the `TrainerConfig`.
@@ -141,7 +173,7 @@ class Trainer:
             else objectives.get(objective, label_smoothing=config.label_smoothing)
         )
         if strategy is None or isinstance(strategy, str):
-            strategy = distribution.get_strategy(strategy or "auto")
+            strategy = _strategy_by_name(strategy or "auto", model)
         self.strategy = strategy
         self.is_chief = distribution.is_chief(strategy)
         self.num_replicas = strategy.num_replicas_in_sync
@@ -228,14 +260,15 @@ class Trainer:
             variables = model.variables
             if not variables:
                 raise ValueError("The model has no weights yet; build it before training.")
-            # One device needs no mirrored variables; other strategies do.
-            if not isinstance(
-                self.strategy, tf.distribute.OneDeviceStrategy
-            ) and not self.strategy.extended.variable_created_in_scope(variables[0].value):
+            # Every strategy, OneDeviceStrategy included, builds the optimizer's slots next to
+            # the model's variables and refuses variables created outside its scope.
+            if not self.strategy.extended.variable_created_in_scope(variables[0].value):
                 raise ValueError(
-                    f"The model's variables were not created in the scope of "
-                    f"{type(self.strategy).__name__}; pass a function that builds the model "
-                    "instead (`Trainer(lambda: zoo.get(...), ...)`)."
+                    f"The model's variables were not created in the scope of the `strategy` "
+                    f"argument ({type(self.strategy).__name__}). Pass a function that builds "
+                    "the model instead (`Trainer(lambda: zoo.get(...), ...)`), build it inside "
+                    "`strategy.scope()`, or leave `strategy` unset ('auto') to train it where "
+                    "it was built (`model.distribute_strategy`)."
                 )
         elif callable(model):
             previous = keras.config.dtype_policy()
@@ -584,6 +617,7 @@ class Trainer:
                 self._decay_end,
                 clock=self._agreed_seconds,
                 log=self.log,
+                progress=progress,
             )
         ]
         if config.profile_steps:

@@ -124,6 +124,7 @@ class Progress:
         self._last_render: float | None = None
         self._width = 0  # length of the line on screen (dynamic mode), 0 when none is
         self._origin: tuple[float, int] | None = None  # (time, step) of the first update
+        self._expected_end: int | None = None  # an earlier end than `total` (a time budget)
         self._heartbeat = heartbeat
         self._lock = threading.RLock()
         self._stopped = threading.Event()
@@ -156,6 +157,12 @@ class Progress:
                 self._status = status
             self._changed = True
             self._maybe_render(now)
+
+    def expect_end(self, step: int | None) -> None:
+        """The work is expected to stop at `step`, before `total` (e.g. when a time budget runs
+        out): the time left is counted to there. None: to `total` again."""
+        with self._lock:
+            self._expected_end = None if step is None else int(step)
 
     def message(self, text: str) -> None:
         """Writes `text` on a line of its own (below the progress line, which the next refresh
@@ -197,8 +204,9 @@ class Progress:
         parts += [f"{name}={_format_value(value)}" for name, value in self._values.items()]
         if self.eta and now is not None and self._origin is not None and total is not None:
             began, first = self._origin
-            if step > first and now > began and step < total:
-                remaining = (total - step) * (now - began) / (step - first)
+            end = total if self._expected_end is None else min(total, self._expected_end)
+            if step > first and now > began and step < end:
+                remaining = (end - step) * (now - began) / (step - first)
                 parts.append(f"ETA {format_seconds(remaining)}")
         if now is not None and self._heartbeat:
             parts.append(f"{format_seconds(now - self._created)} elapsed")

@@ -204,12 +204,28 @@ def test_generate_with_a_seeded_sampler_equals_model_generate(causal_bundle, cap
     assert [r["generated"] for r in json_lines(out)] == expected
 
 
+def test_generate_without_repeated_ngrams_equals_model_generate(causal_bundle, capsys):
+    from kerasllm.generation import BeamSampler
+
+    argv = ["generate", "--model", causal_bundle, "--text", "the bird", "--text", "my friend"]
+    argv += ["--sampler", "beam", "--num-beams", 2, "--no-repeat-ngram-size", 2]
+    status, out, err = run(capsys, *argv, "--max-new-tokens", 6)
+    assert status == 0, err
+    expected = bundle.load(causal_bundle).model.generate(
+        ["the bird", "my friend"],
+        max_new_tokens=6,
+        sampler=BeamSampler(num_beams=2, no_repeat_ngram_size=2),
+    )
+    assert [r["generated"] for r in json_lines(out)] == expected
+
+
 @pytest.mark.parametrize(
     "flags, named",
     [
         (["--max-new-tokens", "0"], "--max-new-tokens must be a positive integer"),
         (["--sampler", "top_p", "--top-p", "1.5"], "--top-p must be in (0, 1]"),
         (["--sampler", "top_k", "--temperature", "0"], "--temperature must be a positive"),
+        (["--no-repeat-ngram-size", "-1"], "--no-repeat-ngram-size must be 0 (off) or positive"),
         (["--batch-size", "0"], "--batch-size must be a positive integer"),
         (["--text", "x", "--input", "f.txt"], "--text or with --input, not both"),
     ],

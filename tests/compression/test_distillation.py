@@ -130,6 +130,89 @@ def test_hidden_state_loss_through_a_projection_when_widths_differ():
         distillation.DistillationModel(_classifier(vocabulary_size=50), teacher)
 
 
+def _reference_logits(attention, x):
+    """(B, heads, T, S) logits of a self-attention layer computed from its weights in numpy
+    (no rotary/bias in these configs)."""
+    q = np.asarray(attention.query_dense(x))
+    k, _ = attention._keys_and_values(x, 0)
+    b, t = q.shape[:2]
+    q = q.reshape(b, t, attention.num_heads, attention.head_dim)
+    return np.einsum("btnh,bsnh->bnts", q, np.asarray(k)) * attention.head_dim**-0.5
+
+
+def test_attention_loss_compares_recorded_logits_over_the_attended_keys():
+    keras.utils.set_random_seed(3)
+    teacher, student = _classifier(), _classifier(**SMALL)  # 4 teacher heads, 2 student heads
+    model = distillation.DistillationModel(student, teacher, attention_layers=True)
+    assert model.attention_map == {0: 1}
+    x, y = _batch(batch=4)
+    out = model(x, training=False)
+    # Recording leaves the outputs alone (explicit path == fused path).
+    np.testing.assert_allclose(out["teacher_logits"], teacher(x), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(out["logits"], student(x), rtol=1e-5, atol=1e-5)
+    scores, target, mask = (np.asarray(v) for v in out["attention"][0])
+    # The teacher's recorded logits are its last block's: check against numpy from the input
+    # that block sees (the first block's output).
+    with distillation.recording_hidden_states(teacher.backbone) as states:
+        teacher(x)
+    block = teacher.backbone.blocks[1]
+    normed = block.self_attention_norm(states[0][1]) if block.norm_first else states[0][1]
+    expected = _reference_logits(block.self_attention, normed).mean(axis=1, keepdims=True)
+    np.testing.assert_allclose(target, expected, rtol=1e-4, atol=1e-4)
+    assert scores.shape == target.shape == (4, 1, 8, 8)  # head counts differ: head means
+    # The loss: squared error over the keys each query may see, per query, then the mean over
+    # each example's real tokens.
+    allowed = np.broadcast_to(mask, scores.shape).astype("float32")
+    per_query = ((scores - target) ** 2 * allowed).sum(-1) / allowed.sum(-1)  # (B, 1, T)
+    token_mask = x["padding_mask"].astype("float32")
+    per_example = (per_query[:, 0] * token_mask).sum(1) / token_mask.sum(1)
+    objective = distillation.Distillation("classification", alpha=0.0, attention_weight=0.5)
+    (total,) = objective.loss_sums(y, out, None)
+    (hard,) = objective.base.loss_sums(y, out["logits"], None)
+    assert float(total) == pytest.approx(float(hard) + 0.5 * per_example.sum(), rel=1e-5)
+    # Logits at padded keys do not count.
+    noisy = dict(out)
+    noisy["attention"] = [(out["attention"][0][0], target + 50.0 * (1 - allowed), mask)]
+    assert float(objective.loss_sums(y, noisy, None)[0]) == pytest.approx(float(total), rel=1e-6)
+    with pytest.raises(ValueError, match="attention_layers"):
+        distillation.Distillation("classification", attention_weight=1.0).loss_sums(
+            y, model.__class__(student, teacher)(x), None
+        )
+    with pytest.raises(ValueError, match="`attention_layers` names teacher block 5"):
+        distillation.DistillationModel(student, teacher, attention_layers={0: 5})
+
+
+def test_training_on_the_attention_loss_alone_brings_the_student_logits_closer():
+    keras.utils.set_random_seed(4)
+    teacher = _classifier()
+    # Random init gives near-zero logits; sharpen the teacher's attention: something to learn.
+    for block in teacher.backbone.blocks:
+        kernel = block.self_attention.query_dense.kernel
+        kernel.assign(kernel * 30.0)
+    x, y = _batch(batch=8)
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+    objective = distillation.Distillation("classification", alpha=1.0, attention_weight=1.0)
+    model_fn = lambda: distillation.DistillationModel(  # noqa: E731
+        lambda: _classifier(num_layers=1), teacher, attention_layers=True
+    )
+
+    def attention_error(model):
+        out = model(x, training=False)
+        return float(np.mean(objective.attention_loss(y, out)))
+
+    with tempfile.TemporaryDirectory() as folder:
+        config = TrainerConfig(
+            folder, steps=30, learning_rate=3e-2, warmup_steps=1, precision="float32",
+            jit_compile=False, verbose=0,
+        )  # fmt: skip
+        trainer = Trainer(model_fn, objective, config)
+        before = attention_error(trainer.model)
+        trainer.fit(data)
+        after = attention_error(trainer.model)
+        trainer.close()
+    assert after < 0.5 * before
+
+
 def test_seq2seq_word_level_kd_masks_padding():
     keras.utils.set_random_seed(2)
     small = dict(num_layers=1, hidden_dim=8, num_heads=2, intermediate_dim=16)
@@ -217,13 +300,15 @@ def test_cli_distill_writes_a_bundle_that_loads_and_serves_from_a_fresh_process(
     status = main(
         ["compress", "distill", "--teacher", str(folder), "--student", "bert_tiny", *overrides,
          "--data", str(data), "--steps", "3", "--train-batch-size", "2", "--batch-size", "2",
-         "--alpha", "0.5", "--hidden-weight", "1", "--benchmark-size", "0",
+         "--alpha", "0.5", "--hidden-weight", "1", "--attention-weight", "0.5",
+         "--benchmark-size", "0",
          "--output", str(out)]
     )  # fmt: skip
     assert status == 0
     report = json.loads((out / "compression_report.json").read_text("utf-8"))
     record = report["compression"]
     assert record["method"] == "distillation" and record["training"]["steps"] == 3
+    assert (record["hidden_weight"], record["attention_weight"]) == (1.0, 0.5)
     assert report["parameters"]["compressed"]["values"] < report["parameters"]["original"]["values"]
     assert set(report["quality"]) == {"original", "compressed"}
     assert "word-level distillation" in (out / "MODEL_CARD.md").read_text("utf-8")
@@ -242,6 +327,7 @@ def test_cli_distill_errors(tmp_path, capsys):
     for extra, message in (
         (["--alpha", "2", "--data", "x.tsv"], "--alpha must be in [0, 1]"),
         (["--temperature", "0", "--data", "x.tsv"], "--temperature must be > 0"),
+        (["--attention-weight", "-1", "--data", "x.tsv"], "--attention-weight must be >= 0"),
         (["--override", "num_layers=0", "--data", "x.tsv"], "--student/--override"),
     ):
         assert main([*base, *extra, "--output", str(tmp_path / "o")]) == 2

@@ -79,7 +79,8 @@ def test_magnitude_pruning_through_the_trainer_keeps_pruned_weights_zero(tmp_pat
         verbose=0,
         learning_rate=1e-2,
     )
-    trainer = Trainer(model, "seq2seq", config, strategy=tf.distribute.get_strategy())
+    # A built model, default "auto" strategy: it trains where it was built (one device).
+    trainer = Trainer(model, "seq2seq", config)
     schedule = pruning.PolynomialDecay(0.0, 0.5, begin_step=0, end_step=4, frequency=2)
     pruner = pruning.MagnitudePruning(trainer.model, schedule, strategy=trainer.strategy)
     kernel = model.backbone.layer_blocks[0].self_attention.query_dense.kernel

@@ -250,7 +250,7 @@ def test_progress_plain_lines_have_no_control_characters_and_a_terminal_gets_one
     clock, plain = FakeClock(), io.StringIO()
     progress = Progress(10, stream=plain, dynamic=False, interval=1.0, clock=clock)
     for step in range(1, 11):
-        clock.now = float(step)
+        clock.now = step / 10  # the display measures the same 10 steps per second
         progress.update(step, {"loss": 0.5})
         if step == 5:
             progress.message("step 5 eval: loss=0.4")
@@ -275,3 +275,27 @@ def test_progress_plain_lines_have_no_control_characters_and_a_terminal_gets_one
     # Refreshed at 0.5, 2.5 and 4.5 s (every 2 s), and by close (the last update).
     assert text.count("\r") == 4 and text.count("\n") == 1 and text.endswith("\n")
     assert text.rstrip("\n").rsplit("\r", 1)[1].startswith("step 10/10")
+
+
+def test_a_time_budget_moves_the_displayed_time_left_to_where_it_runs_out(monkeypatch):
+    import tensorflow as tf
+
+    from kerasllm.training import actions
+
+    seconds = iter(range(10**6))
+    monkeypatch.setattr(actions.time, "perf_counter", lambda: float(next(seconds)))
+    clock, out = FakeClock(), io.StringIO()
+    progress = Progress(100_000, stream=out, dynamic=False, interval=0, clock=clock)
+    budget = actions.TimeBudgetAction(
+        100, 100_000, tf.Variable(0.0), log=lambda line: None, progress=progress
+    )
+    budget.on_begin(LoopState(start=0, step=0, steps=100_000))
+    for step in (0, 10, 20):  # one clock second per check: 10 steps per second
+        state = LoopState(start=0, step=step, steps=100_000)
+        budget.before_loop(state)
+        clock.now = step / 10  # the display measures the same 10 steps per second
+        progress.update(step)
+    # 20 steps done at the third second; 97 seconds left -> last step 990: the ETA counts to
+    # there, not to the 100,000 configured steps.
+    assert budget.budget.last_step == pytest.approx(990.0)
+    assert "ETA 1:37" in progress.line(clock.now)

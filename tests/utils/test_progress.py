@@ -44,6 +44,20 @@ def test_refreshes_by_time_not_by_update_count():
     assert not CONTROL & set(out.getvalue())
 
 
+def test_time_left_counts_to_an_expected_earlier_end():
+    clock, out = Clock(), io.StringIO()
+    progress = Progress(100000, stream=out, clock=clock, interval=0)
+    progress.update(0)
+    clock.now = 10.0
+    progress.update(100)  # 10 steps per second
+    assert "ETA 2:46:30" in progress.line(clock.now)  # 99,900 steps left
+    progress.expect_end(400)  # e.g. a time budget that runs out at step 400
+    assert "ETA 0:30" in progress.line(clock.now) and "step 100/100000" in progress.line(10.0)
+    progress.expect_end(None)
+    assert "ETA 2:46:30" in progress.line(clock.now)
+    progress.close()
+
+
 def test_on_a_terminal_one_line_is_rewritten_with_carriage_returns_only():
     clock, out = Clock(), Terminal()
     progress = Progress(10, stream=out, clock=clock)
