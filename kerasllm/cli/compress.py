@@ -928,6 +928,9 @@ def _distill(args) -> int:
         if args.kind == "sequence":
             sources = [source for source, _ in pairs]
             path = Path(args.sequence_corpus or f"{output}.teacher.tsv")
+            # A finished corpus is reused as it is (`sequence_level_corpus` keeps it): who wrote
+            # it, and how, is then not known here, and the record must not claim --sampler.
+            reused = path.is_file()
             began = time.perf_counter()
             max_new = args.max_new_tokens or evaluate_cli.default_max_new_tokens(
                 _inference.Loaded(teacher, dict(original.metadata))
@@ -950,14 +953,15 @@ def _distill(args) -> int:
             record["sequence_corpus"] = {
                 "nonempty_outputs": written,
                 "path": os.fspath(path),
-                "sampler": args.sampler,
+                "sampler": None if reused else args.sampler,
+                "reused": reused,
                 "sources": len(sources),
                 "seconds": round(time.perf_counter() - began, 1),
             }
             data = os.fspath(path)
+            outputs = f"outputs read from {path.name}" if reused else f"{args.sampler} outputs"
             record["scheme"] = (
-                f"sequence-level distillation ({args.sampler} outputs of {args.teacher}) "
-                f"into {args.student}"
+                f"sequence-level distillation ({outputs} of {args.teacher}) into {args.student}"
             )
         else:
             record["scheme"] = f"{args.student} trained on the labels alone (no teacher)"

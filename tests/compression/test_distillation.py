@@ -332,3 +332,26 @@ def test_cli_distill_errors(tmp_path, capsys):
     ):
         assert main([*base, *extra, "--output", str(tmp_path / "o")]) == 2
         assert message in capsys.readouterr().err
+
+
+def test_cli_sequence_distillation_reuses_a_given_corpus_without_claiming_its_sampler(
+    tmp_path, capsys
+):
+    from kerasllm.training import inputs
+
+    folder = str(testing.tiny_translation_bundle(tmp_path / "teacher"))
+    data = tmp_path / "pairs.tsv"
+    data.write_text("the king said\tle roi dit\nthe people\tle peuple\n" * 10, "utf-8")
+    # A finished corpus for the training sources (as an earlier run or another tool wrote it).
+    sources = [source for source, _ in inputs.load_corpus("seq2seq", str(data)).train]
+    corpus = distillation.write_tsv_pairs(tmp_path / "given.tsv", [(s, "le roi") for s in sources])
+    argv = ["compress", "distill", "--teacher", folder, "--student", "transformer_tiny"]
+    argv += ["--override", "num_layers=1", "--data", str(data), "--kind", "sequence"]
+    argv += ["--sequence-corpus", str(corpus), "--steps", "2", "--train-batch-size", "4"]
+    argv += ["--max-new-tokens", "4", "--benchmark-size", "0", "--max-examples", "2"]
+    assert main([*argv, "--output", str(tmp_path / "student")]) == 0, capsys.readouterr().err
+    report = json.loads((tmp_path / "student" / "compression_report.json").read_text("utf-8"))
+    made = report["compression"]["sequence_corpus"]
+    assert (made["sampler"], made["reused"], made["sources"]) == (None, True, len(sources))
+    assert "outputs read from given.tsv" in report["compression"]["scheme"]
+    assert "beam" not in report["compression"]["scheme"]  # --sampler's default is not claimed
