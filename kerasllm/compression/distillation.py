@@ -484,12 +484,18 @@ def sequence_level_corpus(
     source, one per line, to `path`: the corpus a student then trains on as on any parallel
     file (`kerasllm.data.read_tsv_pairs`, `kerasllm finetune --data path`).
 
-    Resumable and atomic: lines go to `path + ".partial"` batch by batch (flushed); a rerun
-    keeps the lines already there and generates the rest; `path` appears, complete, only at
-    the end (renamed from the partial file). A finished `path` of the same sources is kept
-    as it is (delete it to generate again, e.g. with another sampler). Sources and outputs
-    are written on one line each (tabs and line breaks become spaces); pairs with an empty
-    side are still written (the reader skips them).
+    Sources are translated shortest first (a stable sort by length in characters), so that
+    each batch holds sources of about one length and the decoding loop, which stops when the
+    whole batch has ended, runs no longer than the batch's longest output needs; `path` is
+    written in the order of `sources` all the same.
+
+    Resumable and atomic: lines go to `path + ".partial"` batch by batch (flushed, in the
+    shortest-first order); a rerun keeps the lines already there and generates the rest;
+    `path` appears, complete, only at the end (written atomically in `sources`' order, then
+    the partial file removed). A finished `path` of the same sources is kept as it is (delete
+    it to generate again, e.g. with another sampler). Sources and outputs are written on one
+    line each (tabs and line breaks become spaces); pairs with an empty side are still
+    written (the reader skips them).
 
     Args:
         teacher: a `Seq2SeqLM` with its preprocessor (as `bundle.load(...).model` or `zoo.get`
@@ -536,12 +542,15 @@ def sequence_level_corpus(
         written = [line.split("\t", 1)[0] for line in path.read_text("utf-8").splitlines()]
         if written == sources:  # a finished corpus of the same sources: nothing to redo
             return path
+    # Shortest first: a batch of similar lengths stops decoding together (see above).
+    order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
+    ordered = [sources[i] for i in order]
     done = 0
     if partial.is_file():
         lines = partial.read_text("utf-8").split("\n")
         # Only whole lines count: a run killed mid-write may leave a cut last line.
         complete = lines[:-1]
-        if any(line.split("\t", 1)[0] != source for line, source in zip(complete, sources)):
+        if any(line.split("\t", 1)[0] != source for line, source in zip(complete, ordered)):
             raise ValueError(
                 f"{partial} holds other sources than `sources`; delete it to start again."
             )
@@ -551,7 +560,7 @@ def sequence_level_corpus(
     try:
         with open(partial, "a", encoding="utf-8") as out:
             for start in range(done, len(sources), batch_size):
-                batch = sources[start : start + batch_size]
+                batch = ordered[start : start + batch_size]
                 outputs = teacher.generate(batch, max_new_tokens=max_new_tokens, sampler=sampler)
                 out.write("".join(f"{s}\t{_one_line(t)}\n" for s, t in zip(batch, outputs)))
                 out.flush()
@@ -560,7 +569,14 @@ def sequence_level_corpus(
     finally:
         if progress is not None:
             progress.close()
-    os.replace(partial, path)
+    from kerasllm.utils.files import atomic_write_text
+
+    lines = partial.read_text("utf-8").splitlines()
+    by_source = [""] * len(sources)
+    for position, line in zip(order, lines):
+        by_source[position] = line + "\n"
+    atomic_write_text(path, "".join(by_source))
+    partial.unlink()
     return path
 
 

@@ -242,31 +242,49 @@ def test_seq2seq_word_level_kd_masks_padding():
 def test_sequence_level_corpus_is_the_teachers_generate_output_and_resumes(tmp_path):
     teacher = bundle.load(testing.tiny_translation_bundle(tmp_path / "teacher")).model
     sources = ["the king said", "le roi\tdit", "to the people", "the people said"]
+    clean = [s.replace("\t", " ") for s in sources]
+    # Shortest first (stable): batches of similar lengths, which stop decoding together.
+    shortest_first = [clean[i] for i in (1, 0, 2, 3)]
+    batches = []
+    generate = teacher.generate
+
+    def recording_generate(batch, **kwargs):
+        batches.append(list(batch))
+        return generate(batch, **kwargs)
+
+    teacher.generate = recording_generate
     # Beam search (the paper's choice; greedy is the same call with another sampler), in
     # batches of 2 as `generate` is called here too (one compiled shape).
     path = distillation.sequence_level_corpus(
         teacher, sources, tmp_path / "beam.tsv", batch_size=2, max_new_tokens=4, verbose=False
     )
-    clean = [s.replace("\t", " ") for s in sources]
-    expected = [
-        t
-        for i in (0, 2)
-        for t in teacher.generate(clean[i : i + 2], max_new_tokens=4, sampler="beam")
-    ]
+    assert batches == [shortest_first[:2], shortest_first[2:]]
+    outputs = dict(
+        zip(
+            shortest_first,
+            [t for b in batches for t in generate(b, max_new_tokens=4, sampler="beam")],
+        )
+    )
     lines = path.read_text("utf-8").splitlines()
+    # The file keeps the order of `sources`.
     assert [line.split("\t") for line in lines] == [
-        [s, " ".join(t.split())] for s, t in zip(clean, expected)
+        [s, " ".join(outputs[s].split())] for s in clean
     ]
     # A finished corpus of the same sources is kept (no generation: greedy is not compiled).
     distillation.sequence_level_corpus(teacher, sources, path, sampler="greedy", verbose=False)
-    assert path.read_text("utf-8").splitlines() == lines
-    # A partial file (two whole lines, one cut) is resumed: the same corpus at the end.
+    assert path.read_text("utf-8").splitlines() == lines and len(batches) == 2
+    # A partial file (two whole lines, shortest first, and a cut one) is resumed: only the
+    # rest is generated, and the corpus at the end is the same.
+    by_source = dict(zip(clean, lines))
     partial = tmp_path / "resumed.tsv.partial"
-    partial.write_text(lines[0] + "\n" + lines[1] + "\n" + lines[2][:3], "utf-8")
+    partial.write_text(
+        by_source[shortest_first[0]] + "\n" + by_source[shortest_first[1]] + "\n" + "to t", "utf-8"
+    )
     path = distillation.sequence_level_corpus(
         teacher, sources, tmp_path / "resumed.tsv", batch_size=2, max_new_tokens=4, verbose=False
     )
     assert path.read_text("utf-8").splitlines() == lines and not partial.exists()
+    assert batches[2:] == [shortest_first[2:]]
     partial.write_text("other source\tx\n", "utf-8")
     with pytest.raises(ValueError, match="other sources"):
         distillation.sequence_level_corpus(teacher, sources, tmp_path / "resumed.tsv")
