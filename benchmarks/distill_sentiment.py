@@ -15,7 +15,9 @@ learning-rate schedule, through the project's `Trainer`:
   cross-entropy to a hard label, which is the true label on a labelled snippet and the
   teacher's argmax on a transfer snippet (the transfer set's own labels are never used for
   training; they only measure the teacher's agreement there); plus `hidden` times TinyBERT's
-  hidden-state MSE (uniform layer map, learned projection) when `hidden` > 0;
+  hidden-state MSE (uniform layer map, learned projection) when `hidden` > 0; plus
+  `attention` times TinyBERT's self-attention logit MSE (uniform layer map, head means when
+  the head counts differ) when `attention` > 0;
 - `labels_only_all` (with `--reference-all-labels`): the student on all 10,246 true labels; a
   reference of what the transfer set's true labels would give, not a baseline.
 
@@ -45,17 +47,19 @@ import time
 import keras
 import numpy as np
 
-SPEC_KEYS = {"alpha": float, "hidden": float, "transfer": int}
+SPEC_KEYS = {"alpha": float, "hidden": float, "attention": float, "transfer": int}
 
 
 def parse_spec(text: str) -> dict:
     """A `--distill` spec, e.g. "alpha=0.5,hidden=1,transfer=0", as a dict with defaults
-    (alpha 0.5, hidden 0, transfer 1: use the transfer set).
+    (alpha 0.5, hidden 0, attention 0, transfer 1: use the transfer set).
 
     >>> parse_spec("alpha=0.9")
-    {'alpha': 0.9, 'hidden': 0.0, 'transfer': 1}
+    {'alpha': 0.9, 'hidden': 0.0, 'attention': 0.0, 'transfer': 1}
+    >>> parse_spec("attention=0.1")["attention"]
+    0.1
     """
-    spec = {"alpha": 0.5, "hidden": 0.0, "transfer": 1}
+    spec = {"alpha": 0.5, "hidden": 0.0, "attention": 0.0, "transfer": 1}
     for item in filter(None, text.split(",")):
         key, sep, value = item.partition("=")
         key = key.strip()
@@ -67,17 +71,25 @@ def parse_spec(text: str) -> dict:
             spec[key] = SPEC_KEYS[key](value)
         except ValueError as error:
             raise argparse.ArgumentTypeError(f"--distill {key}: {error}") from None
-    if not 0.0 <= spec["alpha"] <= 1.0 or spec["hidden"] < 0 or spec["transfer"] not in (0, 1):
+    if (
+        not 0.0 <= spec["alpha"] <= 1.0
+        or spec["hidden"] < 0
+        or spec["attention"] < 0
+        or spec["transfer"] not in (0, 1)
+    ):
         raise argparse.ArgumentTypeError(
-            f"--distill needs 0 <= alpha <= 1, hidden >= 0, transfer 0 or 1; got {text!r}."
+            "--distill needs 0 <= alpha <= 1, hidden >= 0, attention >= 0, transfer 0 or 1; "
+            f"got {text!r}."
         )
     return spec
 
 
 def spec_name(spec: dict) -> str:
     """The report key of a distilled run."""
+    attention = f",attention={spec['attention']:g}" if spec["attention"] else ""
     return (
-        f"distilled(alpha={spec['alpha']:g},hidden={spec['hidden']:g},transfer={spec['transfer']})"
+        f"distilled(alpha={spec['alpha']:g},hidden={spec['hidden']:g}{attention},"
+        f"transfer={spec['transfer']})"
     )
 
 
@@ -125,8 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="SPEC",
         help="One distilled run: comma-separated alpha=A (soft-term weight), hidden=W "
-        "(hidden-state MSE weight), transfer=0|1 (use the transfer set); repeatable; "
-        "default one run, alpha=0.5,hidden=0,transfer=1.",
+        "(hidden-state MSE weight), attention=W (attention-logit MSE weight), transfer=0|1 "
+        "(use the transfer set); repeatable; default one run, alpha=0.5,hidden=0,transfer=1.",
     )
     parser.add_argument(
         "--reference-all-labels",
@@ -294,10 +306,14 @@ def main(argv: list[str] | None = None) -> dict:
                 temperature=args.temperature,
                 alpha=spec["alpha"],
                 hidden_weight=spec["hidden"],
+                attention_weight=spec["attention"],
             )
             trainer = Trainer(
                 lambda spec=spec: distillation.DistillationModel(
-                    student_fn, teacher, hidden_layers=bool(spec["hidden"])
+                    student_fn,
+                    teacher,
+                    hidden_layers=bool(spec["hidden"]),
+                    attention_layers=bool(spec["attention"]),
                 ),
                 objective,
                 config,
@@ -318,6 +334,7 @@ def main(argv: list[str] | None = None) -> dict:
             "epochs": round(args.steps * args.batch_size / len(texts), 2),
             "alpha": None if spec is None else spec["alpha"],
             "hidden_weight": None if spec is None else spec["hidden"],
+            "attention_weight": None if spec is None else spec["attention"],
             "temperature": None if spec is None else args.temperature,
             "parameters": student.count_params(),
             "train_seconds": round(seconds, 1),
