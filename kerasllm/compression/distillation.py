@@ -105,10 +105,6 @@ def _stack_blocks(model) -> list:
     return list(blocks if blocks is not None else backbone.blocks)
 
 
-def _block_count(model) -> int:
-    return len(_stack_blocks(model))
-
-
 class DistillationModel(keras.Model):
     """A student with its frozen teacher: `call(x)` runs both on the same inputs and returns
     `{"logits", "teacher_logits"}` (+ `"hidden"`: `[(projected student, teacher)]` per mapped
@@ -192,8 +188,8 @@ class DistillationModel(keras.Model):
 
     def _checked_map(self, spec, what: str) -> dict[int, int]:
         """`{student block: teacher block}` of `spec` (True: the uniform map), range-checked."""
-        student_blocks = _block_count(self.student)
-        teacher_blocks = _block_count(self.teacher)
+        student_blocks = len(_stack_blocks(self.student))
+        teacher_blocks = len(_stack_blocks(self.teacher))
         layer_map = (
             uniform_layer_map(student_blocks, teacher_blocks)
             if spec is True
@@ -230,10 +226,12 @@ class DistillationModel(keras.Model):
         """The model's logits, its stack's block outputs, and its stack's self-attention
         records `(logits, mask)` in block order (empty lists when not distilled)."""
         stack = _stack_of(model)
-        attention = [block.self_attention for block in _stack_blocks(model)]
+        attention = (
+            [block.self_attention for block in _stack_blocks(model)] if self.attention_map else []
+        )
         with (
             recording_hidden_states(model.backbone) as states,
-            recording_attention_logits(attention if self.attention_map else []) as records,
+            recording_attention_logits(attention) as records,
         ):
             logits = model(x, training=training)
         return (
