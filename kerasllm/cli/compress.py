@@ -747,13 +747,14 @@ def _add_distill_parser(methods) -> None:
     )
     distill.add_argument(
         "--override",
+        "--set",  # the spelling of `kerasllm pretrain` / `finetune`
         dest="overrides",
         action="append",
         type=_key_value,
         default=[],
         metavar="KEY=VALUE",
-        help="Change a student hyperparameter, e.g. --override num_layers=2 (repeatable). "
-        "Default: none, the preset's own.",
+        help="Change a student hyperparameter, e.g. --override num_layers=2 (repeatable; --set is "
+        "the same flag). Default: none, the preset's own.",
     )
     distill.add_argument("--output", required=True, metavar="DIR", help="Where the bundle goes.")
     distill.add_argument(

@@ -92,13 +92,14 @@ def add_common_arguments(parser: argparse.ArgumentParser, objectives, default_lr
     )
     what.add_argument(
         "--set",
+        "--override",  # the spelling `kerasllm compress distill` documents for its student
         dest="overrides",
         action="append",
         type=_key_value,
         default=[],
         metavar="KEY=VALUE",
-        help="change a preset hyperparameter, e.g. --set num_layers=2 --set dropout=0.0 "
-        "(default: the preset's own values).",
+        help="change a preset hyperparameter, e.g. --set num_layers=2 --set norm_first=true "
+        "(repeatable; --override is the same flag; default: the preset's own values).",
     )
     what.add_argument(
         "--tokenizer",

@@ -254,3 +254,22 @@ def test_argparse_examples_use_hyphens_and_state_every_default(name):
         for option in action.option_strings:
             assert "_" not in option, (name, option)
         assert "default" in help_of(parser, action).lower(), (name, action.dest)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["pretrain", "--model", "bert_tiny", "--data", "news"],
+        ["finetune", "--model", "bert_tiny", "--data", "rotten_tomatoes"],
+        ["compress", "distill", "--teacher", "t", "--student", "s", "--output", "o", "--data", "d"],
+    ],
+)
+def test_set_and_override_are_one_flag_in_every_training_command(command):
+    """`pretrain`/`finetune` document `--set`, `compress distill` `--override`: either
+    spelling gives each command the same hyperparameter changes, in order, values as JSON."""
+    parser = build_parser()
+    mixed = parser.parse_args([*command, "--set", "norm_first=true", "--override", "num_layers=3"])
+    assert mixed.overrides == [("norm_first", True), ("num_layers", 3)]
+    for spelling in ("--set", "--override"):
+        args = parser.parse_args([*command, spelling, "activation=gelu"])
+        assert args.overrides == [("activation", "gelu")]
