@@ -41,6 +41,7 @@ import tensorflow as tf
 from kerasllm.layers.attention import recording_attention_logits
 from kerasllm.models.backbone import recording_hidden_states
 from kerasllm.training import objectives
+from kerasllm.utils.files import atomic_write_text
 
 ModelOrFn = keras.Model | Callable[[], keras.Model]
 
@@ -462,8 +463,6 @@ def write_tsv_pairs(path: str | os.PathLike, pairs) -> Path:
     >>> path.read_text()
     'a b\tc\n'
     """
-    from kerasllm.utils.files import atomic_write_text
-
     text = "".join(f"{_one_line(a)}\t{_one_line(b)}\n" for a, b in pairs)
     return atomic_write_text(path, text)
 
@@ -567,8 +566,6 @@ def sequence_level_corpus(
     finally:
         if progress is not None:
             progress.close()
-    from kerasllm.utils.files import atomic_write_text
-
     lines = partial.read_text("utf-8").splitlines()
     by_source = [""] * len(sources)
     for position, line in zip(order, lines):
