@@ -386,6 +386,11 @@ def _update_card(model: str, reports: dict) -> None:
 def main(argv) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}; text goes in --text.")
+    from kerasllm.cli import import_tensorflow_quietly
+
+    # TensorFlow's C++ start-up lines (oneDNN, CUDA stub) ignore TF_CPP_MIN_LOG_LEVEL; the
+    # command line's filter drops them here too, leaving this program's own absl logging alone.
+    import_tensorflow_quietly(quiet_absl=False)
     logging.set_stderrthreshold("info")
     # Translations are French: under LANG=C or PYTHONIOENCODING=ascii, printing them raised
     # UnicodeEncodeError. A pipeline reading this program's output gets UTF-8 in every locale.

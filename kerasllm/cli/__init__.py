@@ -78,10 +78,11 @@ def filter_tf_log(text: str, min_level: int) -> str:
     return "".join(kept)
 
 
-def import_tensorflow_quietly() -> None:
+def import_tensorflow_quietly(quiet_absl: bool = True) -> None:
     """Imports TensorFlow (if not yet imported) with what it writes to the process's stderr
-    filtered by `filter_tf_log` at the `TF_CPP_MIN_LOG_LEVEL` level, and sets absl's Python
-    logging to errors only when that level hides warnings."""
+    filtered by `filter_tf_log` at the `TF_CPP_MIN_LOG_LEVEL` level, and (`quiet_absl`) sets
+    absl's Python logging to errors only when that level hides warnings; a program that logs
+    its own progress through absl (examples/translate.py) passes `quiet_absl=False`."""
     level = _min_log_level()
     if "tensorflow" not in sys.modules and level > 0:
         sys.stderr.flush()
@@ -97,7 +98,7 @@ def import_tensorflow_quietly() -> None:
                 text = capture.read().decode("utf-8", errors="replace")
                 sys.stderr.write(filter_tf_log(text, level))
                 sys.stderr.flush()
-    if level >= 2:
+    if quiet_absl and level >= 2:
         from absl import logging as absl_logging
 
         absl_logging.set_verbosity(absl_logging.ERROR)

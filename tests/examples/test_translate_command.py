@@ -28,6 +28,9 @@ def test_default_demo_run_translates_the_built_in_sentences():
         "FR: Au commencement, Dieu créa les cieux et la terre.",
     ]
     assert all(len(line) > 4 for line in pairs)
+    # TensorFlow's start-up log lines (absl notice, oneDNN, CUDA stub) are filtered out.
+    for marker in ("absl::InitializeLog", "oneDNN", "cudart", "cuInit"):
+        assert marker not in result.stderr, result.stderr[-2000:]
 
 
 def test_example_pipes_one_line_per_input_line(tiny_bundle):
