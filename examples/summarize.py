@@ -1,5 +1,6 @@
 """Headline generation (one-line summarization) on the news corpus with any seq2seq preset:
-optional T5-style span-corruption pretraining on the news text, fine-tuning on (article body ->
+optional denoising pretraining on the news text (T5's span corruption, or reconstruction of
+the whole text), fine-tuning on (article body ->
 title), ROUGE on the test articles against the lead-N baseline, and a bundle that
 `kerasllm export` serves. See docs/summarization.md for the figures and commands.
 
@@ -10,8 +11,10 @@ title), ROUGE on the test articles against the lead-N baseline, and a bundle tha
     python examples/summarize.py --stage evaluate --model-dir /tmp/summ   # re-score a run
 
 Stages (each resumes when rerun with the same --model-dir):
-1. `MODEL_DIR/pretrain` (with --pretrain-steps > 0): `recipe.run(model, "span_corruption",
-   "news")`, a learned SentencePiece tokenizer with T5's 100 sentinel tokens.
+1. `MODEL_DIR/pretrain` (with --pretrain-steps > 0): `recipe.run(model, OBJECTIVE, "news")`
+   with --pretrain-objective span_corruption (the decoder writes the dropped spans) or
+   denoising (it writes the whole original text), a learned SentencePiece tokenizer with
+   T5's 100 sentinel tokens.
 2. `MODEL_DIR/finetune`: `recipe.run(model, "seq2seq", "news_headlines")` started from the
    pretraining checkpoint (`init_checkpoint`) with its tokenizer, or from scratch; bodies are
    cut to --sequence-length tokens, titles to --target-length.
@@ -36,6 +39,7 @@ _UNDERSCORED = (
     "model_dir",
     "pretrain_steps",
     "pretrain_minutes",
+    "pretrain_objective",
     "finetune_steps",
     "finetune_minutes",
     "batch_size",
@@ -44,6 +48,7 @@ _UNDERSCORED = (
     "target_length",
     "vocabulary_size",
     "max_examples",
+    "eval_split",
 )
 
 
@@ -77,6 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model-dir", required=True, help="where the runs are written.")
     parser.add_argument("--pretrain-steps", type=int, default=0, help="0 skips pretraining.")
     parser.add_argument("--pretrain-minutes", type=float, default=None, help="time cap.")
+    parser.add_argument(
+        "--pretrain-objective",
+        choices=("span_corruption", "denoising"),
+        default="span_corruption",
+        help="span_corruption: the decoder writes the dropped spans (T5); denoising: it "
+        "writes the whole original text (learns to copy its source).",
+    )
     parser.add_argument("--finetune-steps", type=int, default=1500)
     parser.add_argument("--finetune-minutes", type=float, default=None, help="time cap.")
     parser.add_argument("--batch-size", type=int, default=32)
@@ -95,6 +107,13 @@ def build_parser() -> argparse.ArgumentParser:
         "evaluate), which starts from MODEL_DIR/pretrain when --pretrain-steps > 0; evaluate.",
     )
     parser.add_argument("--bundle", default=None, help="with --stage evaluate: score this.")
+    parser.add_argument(
+        "--eval-split",
+        choices=("validation", "test"),
+        default="test",
+        help="articles the headlines are scored on (choose settings on validation; lead-N's "
+        "N is always tuned on validation).",
+    )
     parser.add_argument("--beams", type=int, default=1, help="headline beam width (1: greedy).")
     parser.add_argument(
         "--no-repeat-ngram-size",
@@ -152,14 +171,14 @@ def _config(args, model_dir: str, steps: int, minutes: float | None, **kwargs):
 
 
 def pretrain(args) -> tuple[str, float]:
-    """Stage 1: span corruption on the news text; returns (its model_dir, seconds)."""
+    """Stage 1: denoising pretraining on the news text; returns (its model_dir, seconds)."""
     from kerasllm.training import recipe
 
     model_dir = os.path.join(args.model_dir, "pretrain")
     began = time.perf_counter()
     recipe.run(
         args.model,
-        "span_corruption",
+        args.pretrain_objective,
         "news",
         _config(args, model_dir, args.pretrain_steps, args.pretrain_minutes),
         sequence_length=args.sequence_length,
@@ -210,9 +229,14 @@ def headlines(
 
 
 def evaluate(
-    bundle_dir: str, max_examples: int | None = None, beams: int = 1, no_repeat_ngram_size: int = 0
+    bundle_dir: str,
+    max_examples: int | None = None,
+    beams: int = 1,
+    no_repeat_ngram_size: int = 0,
+    split: str = "test",
 ) -> dict:
-    """Stage 3: ROUGE of the bundle's test headlines and of lead-N (N tuned on validation)."""
+    """Stage 3: ROUGE of the bundle's headlines of the `split` articles and of lead-N there
+    (N tuned on validation)."""
     from kerasllm import bundle, metrics
     from kerasllm.datasets import news_headlines
     from kerasllm.generation import BeamSampler, GreedySampler
@@ -220,7 +244,7 @@ def evaluate(
     loaded = bundle.load(bundle_dir)
     target_length = int(loaded.metadata.get("target_length", 32))
     valid_texts, valid_titles = news_headlines("validation")
-    test_texts, test_titles = news_headlines("test")
+    test_texts, test_titles = news_headlines(split)
     if max_examples is not None:
         test_texts, test_titles = test_texts[:max_examples], test_titles[:max_examples]
     n, _ = metrics.best_lead_n(valid_texts, valid_titles, candidates=range(1, 31))
@@ -232,7 +256,8 @@ def evaluate(
     seconds = time.perf_counter() - began
     model_scores = metrics.rouge(generated, test_titles)
     return {
-        "test_articles": len(test_texts),
+        "split": split,
+        "articles": len(test_texts),
         "lead_n": n,
         "lead": {k: v for k, v in lead_scores.items() if k != "rouge_signature"},
         "model": {k: v for k, v in model_scores.items() if k != "rouge_signature"},
@@ -260,9 +285,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.stage == "pretrain":
         print(json.dumps(timings))
         return 0
-    scores = evaluate(bundle_dir, args.max_examples, args.beams, args.no_repeat_ngram_size)
+    scores = evaluate(
+        bundle_dir, args.max_examples, args.beams, args.no_repeat_ngram_size, args.eval_split
+    )
     result = {**scores, **timings}
-    write_json(os.path.join(bundle_dir, "eval.json"), result)
+    name = "eval.json" if args.eval_split == "test" else f"eval_{args.eval_split}.json"
+    write_json(os.path.join(bundle_dir, name), result)
     print(json.dumps(result, indent=1, ensure_ascii=False))
     return 0
 

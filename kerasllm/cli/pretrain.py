@@ -116,8 +116,8 @@ def add_common_arguments(parser: argparse.ArgumentParser, objectives, default_lr
         "--target-length",
         type=int,
         default=None,
-        help="decoder tokens per example for seq2seq and span_corruption (default: seq2seq "
-        "--sequence-length; span_corruption the longest target of its chunks).",
+        help="decoder tokens per example for seq2seq, span_corruption and denoising (default: "
+        "seq2seq --sequence-length; the others the longest target of their chunks).",
     )
 
     how = parser.add_argument_group("how long and how fast")
@@ -365,8 +365,8 @@ def run_from_args(args, config, pretrained: bool = False, from_scratch: bool = F
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "pretrain",
-        help="Pretrain a zoo model (masked LM, causal LM, seq2seq, span corruption); resumes "
-        "when rerun.",
+        help="Pretrain a zoo model (masked LM, causal LM, seq2seq, span corruption, "
+        "denoising); resumes when rerun.",
         description="Pretrain a zoo model from scratch (pretrained weights of a preset are not "
         "used; `kerasllm finetune` starts from them) on a built-in corpus or your own text. "
         "Checkpoints, TensorBoard logs and the learned tokenizer are written to --model-dir; "
@@ -374,7 +374,9 @@ def add_parser(subparsers) -> None:
         epilog=EPILOG,
     )
     add_common_arguments(
-        parser, ("causal_lm", "masked_lm", "seq2seq", "span_corruption"), default_lr=1e-3
+        parser,
+        ("causal_lm", "masked_lm", "seq2seq", "span_corruption", "denoising"),
+        default_lr=1e-3,
     )
     parser.add_argument(
         "--next-sentence-prediction",

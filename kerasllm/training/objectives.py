@@ -169,6 +169,17 @@ class SpanCorruption(Seq2Seq):
     name = "span_corruption"
 
 
+class Denoising(Seq2Seq):
+    """Denoising reconstruction pretraining (`kerasllm.data.span_corruption_dataset` with
+    `target="original"`): the `Seq2Seq` loss and metrics on batches whose encoder reads a
+    text with dropped spans replaced by sentinel tokens and whose decoder writes the whole
+    original text (BART's text infilling with T5's spans): the decoder learns to copy and
+    repair its source.
+    """
+
+    name = "denoising"
+
+
 class MaskedLM(Objective):
     """Masked-token prediction at `mask_positions`, optionally with next-sentence prediction.
 
@@ -472,6 +483,7 @@ OBJECTIVES = {
         CausalLM,
         Seq2Seq,
         SpanCorruption,
+        Denoising,
         SequenceClassification,
         TokenClassification,
         SpanExtraction,
@@ -481,8 +493,8 @@ OBJECTIVES = {
 
 def get(objective: str | Objective, **kwargs) -> Objective:
     """An objective by name ("masked_lm", "causal_lm", "seq2seq", "span_corruption",
-    "classification", "token_classification", "span_extraction"), or the given instance
-    unchanged.
+    "denoising", "classification", "token_classification", "span_extraction"), or the given
+    instance unchanged.
 
     Example:
     >>> get("seq2seq", label_smoothing=0.1)

@@ -336,8 +336,9 @@ def run(
             `config.init_checkpoint` starts from a training checkpoint.
         strategy: a `kerasllm.training.distribution.get_strategy` name.
         sequence_length: maximum tokens per example (per side for seq2seq).
-        target_length: the decoder length of seq2seq and span corruption (default: seq2seq
-            `sequence_length`; span corruption the longest target of its chunks).
+        target_length: the decoder length of seq2seq, span corruption and denoising
+            (default: seq2seq `sequence_length`; the others the longest target of their
+            chunks).
         eval_data, eval_split, test_data: see `inputs.load_corpus`.
         tokenizer: a saved kerasllm tokenizer directory (default: learn one); refused with a
             pretrained start.
@@ -447,7 +448,7 @@ def run(
     history["start"] = start.as_dict()
     if chief:
         write_json_atomic(os.path.join(config.model_dir, "results.json"), history)
-        seq2seq = objective in ("seq2seq", "span_corruption")
+        seq2seq = objective in ("seq2seq", *inputs.SENTINEL_OBJECTIVES)
         roles = ("source", "target") if seq2seq else ("text",)
         metadata = {
             "preset": model,

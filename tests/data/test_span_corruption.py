@@ -127,3 +127,32 @@ def test_a_tokenizer_without_sentinels_is_refused():
     assert kt.sentinel_ids(plain) == []
     with pytest.raises(ValueError, match="sentinel"):
         span_corruption_dataset(["a b c"], plain, 16, 2)
+
+
+def test_original_target_reconstructs_the_chunk_from_the_same_corrupted_encoder(tokenizer):
+    """`target="original"` (denoising): the encoder reads exactly what span corruption's reads
+    (same seed), the decoder writes the uncorrupted chunk, and its default length fits the
+    longest chunk with its end token (nothing cut)."""
+    common = dict(seed=5, shuffle=False)
+    spans, _ = span_corruption_dataset(TEXTS, tokenizer, 32, 4, **common)
+    original, stats = span_corruption_dataset(TEXTS, tokenizer, 32, 4, target="original", **common)
+    sentinels = set(kt.sentinel_ids(tokenizer))
+    chunks = []
+    for (xs, ys, ws), (xo, yo, wo) in zip(spans, original, strict=True):
+        np.testing.assert_array_equal(xs["encoder_token_ids"], xo["encoder_token_ids"])
+        assert yo.shape[1] == raw_length_for(32) + 1
+        for row in range(yo.shape[0]):
+            labels = yo[row].numpy()[wo[row].numpy() > 0].tolist()
+            decoder = xo["decoder_token_ids"][row].numpy()[: len(labels)].tolist()
+            assert decoder == [tokenizer.start_id, *labels[:-1]]
+            assert labels[-1] == tokenizer.end_id and not sentinels & set(labels)
+            # The same chunk that span corruption's pair reconstructs.
+            encoder = xs["encoder_token_ids"][row].numpy()
+            inputs = encoder[xs["encoder_padding_mask"][row].numpy().astype(bool)].tolist()
+            span_labels = ys[row].numpy()[ws[row].numpy() > 0].tolist()[:-1]
+            assert labels[:-1] == _reconstruct(inputs, span_labels, sentinels)
+            chunks.extend(labels[:-1])
+    assert chunks == [i for t in TEXTS for i in tokenizer.tokenize(t).numpy().tolist()]
+    assert stats.as_dict()["truncated"] == 0
+    with pytest.raises(ValueError, match="`target`"):
+        span_corruption_dataset(TEXTS, tokenizer, 32, 4, target="spans_and_more")

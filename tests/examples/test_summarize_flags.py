@@ -13,8 +13,13 @@ def test_hyphenated_flags_parse():
     assert (args.model_dir, args.pretrain_steps, args.finetune_steps) == ("runs/s", 5, 7)
     assert (args.sequence_length, args.target_length, args.batch_size) == (64, 24, 8)
     assert (args.beams, args.no_repeat_ngram_size) == (1, 0)
+    assert args.pretrain_objective == "span_corruption"
     args = summarize.parse_args(["--model-dir", "r", "--beams", "4", "--no-repeat-ngram-size=3"])
     assert (args.beams, args.no_repeat_ngram_size) == (4, 3)
+    args = summarize.parse_args(["--model-dir", "r", "--pretrain_objective", "denoising"])
+    assert (args.pretrain_objective, args.eval_split) == ("denoising", "test")
+    args = summarize.parse_args(["--model-dir", "r", "--eval-split", "validation"])
+    assert args.eval_split == "validation"
 
 
 def test_underscore_spellings_still_work_and_values_are_left_alone():
@@ -38,6 +43,8 @@ def test_help_shows_only_the_hyphenated_spelling(capsys):
         (["--model-dir", "r", "--pretrain-steps", "3", "--tokenizer", "t"], "--tokenizer is"),
         (["--model-dir", "r", "--beams", "0"], "--beams must be"),
         (["--model-dir", "r", "--no-repeat-ngram-size", "-2"], "--no-repeat-ngram-size must"),
+        (["--model-dir", "r", "--pretrain-objective", "masked_lm"], "--pretrain-objective"),
+        (["--model-dir", "r", "--eval-split", "train"], "--eval-split"),
     ],
 )
 def test_bad_values_are_refused_naming_the_flag(capsys, argv, message):

@@ -1,18 +1,22 @@
 """Summarization end to end on tiny synthetic data: `kerasllm pretrain --objective
-span_corruption`, `kerasllm finetune --init-from` for (text -> headline), `kerasllm evaluate`
-with ROUGE, and (slow: export tracing and a second TensorFlow process) the exported bundle
-served from a fresh process (TensorFlow and tensorflow-text only) on a fuzz batch."""
+span_corruption` (and `denoising`), `kerasllm finetune --init-from` for (text -> headline),
+`kerasllm evaluate` with ROUGE, and (slow: export tracing and a second TensorFlow process)
+the exported bundle served from a fresh process (TensorFlow and tensorflow-text only) on a
+fuzz batch."""
 
 import json
 import subprocess
 import sys
 
 import pytest
+import tensorflow as tf
 
 import kerasllm.tokenizers as kt
 from kerasllm.cli import main
+from kerasllm.data.span_corruption import raw_length_for
 from kerasllm.export import export
 from kerasllm.testing import synthetic_text_samples
+from kerasllm.training import inputs
 
 TINY_MODEL = ["--set", "num_layers=1", "--set", "hidden_dim=16", "--set", "intermediate_dim=32"]
 TINY_RUN = ["--batch-size", "4", "--steps", "1", "--verbose", "0"]
@@ -54,6 +58,30 @@ def headline_bundle(tmp_path_factory):
     args += ["--target-length", "8", "--init-from", str(pre), "--tokenizer", str(pre / "tokenizer")]
     assert main(args + TINY_MODEL + TINY_RUN) == 0
     return tmp_path, pairs, len(texts)
+
+
+def test_denoising_pretraining_writes_the_whole_text_through_the_cli(tmp_path):
+    """`--objective denoising`: the recipe's batches have decoders that write the original
+    chunk (no sentinel among the labels, the chunk's length), and one CLI step trains and
+    saves a tokenizer with the 100 sentinels its encoder inputs need."""
+    texts = synthetic_text_samples()["news"]
+    tokenizer = kt.train_sentencepiece(texts, 500, extra_tokens=kt.sentinel_tokens(100))
+    sentinels = set(kt.sentinel_ids(tokenizer))
+    build = inputs.dataset_fn("denoising", texts[:8], tokenizer, 4, 24, training=False)
+    x, y, w = next(iter(build(tf.distribute.InputContext())))
+    assert y.shape[1] == raw_length_for(24) + 1
+    assert sentinels & set(x["encoder_token_ids"].numpy().ravel().tolist())
+    assert not sentinels & set(y.numpy()[w.numpy() > 0].tolist())
+
+    corpus = tmp_path / "news.txt"
+    corpus.write_text("\n".join(texts) + "\n")
+    args = ["pretrain", "--model", "transformer_tiny", "--objective", "denoising"]
+    args += ["--data", str(corpus), "--model-dir", str(tmp_path / "pre")]
+    args += ["--sequence-length", "24", "--vocabulary-size", "500"]
+    assert main(args + TINY_MODEL + TINY_RUN) == 0
+    assert len(kt.sentinel_ids(kt.load(tmp_path / "pre" / "tokenizer"))) == 100
+    results = json.loads((tmp_path / "pre" / "results.json").read_text())
+    assert results["step"] == 1 and results["eval"]["loss"] > 0
 
 
 @pytest.mark.slow  # minutes of CPU on 2 cores; keeps the default suite under ~20 min
