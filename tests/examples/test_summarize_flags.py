@@ -13,13 +13,14 @@ def test_hyphenated_flags_parse():
     assert (args.model_dir, args.pretrain_steps, args.finetune_steps) == ("runs/s", 5, 7)
     assert (args.sequence_length, args.target_length, args.batch_size) == (64, 24, 8)
     assert (args.beams, args.no_repeat_ngram_size) == (1, 0)
-    assert args.pretrain_objective == "span_corruption"
+    assert args.pretrain_objective == "denoising"
     args = summarize.parse_args(["--model-dir", "r", "--beams", "4", "--no-repeat-ngram-size=3"])
     assert (args.beams, args.no_repeat_ngram_size) == (4, 3)
-    args = summarize.parse_args(["--model-dir", "r", "--pretrain_objective", "denoising"])
-    assert (args.pretrain_objective, args.eval_split) == ("denoising", "test")
-    args = summarize.parse_args(["--model-dir", "r", "--eval-split", "validation"])
-    assert args.eval_split == "validation"
+    args = summarize.parse_args(["--model-dir", "r", "--pretrain_objective", "span_corruption"])
+    assert (args.pretrain_objective, args.eval_split) == ("span_corruption", "test")
+    args = summarize.parse_args(["--model-dir", "r", "--eval-split", "validation", "--seed=3"])
+    assert (args.eval_split, args.seed) == ("validation", 3)
+    assert summarize._config(args, "d", 10, None).seed == 3  # reaches the trainer
 
 
 def test_underscore_spellings_still_work_and_values_are_left_alone():
