@@ -35,9 +35,9 @@ from kerasllm import tokenizers as kt
 from kerasllm.utils.progress import Progress
 
 LM_OBJECTIVES = ("causal_lm", "masked_lm")
-#: Objectives trained on plain texts (a list of str per split).
 #: Seq2seq pretraining objectives whose encoder reads a text with spans replaced by sentinels.
 SENTINEL_OBJECTIVES = ("span_corruption", "denoising")
+#: Objectives trained on plain texts (a list of str per split).
 TEXT_OBJECTIVES = (*LM_OBJECTIVES, *SENTINEL_OBJECTIVES)
 #: Sentinel tokens a learned tokenizer reserves for span corruption (T5 has 100).
 SPAN_CORRUPTION_SENTINELS = 100
