@@ -248,20 +248,20 @@ def evaluate(
     loaded = bundle.load(bundle_dir)
     target_length = int(loaded.metadata.get("target_length", 32))
     valid_texts, valid_titles = news_headlines("validation")
-    test_texts, test_titles = news_headlines(split)
+    texts, titles = news_headlines(split)
     if max_examples is not None:
-        test_texts, test_titles = test_texts[:max_examples], test_titles[:max_examples]
+        texts, titles = texts[:max_examples], titles[:max_examples]
     n, _ = metrics.best_lead_n(valid_texts, valid_titles, candidates=range(1, 31))
-    lead_scores = metrics.rouge([metrics.lead(t, n) for t in test_texts], test_titles)
+    lead_scores = metrics.rouge([metrics.lead(t, n) for t in texts], titles)
     began = time.perf_counter()
     constraint = {"no_repeat_ngram_size": no_repeat_ngram_size}
     sampler = BeamSampler(beams, **constraint) if beams > 1 else GreedySampler(**constraint)
-    generated = headlines(loaded.model, test_texts, target_length - 1, sampler)
+    generated = headlines(loaded.model, texts, target_length - 1, sampler)
     seconds = time.perf_counter() - began
-    model_scores = metrics.rouge(generated, test_titles)
+    model_scores = metrics.rouge(generated, titles)
     return {
         "split": split,
-        "articles": len(test_texts),
+        "articles": len(texts),
         "lead_n": n,
         "lead": {k: v for k, v in lead_scores.items() if k != "rouge_signature"},
         "model": {k: v for k, v in model_scores.items() if k != "rouge_signature"},
@@ -270,7 +270,7 @@ def evaluate(
         "decode_seconds": round(seconds, 1),
         "samples": [
             {"title": title, "generated": hyp, "lead": metrics.lead(text, n)}
-            for text, title, hyp in list(zip(test_texts, test_titles, generated))[:5]
+            for text, title, hyp in list(zip(texts, titles, generated))[:5]
         ],
     }
 

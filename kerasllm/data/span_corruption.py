@@ -14,9 +14,9 @@ the span it stands for, then the end token:
 With `target="original"` the encoder reads the same corrupted chunk and the decoder writes the
 whole original chunk instead (reconstruction targets as in the "BERT-style" and "MASS-style"
 objectives of Raffel et al., 2020, section 3.3.2, and BART's text infilling, Lewis et al.,
-2020, here with T5's spans and sentinels): the decoder
-learns to copy its source and fill the gaps, a start for tasks whose output restates the
-input, such as headlines that restate an article's lead:
+2020, here with T5's spans and sentinels): the decoder learns to copy its source and fill the
+gaps, a start for tasks whose output restates the input, such as headlines that restate an
+article's lead:
 
     target:    Thank you for inviting me to your party last week . </s>
 
